@@ -1,0 +1,318 @@
+"""Benchmarks: versioned specs (YAML) naming a gold table, a taxonomy, tasks and splits.
+
+A spec is one ``<name>.yaml`` in this folder (the registry is the folder), or any YAML path. Gold comes
+from a table (CSV or Parquet) whose columns are those of :func:`load_gold`; ``gold:`` in a spec is a path
+relative to the spec file. An ad-hoc benchmark built straight from a curator's table is
+:func:`adhoc_benchmark`.
+
+>>> bench = get_benchmark("casebench-mini")
+>>> bench.taxonomy.name, [t.kind for t in bench.tasks]
+('ekman7', ['categorical', 'distribution', 'dimensional'])
+>>> gold = bench.load_gold()
+>>> int(gold.is_conflict.sum()) > 0
+True
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from casebench.errors import ConfigError, InputError, Problem, unknown_name
+from casebench.taxonomy import Taxonomy, as_taxonomy
+
+TASK_KINDS = ("categorical", "distribution", "dimensional")
+SPLIT_KINDS = ("all", "conflict", "congruent", "cross-corpus", "subset")
+DIMENSIONS = ("valence", "arousal", "dominance")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One scored task: ``categorical`` (target = acoustic label), ``distribution`` or ``dimensional``."""
+
+    name: str
+    kind: str
+    target: str = "acoustic_label"
+    dimensions: tuple[str, ...] = DIMENSIONS
+    main_metric: str | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named set of items: ``all``, ``conflict``, ``congruent``, or a ``cross-corpus``/``subset`` set
+    selected by gold column ``column`` equal to ``value`` (e.g. ``corpus == crema-d``)."""
+
+    name: str
+    kind: str
+    column: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class Gold:
+    """The gold items of a benchmark, as arrays in one fixed item order (the gold table's order).
+
+    ``acoustic``/``semantic`` are taxonomy indices with -1 where unknown; ``distribution`` is (n, K) in
+    taxonomy order with NaN rows where unknown; ``vad`` maps each dimension to floats with NaN where unknown.
+    """
+
+    ids: np.ndarray
+    taxonomy: Taxonomy
+    acoustic: np.ndarray | None = None
+    semantic: np.ndarray | None = None
+    speaker: np.ndarray | None = None
+    distribution: np.ndarray | None = None
+    vad: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = ""
+    fingerprint: str = ""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @functools.cached_property
+    def id_index(self) -> dict[str, int]:
+        return {x: i for i, x in enumerate(self.ids.tolist())}
+
+    @property
+    def is_conflict(self) -> np.ndarray:
+        """True where acoustic and semantic labels are both known and differ."""
+        if self.acoustic is None or self.semantic is None:
+            return np.zeros(len(self), dtype=bool)
+        return (self.acoustic >= 0) & (self.semantic >= 0) & (self.acoustic != self.semantic)
+
+    @property
+    def is_congruent(self) -> np.ndarray:
+        if self.acoustic is None or self.semantic is None:
+            return np.zeros(len(self), dtype=bool)
+        return (self.acoustic >= 0) & (self.acoustic == self.semantic)
+
+    def mask(self, split: Split) -> np.ndarray:
+        """Boolean mask of the items in ``split``."""
+        if split.kind == "all":
+            return np.ones(len(self), dtype=bool)
+        if split.kind == "conflict":
+            return self.is_conflict
+        if split.kind == "congruent":
+            return self.is_congruent
+        col = self.columns.get(split.column)
+        if col is None:
+            raise ConfigError(f"split {split.name!r} selects on gold column {split.column!r}, which the gold "
+                              f"table {self.source} does not have; it has {sorted(self.columns)}")
+        return col.astype(str) == str(split.value)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A versioned benchmark spec."""
+
+    name: str
+    version: str
+    taxonomy: Taxonomy
+    gold_path: Path
+    tasks: tuple[Task, ...]
+    splits: tuple[Split, ...]
+    description: str = ""
+    licence: str = ""
+    citation: str = ""
+    corpora: tuple[str, ...] = ()
+    spec_path: Path | None = None
+
+    def load_gold(self) -> Gold:
+        return load_gold(self.gold_path, self.taxonomy)
+
+    def task(self, kind: str) -> Task | None:
+        return next((t for t in self.tasks if t.kind == kind), None)
+
+
+def _registry_dir():
+    return resources.files(__name__)
+
+
+def list_benchmarks() -> list[str]:
+    """Names of the built-in benchmarks."""
+    return sorted(p.name[:-5] for p in _registry_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def get_benchmark(name_or_path: str | Path) -> Benchmark:
+    """A built-in benchmark by name, or a spec YAML by path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return load_spec(p)
+    names = list_benchmarks()
+    if str(name_or_path) not in names:
+        raise unknown_name("benchmark", str(name_or_path), names)
+    with resources.as_file(_registry_dir() / f"{name_or_path}.yaml") as spec:
+        return load_spec(Path(spec))
+
+
+def load_spec(path: Path) -> Benchmark:
+    """Parse and check a benchmark spec YAML; ConfigError names the file and the bad field."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read benchmark spec: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a benchmark spec is a YAML mapping")
+    problems = [Problem("missing", expected="a value", file=str(path), field=k)
+                for k in ("name", "version", "taxonomy", "gold", "tasks") if k not in doc]
+    if problems:
+        raise InputError(problems, summary=f"bad benchmark spec {path}")
+    taxonomy = as_taxonomy(doc["taxonomy"])
+    tasks = []
+    for i, t in enumerate(doc["tasks"]):
+        kind = t.get("kind")
+        if kind not in TASK_KINDS:
+            raise ConfigError(f"{path}: tasks[{i}].kind = {kind!r}; expected one of {list(TASK_KINDS)}")
+        tasks.append(Task(name=t.get("name", kind), kind=kind, target=t.get("target", "acoustic_label"),
+                          dimensions=tuple(t.get("dimensions", DIMENSIONS)), main_metric=t.get("main_metric")))
+    splits = []
+    for i, s in enumerate(doc.get("splits", ["all", "conflict", "congruent"])):
+        s = {"name": s, "kind": s} if isinstance(s, str) else dict(s)
+        if s.get("kind") not in SPLIT_KINDS:
+            raise ConfigError(f"{path}: splits[{i}].kind = {s.get('kind')!r}; expected one of {list(SPLIT_KINDS)}")
+        if s["kind"] in ("cross-corpus", "subset") and not s.get("column"):
+            s.setdefault("column", "corpus")
+            s.setdefault("value", s["name"])
+        splits.append(Split(name=s["name"], kind=s["kind"], column=s.get("column"), value=s.get("value")))
+    gold = Path(doc["gold"])
+    if not gold.is_absolute():
+        gold = (path.parent / gold).resolve()
+    return Benchmark(name=str(doc["name"]), version=str(doc["version"]), taxonomy=taxonomy, gold_path=gold,
+                     tasks=tuple(tasks), splits=tuple(splits), description=doc.get("description", ""),
+                     licence=doc.get("licence", ""), citation=doc.get("citation", ""),
+                     corpora=tuple(doc.get("corpora", ())), spec_path=path)
+
+
+def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str | None = None) -> Benchmark:
+    """A benchmark straight from a curator's gold table (CSV or Parquet): tasks and splits follow the columns.
+
+    Categorical when ``acoustic_label`` is present, distribution when every taxonomy class has a column,
+    dimensional when any of valence/arousal/dominance is; conflict/congruent splits when ``semantic_label``
+    is present; one ``cross-corpus`` split per value of a ``corpus`` column.
+    """
+    tax = as_taxonomy(taxonomy)
+    gold = load_gold(gold_path, tax)
+    tasks = []
+    if gold.acoustic is not None:
+        tasks.append(Task("emotion", "categorical"))
+    if gold.distribution is not None:
+        tasks.append(Task("distribution", "distribution"))
+    if gold.vad:
+        tasks.append(Task("dimensional", "dimensional", dimensions=tuple(gold.vad)))
+    if not tasks:
+        raise InputError(Problem("no scorable column", file=str(gold_path),
+                                 expected=f"acoustic_label, one column per {tax.name} class, or valence/arousal/dominance"))
+    splits = [Split("all", "all")]
+    if gold.semantic is not None and gold.acoustic is not None:
+        splits += [Split("conflict", "conflict"), Split("congruent", "congruent")]
+    if "corpus" in gold.columns:
+        splits += [Split(str(c), "cross-corpus", "corpus", str(c)) for c in sorted(set(gold.columns["corpus"].astype(str)))]
+    return Benchmark(name=name or Path(gold_path).stem, version="adhoc", taxonomy=tax,
+                     gold_path=Path(gold_path).resolve(), tasks=tuple(tasks), splits=tuple(splits))
+
+
+def read_table(path: str | Path):
+    """Read a CSV or Parquet table into pandas (ids and labels as strings); InputError when unreadable."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={"id": str, "clip_id": str, "acoustic_label": str, "semantic_label": str,
+                                        "speaker_id": str}, keep_default_na=True, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(Problem("file not found", file=str(path))) from None
+    except Exception as e:  # pandas/pyarrow raise many types for unreadable files
+        raise InputError(Problem(f"cannot read table: {e}", file=str(path),
+                                 expected="a CSV (UTF-8) or Parquet file")) from None
+
+
+def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
+    """Load a gold table: ``id`` (or ``clip_id``), optional ``acoustic_label``, ``semantic_label``,
+    ``speaker_id``, one column per taxonomy class (a distribution), ``valence``/``arousal``/``dominance``.
+
+    Other columns are kept in ``Gold.columns`` (e.g. ``corpus``, ``gender``) for splits and breakdowns.
+    Every problem is reported with the file, row (1-based, after the header: CSV line = row + 1), id and
+    column.
+    """
+    tax = as_taxonomy(taxonomy)
+    df = read_table(path)
+    src = str(path)
+    if "id" not in df.columns and "clip_id" in df.columns:
+        df = df.rename(columns={"clip_id": "id"})
+    if "id" not in df.columns:
+        raise InputError(Problem("no 'id' column", file=src, expected=f"an 'id' column; found {list(df.columns)}"))
+    problems: list[Problem] = []
+    ids = df["id"].astype(str).to_numpy(dtype=object)
+    line = np.arange(len(df)) + (2 if Path(path).suffix.lower() != ".parquet" else 1)
+    missing_id = df["id"].isna().to_numpy()
+    for i in np.flatnonzero(missing_id)[:50]:
+        problems.append(Problem("empty id", file=src, line=int(line[i]), field="id"))
+    dup = df["id"].duplicated(keep="first").to_numpy() & ~missing_id
+    for i in np.flatnonzero(dup)[:50]:
+        problems.append(Problem("duplicate id", file=src, line=int(line[i]), id=ids[i], field="id"))
+
+    def labels(col: str) -> np.ndarray | None:
+        if col not in df.columns:
+            return None
+        vals = df[col]
+        out = np.full(len(df), -1, dtype=np.int64)
+        known = vals.notna().to_numpy()
+        text = vals.astype(str).str.strip().str.lower().to_numpy(dtype=object)
+        for i in np.flatnonzero(known):
+            j = tax.index.get(text[i])
+            if j is None:
+                problems.append(tax.check_label(text[i], file=src, line=int(line[i]), id=ids[i], field=col))
+            else:
+                out[i] = j
+        return out
+
+    acoustic, semantic = labels("acoustic_label"), labels("semantic_label")
+    dist = None
+    dist_cols = [c for c in tax.labels if c in df.columns]
+    if dist_cols:
+        if len(dist_cols) != len(tax.labels):
+            problems.append(Problem(f"distribution columns {dist_cols} cover only part of {tax.name}", file=src,
+                                    expected=f"one column per class: {list(tax.labels)}"))
+        else:
+            dist = df[list(tax.labels)].to_numpy(dtype=float)
+            rows = ~np.isnan(dist).all(axis=1)
+            sums = np.nansum(dist, axis=1)
+            bad = rows & ((np.nanmin(np.where(np.isnan(dist), 0, dist), axis=1) < 0) | (np.abs(sums - 1) > 1e-6))
+            for i in np.flatnonzero(bad)[:50]:
+                problems.append(Problem(f"distribution sums to {sums[i]:.6g} or has a negative value", file=src,
+                                        line=int(line[i]), id=ids[i], field="distribution",
+                                        expected="non-negative values summing to 1"))
+            dist[~rows] = np.nan
+    vad = {}
+    for d in DIMENSIONS:
+        if d in df.columns:
+            v = np.asarray(df[d], dtype=float)  # noqa: PD011 - explicit float conversion
+            vad[d] = v
+    if problems:
+        raise InputError(problems, summary=f"bad gold table {src}")
+    known_cols = {"id", "acoustic_label", "semantic_label", "speaker_id", *tax.labels, *DIMENSIONS}
+    columns = {c: df[c].to_numpy(dtype=object) for c in df.columns if c not in known_cols}
+    speaker = df["speaker_id"].astype(str).to_numpy(dtype=object) if "speaker_id" in df.columns else None
+    if speaker is not None:
+        columns["speaker_id"] = speaker
+    return Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
+                distribution=dist, vad=vad, columns=columns, source=src, fingerprint=fingerprint_gold(path))
+
+
+def fingerprint_gold(path: str | Path) -> str:
+    """sha256 of the gold table's bytes: the dataset fingerprint stored in every results file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()

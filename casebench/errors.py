@@ -1,0 +1,110 @@
+"""The few exception classes casebench raises, and the one shape their messages take.
+
+Every problem says *where* (file:line, id, field), *what was found* and *what was expected*, with a
+"did you mean" when a name is close. Problems are collected, not raised one by one: an
+:class:`InputError` holds all of them and shows the first :data:`MAX_SHOWN` plus a count.
+
+The CLI turns any :class:`CasebenchError` into exit code 2 and its message; anything else is a bug.
+
+>>> err = InputError([Problem("found 'angy'", expected="a label of ekman7", file="p.jsonl", line=3,
+...                           id="c1", field="label", hint=did_you_mean("angy", ["angry", "sad"]))])
+>>> print(err)
+1 problem:
+  p.jsonl:3: id 'c1': field 'label': found 'angy'; expected a label of ekman7 (did you mean 'angry'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MAX_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, with everything a user needs to find and fix it."""
+
+    found: str
+    expected: str | None = None
+    file: str | None = None
+    line: int | None = None
+    id: str | None = None
+    field: str | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(f"{self.file}:{self.line}" if self.line is not None else str(self.file))
+        elif self.line is not None:
+            where.append(f"line {self.line}")
+        if self.id is not None:
+            where.append(f"id {self.id!r}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        text = self.found if self.expected is None else f"{self.found}; expected {self.expected}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return ": ".join([*where, text])
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class CasebenchError(Exception):
+    """Base class: a problem the user can fix (bad input, bad configuration, missing resource)."""
+
+
+class ConfigError(CasebenchError):
+    """A setting, spec or registry name is wrong (unknown benchmark, taxonomy, bad YAML/TOML)."""
+
+
+class InputError(CasebenchError):
+    """One or more problems in a user's file or table; shows the first ``MAX_SHOWN`` and a count."""
+
+    def __init__(self, problems: Problem | Sequence[Problem], summary: str | None = None):
+        if isinstance(problems, Problem):
+            problems = [problems]
+        if not problems:
+            raise ValueError("InputError needs at least one problem")
+        self.problems = list(problems)
+        self.summary = summary
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        n = len(self.problems)
+        head = self.summary or f"{n} problem{'s' if n != 1 else ''}"
+        lines = [f"{head}:"] + [f"  {p}" for p in self.problems[:MAX_SHOWN]]
+        if n > MAX_SHOWN:
+            lines.append(f"  ... and {n - MAX_SHOWN} more ({n} in all)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"error": self.summary or "invalid input", "n_problems": len(self.problems),
+                "problems": [p.to_dict() for p in self.problems]}
+
+
+class MissingDependencyError(CasebenchError):
+    """An optional extra is not installed (the message names the extra to install)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """Return ``"did you mean 'x'?"`` for the closest of ``choices``, or None when nothing is close.
+
+    >>> did_you_mean("hapy", ["happy", "sad"])
+    "did you mean 'happy'?"
+    >>> did_you_mean("zzz", ["happy"]) is None
+    True
+    """
+    close = difflib.get_close_matches(str(name).lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def unknown_name(kind: str, name: str, choices: Iterable[str]) -> ConfigError:
+    """A ConfigError for an unknown registry name, listing the choices and a close match."""
+    choices = sorted(choices)
+    hint = did_you_mean(name, choices)
+    msg = f"unknown {kind} {name!r}; expected one of {choices}"
+    return ConfigError(msg + (f" ({hint})" if hint else ""))
