@@ -1,0 +1,349 @@
+"""Score predictions against a benchmark: every split and metric with a bootstrap CI, beside constant baselines.
+
+The core, :func:`score`, is pure: gold arrays and prediction arrays in, a nested dict out. :func:`evaluate`
+adds the I/O around it (load the gold, parse the predictions file) and the provenance of the results object
+(see :mod:`casebench.results`).
+
+Categorical metrics come from a count tensor ``T[a, p, s]`` (acoustic label, predicted label, semantic
+label). Index ``K`` is reserved on the prediction axis for "no prediction" (missing items counted wrong with
+``--allow-missing``) and on the semantic axis for "semantic label unknown"; a resample is a re-drawn tensor
+(:class:`casebench.stats.Bootstrap`), so the whole bootstrap costs a multinomial draw per resample.
+
+>>> from casebench.benchmarks import get_benchmark
+>>> from importlib import resources
+>>> bench = get_benchmark("casebench-mini")
+>>> preds = bench.gold_path.parent / "examples" / "voice-model.jsonl"
+>>> res = evaluate(preds, bench, n_boot=50)
+>>> sorted(res["splits"])
+['all', 'conflict', 'congruent', 'mini-acted']
+>>> 0.5 < res["splits"]["all"]["accuracy"]["value"] < 1
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from casebench.benchmarks import Benchmark, Gold, Split
+from casebench.errors import InputError, Problem
+from casebench.metrics import categorical, conflict, dimensional, distribution
+from casebench.stats import Bootstrap, percentile_ci
+
+CATEGORICAL = {"accuracy": categorical.accuracy, "macro_f1": categorical.macro_f1,
+               "weighted_f1": categorical.weighted_f1, "uar": categorical.uar}
+CONFLICT = {"text_following_rate": conflict.text_following_rate,
+            "errors_matching_text": conflict.errors_matching_text}
+DISTRIBUTION = tuple(distribution.PER_ITEM)
+DIMENSIONAL = {"ccc": dimensional.ccc_from_moments, "pearson": dimensional.pearson_from_moments,
+               "rmse": dimensional.rmse_from_moments}
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _entry(point, samples: np.ndarray | None, n: int) -> dict:
+    lo, hi = percentile_ci(samples) if samples is not None and len(samples) else (np.nan, np.nan)
+    return {"value": _num(point), "ci_low": _num(lo), "ci_high": _num(hi), "n": int(n)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Categorical and conflict metrics
+
+
+def count_codes(acoustic: np.ndarray, pred: np.ndarray, semantic: np.ndarray | None, k: int) -> np.ndarray:
+    """Cell code of each item in the (K+1)^3 tensor: -1 predictions go to index K, unknown semantics too."""
+    m = k + 1
+    p = np.where(pred < 0, k, pred)
+    s = np.full_like(acoustic, k) if semantic is None else np.where(semantic < 0, k, semantic)
+    return (acoustic * m + p) * m + s
+
+
+def _tensor(counts: np.ndarray, k: int) -> np.ndarray:
+    return counts.reshape(*counts.shape[:-1], k + 1, k + 1, k + 1)
+
+
+def _known_semantic(t: np.ndarray) -> np.ndarray:
+    """The tensor with the "semantic unknown" slice zeroed, so such items are neither conflict nor congruent."""
+    t = t.copy()
+    t[..., -1] = 0
+    return t
+
+
+def score_categorical(acoustic, pred, semantic, k: int, boot: Bootstrap, split_kind: str) -> dict:
+    """Categorical metrics (plus conflict metrics on ``conflict``/``all`` splits) with CIs for one split."""
+    n = int(acoustic.size)
+    codes = count_codes(acoustic, pred, semantic, k)
+    point = _tensor(np.bincount(codes, minlength=(k + 1) ** 3).astype(float), k)
+    samples = _tensor(boot.counts(codes, (k + 1) ** 3), k) if boot.n_boot else None
+    out = {}
+    for name, fn in CATEGORICAL.items():
+        out[name] = _entry(fn(point.sum(-1)), None if samples is None else fn(samples.sum(-1)), n)
+    if semantic is None:
+        return out
+    if split_kind == "conflict":
+        for name, fn in CONFLICT.items():
+            out[name] = _entry(fn(_known_semantic(point)),
+                               None if samples is None else fn(_known_semantic(samples)), n)
+    if split_kind == "all":
+        out["conflict_gap"] = _entry(conflict.conflict_gap(_known_semantic(point)), None if samples is None
+                                     else conflict.conflict_gap(_known_semantic(samples)), n)
+    return out
+
+
+def per_class(acoustic, pred, k: int, labels: Sequence[str], boot: Bootstrap) -> dict:
+    """Per-class precision, recall and F1 with CIs, and support, keyed by label."""
+    codes = count_codes(acoustic, pred, None, k)
+    point = _tensor(np.bincount(codes, minlength=(k + 1) ** 3).astype(float), k).sum(-1)
+    samples = _tensor(boot.counts(codes, (k + 1) ** 3), k).sum(-1) if boot.n_boot else None
+    p, r, f = categorical.precision_recall_f1(point)
+    sp, sr, sf = categorical.precision_recall_f1(samples) if samples is not None else (None,) * 3
+    support = point.sum(-1)
+    out = {}
+    for i, lab in enumerate(labels):
+        col = (lambda a: None if a is None else a[:, i])  # noqa: E731 - tiny local selector
+        out[lab] = {"precision": _entry(p[i], col(sp), support[i]), "recall": _entry(r[i], col(sr), support[i]),
+                    "f1": _entry(f[i], col(sf), support[i]), "support": int(support[i])}
+    return out
+
+
+def confusion(acoustic, pred, k: int) -> list[list[int]]:
+    """Confusion matrix (rows gold, columns predicted; last column = no prediction) as nested lists."""
+    cm = np.bincount(acoustic * (k + 1) + np.where(pred < 0, k, pred), minlength=k * (k + 1)).reshape(k, k + 1)
+    if not cm[:, k].any():
+        cm = cm[:, :k]
+    return cm.tolist()
+
+
+def conflict_breakdown(acoustic, pred, semantic, labels: Sequence[str]) -> list[dict]:
+    """For each acoustic x semantic pair of conflict items: share of predictions following voice, text, other."""
+    rows = []
+    conf = (acoustic >= 0) & (semantic >= 0) & (acoustic != semantic)
+    a, p, s = acoustic[conf], pred[conf], semantic[conf]
+    k = len(labels)
+    for code in np.unique(a * k + s):
+        m = (a * k + s) == code
+        n = int(m.sum())
+        voice, text = int(np.sum(p[m] == a[m])), int(np.sum(p[m] == s[m]))
+        rows.append({"acoustic": labels[code // k], "semantic": labels[code % k], "n": n,
+                     "voice": voice / n, "text": text / n, "other": (n - voice - text) / n})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------
+# Distribution and dimensional metrics
+
+
+def distribution_stats(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per-item statistics summed by the bootstrap: [1, each per-item measure, multi-label TP/FP/FN]."""
+    cols = [np.ones(len(gold))] + [distribution.PER_ITEM[name](gold, pred) for name in DISTRIBUTION]
+    return np.column_stack([*cols, distribution.multilabel_stats(gold, pred)])
+
+
+def _distribution_values(sums: np.ndarray) -> dict[str, np.ndarray]:
+    n = sums[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {name: sums[..., 1 + i] / n for i, name in enumerate(DISTRIBUTION)}
+    out["multilabel_macro_f1"] = distribution.multilabel_macro_f1_from_stats(sums[..., 1 + len(DISTRIBUTION):])
+    return out
+
+
+def score_distribution(gold: np.ndarray, pred: np.ndarray, boot: Bootstrap) -> dict:
+    stats = distribution_stats(gold, pred)
+    point = _distribution_values(stats.sum(0))
+    samples = _distribution_values(boot.sums(stats)) if boot.n_boot else {}
+    return {name: _entry(point[name], samples.get(name), len(gold)) for name in point}
+
+
+def score_dimensional(gold: dict[str, np.ndarray], pred: dict[str, np.ndarray], boot: Bootstrap) -> dict:
+    """CCC, Pearson r and RMSE, each the mean over the dimensions (one CI over the same resamples), plus
+    ``by_dimension``: the same three per dimension (moved out of the split by :func:`evaluate`)."""
+    dims = [d for d in gold if d in pred]
+    blocks = []
+    for d in dims:
+        ok = np.isfinite(gold[d]) & np.isfinite(pred[d])
+        mom = dimensional.moments(np.where(ok, gold[d], 0.0), np.where(ok, pred[d], 0.0))
+        blocks.append(mom * ok[:, None])
+    stats = np.column_stack(blocks)
+    sums_point = stats.sum(0)
+    sums_boot = boot.sums(stats) if boot.n_boot else None
+    by_dim: dict[str, dict] = {}
+    point: dict[str, list] = {name: [] for name in DIMENSIONAL}
+    samples: dict[str, list] = {name: [] for name in DIMENSIONAL}
+    for j, d in enumerate(dims):
+        sl = slice(6 * j, 6 * j + 6)
+        n = int(sums_point[6 * j])
+        by_dim[d] = {}
+        for name, fn in DIMENSIONAL.items():
+            value, boot_values = fn(sums_point[sl]), None if sums_boot is None else fn(sums_boot[:, sl])
+            by_dim[d][name] = _entry(value, boot_values, n)
+            point[name].append(value)
+            samples[name].append(boot_values)
+    n_items = int(np.any(stats[:, 0::6] > 0, axis=1).sum())
+    out = {name: _entry(np.mean(point[name]), None if sums_boot is None else np.mean(samples[name], axis=0),
+                        n_items) for name in DIMENSIONAL}
+    out["by_dimension"] = by_dim
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# The whole scorer
+
+
+def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
+    if unit == "item" or (unit == "auto" and gold.speaker is None):
+        return None
+    if gold.speaker is None:
+        raise InputError(Problem("speaker-cluster bootstrap asked for, but the gold has no speaker_id column",
+                                 file=gold.source, field="speaker_id"))
+    return np.unique(gold.speaker.astype(str), return_inverse=True)[1]
+
+
+def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
+          n_boot: int = 1000, seed: int = 0, unit: str = "auto") -> dict:
+    """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
+
+    Args:
+        gold: the benchmark's gold items.
+        splits: which splits to score.
+        tasks: task kinds to score (``categorical``, ``distribution``, ``dimensional``).
+        label: int predictions (taxonomy index, -1 = none) for the categorical task.
+        dist: (n, K) predicted distributions (NaN rows = none) for the distribution task.
+        vad: dimension -> predicted floats (NaN = none) for the dimensional task.
+        n_boot, seed, unit: bootstrap resamples, seed and unit (``item``, ``speaker`` or ``auto``).
+    """
+    k = len(gold.taxonomy)
+    clusters = _clusters(gold, unit)
+    boot_all = Bootstrap(n_boot, seed, clusters)
+    out: dict[str, dict] = {}
+    for split in splits:
+        mask = gold.mask(split)
+        res: dict[str, dict] = {}
+        if "categorical" in tasks and gold.acoustic is not None:
+            m = mask & (gold.acoustic >= 0)
+            if m.any():
+                sem = None if gold.semantic is None else gold.semantic[m]
+                res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind))
+        if "distribution" in tasks and gold.distribution is not None:
+            m = mask & np.isfinite(gold.distribution).all(1)
+            if m.any():
+                res.update(score_distribution(gold.distribution[m], dist[m], boot_all.subset(m)))
+        if "dimensional" in tasks and gold.vad:
+            m = mask & np.column_stack([np.isfinite(v) for v in gold.vad.values()]).any(1)
+            if m.any():
+                res.update(score_dimensional({d: v[m] for d, v in gold.vad.items()},
+                                             {d: v[m] for d, v in vad.items()}, boot_all.subset(m)))
+        out[split.name] = res
+    return out
+
+
+def baselines(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, n_boot: int, seed: int,
+              unit: str) -> dict:
+    """The constant reference systems, scored on the same items: majority class, mean distribution and
+    mean V/A/D (each computed from the gold of all scored items)."""
+    n, out = len(gold), {}
+    if "categorical" in tasks and gold.acoustic is not None and (gold.acoustic >= 0).any():
+        majority = int(np.bincount(gold.acoustic[gold.acoustic >= 0]).argmax())
+        out["majority_class"] = score(gold, splits, ["categorical"], label=np.full(n, majority),
+                                      n_boot=n_boot, seed=seed, unit=unit)
+    if "distribution" in tasks and gold.distribution is not None:
+        mean = np.nanmean(gold.distribution, axis=0)
+        out["mean_distribution"] = score(gold, splits, ["distribution"], dist=np.tile(mean, (n, 1)),
+                                         n_boot=n_boot, seed=seed, unit=unit)
+    if "dimensional" in tasks and gold.vad:
+        vad = {d: np.full(n, np.nanmean(v)) for d, v in gold.vad.items()}
+        out["mean_vad"] = score(gold, splits, ["dimensional"], vad=vad, n_boot=n_boot, seed=seed, unit=unit)
+    return out
+
+
+def scored_tasks(benchmark: Benchmark, preds) -> list[str]:
+    """The benchmark's task kinds for which the submission carries predictions."""
+    have = {"categorical": preds.label is not None,
+            "distribution": preds.distribution is not None or preds.probs is not None,
+            "dimensional": bool(preds.vad)}
+    tasks = [t.kind for t in benchmark.tasks if have[t.kind]]
+    if not tasks:
+        raise InputError(Problem("the file has no prediction field this benchmark scores", file=preds.path,
+                                 expected=f"fields for one of the tasks {[t.kind for t in benchmark.tasks]}: "
+                                          "label/probs, distribution/probs, valence/arousal/dominance"))
+    return tasks
+
+
+def _check_coverage(preds, gold: Gold, tasks: Sequence[str], arrays: dict) -> None:
+    """Every present item must carry the fields of every scored task (the parser checks lines; this
+    checks that no item silently lacks a task's field)."""
+    problems = []
+    for task, missing in arrays.items():
+        if task not in tasks:
+            continue
+        for i in np.flatnonzero(preds.present & missing)[:50]:
+            problems.append(Problem(f"no prediction for the {task} task", file=preds.path, id=str(gold.ids[i]),
+                                    expected={"categorical": "'label' or 'probs'",
+                                              "distribution": "'distribution' or 'probs'",
+                                              "dimensional": "valence/arousal/dominance"}[task]))
+    if problems:
+        raise InputError(problems, summary=f"{preds.path}: some items lack fields of a scored task")
+
+
+def prediction_arrays(preds, gold: Gold, tasks: Sequence[str]) -> dict:
+    """The arrays :func:`score` takes, from parsed predictions (probs stand in for a distribution)."""
+    dist = preds.distribution if preds.distribution is not None else preds.probs
+    if preds.distribution is not None and preds.probs is not None:
+        dist = np.where(np.isfinite(preds.distribution), preds.distribution, preds.probs)
+    vad = {d: preds.vad.get(d, np.full(len(gold), np.nan)) for d in gold.vad}
+    missing = {
+        "categorical": (preds.label < 0) if preds.label is not None else np.zeros(len(gold), bool),
+        "distribution": ~np.isfinite(dist).all(1) if dist is not None else np.zeros(len(gold), bool),
+        "dimensional": np.column_stack([~np.isfinite(v) & np.isfinite(gold.vad[d]) for d, v in vad.items()]).any(1)
+        if vad else np.zeros(len(gold), bool),
+    }
+    _check_coverage(preds, gold, tasks, missing)
+    k = len(gold.taxonomy)
+    if dist is not None:
+        dist = np.where(np.isfinite(dist), dist, 1.0 / k)  # absent items (allow-missing) get the uniform guess
+    return {"label": preds.label, "dist": dist, "vad": vad}
+
+
+def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 1000, seed: int = 0,
+             unit: str = "auto", renormalize: bool = False, allow_missing: bool = False,
+             model: dict | None = None, with_baselines: bool = True) -> dict:
+    """Parse ``predictions`` and score them on ``benchmark``; returns the results object (a dict).
+
+    Raises:
+        InputError: the predictions file or the gold table is invalid (every problem with file, line,
+            id and field).
+    """
+    from casebench.predictions import parse_predictions
+    from casebench.results import build_results
+
+    gold = benchmark.load_gold()
+    preds = parse_predictions(predictions, gold, renormalize=renormalize, allow_missing=allow_missing)
+    tasks = scored_tasks(benchmark, preds)
+    arrays = prediction_arrays(preds, gold, tasks)
+    scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, **arrays)
+    extra = {}
+    if "categorical" in tasks and gold.acoustic is not None:
+        labels = list(gold.taxonomy.labels)
+        k = len(labels)
+        boot = Bootstrap(n_boot, seed, _clusters(gold, unit))
+        extra["per_class"], extra["confusion"] = {}, {}
+        for split in benchmark.splits:
+            m = gold.mask(split) & (gold.acoustic >= 0)
+            if m.any():
+                extra["per_class"][split.name] = per_class(gold.acoustic[m], arrays["label"][m], k, labels,
+                                                           boot.subset(m))
+                extra["confusion"][split.name] = confusion(gold.acoustic[m], arrays["label"][m], k)
+        if gold.semantic is not None:
+            extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels)
+    extra["per_dimension"] = {name: res.pop("by_dimension") for name, res in scores.items() if "by_dimension" in res}
+    base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit) if with_baselines else {}
+    for res in base.values():
+        for split_scores in res.values():
+            split_scores.pop("by_dimension", None)
+    return build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores, baselines=base,
+                         extra=extra, n_boot=n_boot, seed=seed, unit="item" if _clusters(gold, unit) is None
+                         else "speaker", model=model)

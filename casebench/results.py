@@ -1,0 +1,122 @@
+"""The results object: what ``casebench evaluate`` writes and the leaderboard stores.
+
+A results object is plain JSON. It carries everything needed to re-derive a score: benchmark name and
+version, the gold table's fingerprint, scorer version (and git commit when run from a checkout), the
+predictions file's sha256, model metadata, bootstrap settings and seed, and the scores laid out as
+``results["splits"][SPLIT][METRIC] = {"value", "ci_low", "ci_high", "n"}`` (constant baselines under
+``results["baselines"][NAME][SPLIT][METRIC]``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import subprocess
+from pathlib import Path
+
+import orjson
+
+from casebench import __version__
+from casebench.errors import InputError, Problem
+
+SCHEMA_VERSION = 1
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the casebench checkout this code runs from, or None when not in a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def model_info(name: str | None = None, revision: str | None = None, url: str | None = None,
+               parameters: int | None = None, trained_on: list[str] | None = None,
+               description: str | None = None) -> dict:
+    """Model metadata as stored in results (``trained_on`` lists corpora the model was trained on)."""
+    return {"name": name, "revision": revision, "url": url, "parameters": parameters,
+            "trained_on": [c.strip() for c in (trained_on or []) if c.strip()], "description": description}
+
+
+def zero_shot(benchmark, trained_on: list[str]) -> tuple[bool, list[str]]:
+    """Whether a model trained on ``trained_on`` is zero-shot on the benchmark, and the overlapping corpora.
+
+    Overlap is case-insensitive on the benchmark's name and its ``corpora`` (and cross-corpus split values).
+
+    >>> from casebench.benchmarks import get_benchmark
+    >>> zero_shot(get_benchmark("casebench-mini"), ["IEMOCAP", "Mini-Acted"])
+    (False, ['mini-acted'])
+    """
+    own = {benchmark.name.lower(), *(c.lower() for c in benchmark.corpora)}
+    own |= {str(s.value).lower() for s in benchmark.splits if s.kind == "cross-corpus" and s.value}
+    overlap = sorted({c.lower() for c in trained_on} & own)
+    return not overlap, overlap
+
+
+def build_results(*, benchmark, gold, preds, tasks, scores, baselines, extra, n_boot, seed, unit,
+                  model: dict | None) -> dict:
+    """Assemble the results object from the scorer's parts (no I/O)."""
+    model = dict(model or model_info())
+    model.setdefault("trained_on", [])
+    model["zero_shot"], model["not_zero_shot_on"] = zero_shot(benchmark, model["trained_on"])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "benchmark": {"name": benchmark.name, "version": benchmark.version, "taxonomy": benchmark.taxonomy.name,
+                      "labels": list(benchmark.taxonomy.labels)},
+        "dataset_fingerprint": gold.fingerprint,
+        "scorer": {"name": "casebench", "version": __version__, "git_commit": git_commit()},
+        "predictions": {"file": Path(preds.path).name, "sha256": preds.sha256, "n_lines": preds.n_lines,
+                        "missing_ids": list(preds.missing_ids), "notes": list(preds.notes)},
+        "model": model,
+        "tasks": list(tasks),
+        "bootstrap": {"n_resamples": n_boot, "unit": unit, "method": "percentile", "confidence": 0.95},
+        "seed": seed,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "splits": scores,
+        "baselines": baselines,
+        **extra,
+    }
+
+
+def dumps(results: dict) -> bytes:
+    """Serialise a results object (indented, keys in insertion order)."""
+    return orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+
+
+def save(results: dict, path: str | Path) -> Path:
+    """Write a results object atomically."""
+    from casebench.workspace import atomic_write_bytes
+
+    path = Path(path)
+    atomic_write_bytes(path, dumps(results) + b"\n")
+    return path
+
+
+REQUIRED_KEYS = ("benchmark", "dataset_fingerprint", "scorer", "predictions", "model", "splits", "seed")
+
+
+def load(path: str | Path) -> dict:
+    """Read and check a results file; InputError names the file and the missing or malformed key."""
+    path = Path(path)
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(Problem("file not found", file=str(path))) from None
+    except orjson.JSONDecodeError as e:
+        raise InputError(Problem(f"invalid JSON: {e}", file=str(path), expected="a casebench results file")) from None
+    if not isinstance(doc, dict):
+        raise InputError(Problem("not a JSON object", file=str(path), expected="a casebench results file"))
+    problems = [Problem("missing", file=str(path), field=k, expected="a casebench results file")
+                for k in REQUIRED_KEYS if k not in doc]
+    for split, metrics in (doc.get("splits") or {}).items():
+        for metric, entry in metrics.items():
+            if not isinstance(entry, dict) or "value" not in entry:
+                problems.append(Problem("malformed metric entry", file=str(path), field=f"splits.{split}.{metric}",
+                                        expected='{"value", "ci_low", "ci_high", "n"}'))
+    if problems:
+        raise InputError(problems, summary=f"{path} is not a valid results file")
+    return doc
