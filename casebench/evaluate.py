@@ -347,3 +347,105 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     return build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores, baselines=base,
                          extra=extra, n_boot=n_boot, seed=seed, unit="item" if _clusters(gold, unit) is None
                          else "speaker", model=model)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Paired comparison of two submissions on the same items
+
+
+def _dimensional_values(sums: np.ndarray, n_dims: int) -> dict[str, np.ndarray]:
+    """Mean over dimensions of CCC, Pearson r and RMSE from moment sums laid out 6 per dimension."""
+    return {name: np.mean([fn(sums[..., 6 * j:6 * j + 6]) for j in range(n_dims)], axis=0)
+            for name, fn in DIMENSIONAL.items()}
+
+
+def _paired_entries(va: dict, vb: dict, sa: dict | None, sb: dict | None, n: int) -> dict:
+    from casebench.stats import paired_p_value
+
+    out = {}
+    for name in va:
+        diff_samples = None if sa is None else sa[name] - sb[name]
+        out[name] = {"a": _num(va[name]), "b": _num(vb[name]),
+                     "diff": _entry(va[name] - vb[name], diff_samples, n),
+                     "p_value": None if diff_samples is None else _num(paired_p_value(diff_samples))}
+    return out
+
+
+def compare(predictions_a: str | Path, predictions_b: str | Path, benchmark: Benchmark, *, n_boot: int = 1000,
+            seed: int = 0, unit: str = "auto", renormalize: bool = False) -> dict:
+    """Paired comparison of two submissions on the same items: per split and metric, A, B and A − B with a
+    paired-bootstrap CI and p-value (both scored on the very same resamples), and McNemar's exact test on
+    per-item correctness for the categorical task."""
+    from casebench.predictions import parse_predictions
+    from casebench.stats import mcnemar
+
+    gold = benchmark.load_gold()
+    pa = parse_predictions(predictions_a, gold, renormalize=renormalize)
+    pb = parse_predictions(predictions_b, gold, renormalize=renormalize)
+    tasks = [t for t in scored_tasks(benchmark, pa) if t in scored_tasks(benchmark, pb)]
+    arr_a, arr_b = prediction_arrays(pa, gold, tasks), prediction_arrays(pb, gold, tasks)
+    k, m = len(gold.taxonomy), len(gold.taxonomy) + 1
+    clusters = _clusters(gold, unit)
+    boot_all = Bootstrap(n_boot, seed, clusters)
+    splits_out, mcnemar_out = {}, {}
+    for split in benchmark.splits:
+        mask = gold.mask(split)
+        res: dict[str, dict] = {}
+        if "categorical" in tasks and gold.acoustic is not None:
+            sel = mask & (gold.acoustic >= 0)
+            a, la, lb = gold.acoustic[sel], arr_a["label"][sel], arr_b["label"][sel]
+            s = np.full_like(a, k) if gold.semantic is None else np.where(gold.semantic[sel] < 0, k, gold.semantic[sel])
+            codes = ((a * m + np.where(la < 0, k, la)) * m + np.where(lb < 0, k, lb)) * m + s
+            shape = (m, m, m, m)
+            point = np.bincount(codes, minlength=m ** 4).astype(float).reshape(shape)
+            samples = boot_all.subset(sel).counts(codes, m ** 4).reshape(-1, *shape) if n_boot else None
+
+            def values(t4, which):
+                t = t4.sum(axis=-2) if which == "a" else t4.sum(axis=-3)
+                out = {name: fn(t.sum(-1)) for name, fn in CATEGORICAL.items()}
+                if gold.semantic is not None and split.kind == "conflict":
+                    out.update({name: fn(_known_semantic(t)) for name, fn in CONFLICT.items()})
+                if gold.semantic is not None and split.kind == "all":
+                    out["conflict_gap"] = conflict.conflict_gap(_known_semantic(t))
+                return out
+
+            res.update(_paired_entries(values(point, "a"), values(point, "b"),
+                                       None if samples is None else values(samples, "a"),
+                                       None if samples is None else values(samples, "b"), int(sel.sum())))
+            mcnemar_out[split.name] = mcnemar(la == a, lb == a)
+        if "distribution" in tasks and gold.distribution is not None:
+            sel = mask & np.isfinite(gold.distribution).all(1)
+            g = gold.distribution[sel]
+            st = np.column_stack([distribution_stats(g, arr_a["dist"][sel]), distribution_stats(g, arr_b["dist"][sel])])
+            half = st.shape[1] // 2
+            sums = boot_all.subset(sel).sums(st) if n_boot else None
+            tot = st.sum(0)
+            res.update(_paired_entries(
+                _distribution_values(tot[:half]), _distribution_values(tot[half:]),
+                None if sums is None else _distribution_values(sums[:, :half]),
+                None if sums is None else _distribution_values(sums[:, half:]), int(sel.sum())))
+        if "dimensional" in tasks and gold.vad:
+            dims = list(gold.vad)
+            sel = mask & np.column_stack([np.isfinite(gold.vad[d]) for d in dims]).any(1)
+            blocks = []
+            for arr in (arr_a, arr_b):
+                for d in dims:
+                    x, y = gold.vad[d][sel], arr["vad"][d][sel]
+                    ok = np.isfinite(x) & np.isfinite(y)
+                    blocks.append(dimensional.moments(np.where(ok, x, 0), np.where(ok, y, 0)) * ok[:, None])
+            st = np.column_stack(blocks)
+            half = st.shape[1] // 2
+            sums = boot_all.subset(sel).sums(st) if n_boot else None
+            tot = st.sum(0)
+            res.update(_paired_entries(
+                _dimensional_values(tot[:half], len(dims)), _dimensional_values(tot[half:], len(dims)),
+                None if sums is None else _dimensional_values(sums[:, :half], len(dims)),
+                None if sums is None else _dimensional_values(sums[:, half:], len(dims)), int(sel.sum())))
+        splits_out[split.name] = res
+    return {"benchmark": {"name": benchmark.name, "version": benchmark.version},
+            "dataset_fingerprint": gold.fingerprint,
+            "a": {"file": Path(pa.path).name, "sha256": pa.sha256},
+            "b": {"file": Path(pb.path).name, "sha256": pb.sha256},
+            "bootstrap": {"n_resamples": n_boot, "unit": "item" if clusters is None else "speaker",
+                          "method": "paired percentile", "confidence": 0.95},
+            "seed": seed, "tasks": tasks, "splits": splits_out, "mcnemar": mcnemar_out}

@@ -1,0 +1,5 @@
+import sys
+
+from casebench.cli import main
+
+sys.exit(main())

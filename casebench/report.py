@@ -1,0 +1,203 @@
+"""Render results: rich tables in the terminal, and an HTML page with PNG plots (``--report DIR``).
+
+Rendering only: every number shown comes from the results object; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casebench.metrics import METRICS
+
+SPLIT_ORDER = ("all", "conflict", "congruent")
+
+
+def fmt(entry: dict | None, digits: int = 3) -> str:
+    """``0.812 [0.781, 0.840]`` from a metric entry; ``–`` when undefined.
+
+    >>> fmt({"value": 0.8123, "ci_low": 0.78, "ci_high": 0.84, "n": 10})
+    '0.812 [0.780, 0.840]'
+    """
+    if not entry or entry.get("value") is None:
+        return "–"
+    text = f"{entry['value']:.{digits}f}"
+    if entry.get("ci_low") is not None:
+        text += f" [{entry['ci_low']:.{digits}f}, {entry['ci_high']:.{digits}f}]"
+    return text
+
+
+def ordered_splits(results: dict) -> list[str]:
+    names = list(results["splits"])
+    return [s for s in SPLIT_ORDER if s in names] + [s for s in names if s not in SPLIT_ORDER]
+
+
+def baseline_for(results: dict, split: str, metric: str) -> tuple[str, dict] | None:
+    """The constant baseline that scores ``metric`` on ``split``, if any."""
+    for name, base in (results.get("baselines") or {}).items():
+        entry = base.get(split, {}).get(metric)
+        if entry is not None:
+            return name, entry
+    return None
+
+
+def render(results: dict, console) -> None:
+    """Print the results as one rich table per split, constant baselines beside every score."""
+    from rich.table import Table
+
+    b, m = results["benchmark"], results["model"]
+    console.print(f"[bold]{b['name']}[/] v{b['version']} ({b['taxonomy']})  ·  model: {m.get('name') or '(unnamed)'}"
+                  f"{' @ ' + m['revision'] if m.get('revision') else ''}"
+                  f"  ·  {'zero-shot' if m.get('zero_shot') else 'NOT zero-shot on ' + ', '.join(m['not_zero_shot_on'])}")
+    boot = results["bootstrap"]
+    console.print(f"95% CIs: {boot['method']} bootstrap, {boot['n_resamples']} resamples over {boot['unit']}s, "
+                  f"seed {results['seed']}  ·  predictions {results['predictions']['sha256'][:19]}…")
+    for note in results["predictions"].get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+    for split in ordered_splits(results):
+        metrics = results["splits"][split]
+        if not metrics:
+            continue
+        n = max(e["n"] for e in metrics.values())
+        table = Table(title=f"{split}  (n={n})", title_justify="left", show_edge=False)
+        table.add_column("metric")
+        table.add_column("value [95% CI]", justify="right")
+        table.add_column("constant baseline", justify="right")
+        table.add_column("", justify="left")
+        for metric, entry in metrics.items():
+            base = baseline_for(results, split, metric)
+            arrow = "↑" if METRICS[metric].higher_is_better else "↓"
+            flag = ""
+            if base and entry["value"] is not None and base[1]["value"] is not None:
+                better = (entry["value"] > base[1]["value"]) == METRICS[metric].higher_is_better
+                flag = "[green]beats constant[/]" if better else "[red]no better than constant[/]"
+            table.add_row(f"{metric} {arrow}", fmt(entry), fmt(base[1]) if base else "", flag)
+        console.print(table)
+
+
+def render_compare(result: dict, console) -> None:
+    """Print a paired comparison: per split and metric, A, B, A−B with CI and p-value."""
+    from rich.table import Table
+
+    console.print(f"[bold]{result['benchmark']['name']}[/]: A = {result['a']['file']}, B = {result['b']['file']}; "
+                  f"paired bootstrap ({result['bootstrap']['n_resamples']} resamples over "
+                  f"{result['bootstrap']['unit']}s)")
+    for split, metrics in result["splits"].items():
+        table = Table(title=split, title_justify="left", show_edge=False)
+        for col in ("metric", "A", "B", "A − B [95% CI]", "p"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for metric, e in metrics.items():
+            table.add_row(metric, f"{e['a']:.3f}" if e["a"] is not None else "–",
+                          f"{e['b']:.3f}" if e["b"] is not None else "–", fmt(e["diff"]),
+                          f"{e['p_value']:.3g}" if e.get("p_value") is not None else "–")
+        console.print(table)
+        mc = result.get("mcnemar", {}).get(split)
+        if mc:
+            console.print(f"  McNemar (accuracy): A only right {mc['a_only_correct']}, B only right "
+                          f"{mc['b_only_correct']}, exact p = {mc['p_value']:.3g}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# HTML + PNG report
+
+
+def _plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    a = np.asarray(cm, dtype=float)
+    cols = labels + (["(none)"] if a.shape[1] > len(labels) else [])
+    norm = a / np.maximum(a.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(cols), 1.0 + 0.6 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            ax.text(j, i, f"{int(a[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold (voice)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_conflict(rows: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: -r["n"])[:30]
+    names = [f"{r['acoustic']}-voice / {r['semantic']}-words (n={r['n']})" for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.28 * len(rows)))
+    left = [0.0] * len(rows)
+    for key, color in (("voice", "#2b8cbe"), ("text", "#e34a33"), ("other", "#bdbdbd")):
+        vals = [r[key] for r in rows]
+        ax.barh(names, vals, left=left, color=color, label={"voice": "follows voice", "text": "follows words",
+                                                            "other": "other"}[key])
+        left = [a + b for a, b in zip(left, vals)]
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of predictions")
+    ax.set_title("Conflict clips: does the model follow the voice or the words?")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    labels = list(per_class)
+    vals = [per_class[k]["f1"]["value"] or 0.0 for k in labels]
+    lo = [v - (per_class[k]["f1"]["ci_low"] if per_class[k]["f1"]["ci_low"] is not None else v)
+          for k, v in zip(labels, vals)]
+    hi = [(per_class[k]["f1"]["ci_high"] if per_class[k]["f1"]["ci_high"] is not None else v) - v
+          for k, v in zip(labels, vals)]
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(labels), 3.5))
+    ax.bar(labels, vals, yerr=[lo, hi], capsize=3, color="#756bb1")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1 (95% CI)")
+    ax.set_title(title)
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(results: dict, out_dir: str | Path) -> Path:
+    """Write ``index.html``, ``results.json`` and the PNG plots to ``out_dir``; returns the HTML path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from casebench.results import save
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = results["benchmark"]["labels"]
+    images = []
+    for split, cm in (results.get("confusion") or {}).items():
+        name = f"confusion_{split}.png"
+        _plot_confusion(cm, labels, out / name, f"Confusion matrix — {split}")
+        images.append((f"Confusion matrix — {split}", name))
+    if results.get("conflict_breakdown"):
+        _plot_conflict(results["conflict_breakdown"], out / "conflict_breakdown.png")
+        images.append(("Conflict breakdown", "conflict_breakdown.png"))
+    for split in ("all", "conflict"):
+        pc = (results.get("per_class") or {}).get(split)
+        if pc:
+            _plot_per_class(pc, out / f"per_class_f1_{split}.png", f"Per-class F1 — {split}")
+            images.append((f"Per-class F1 — {split}", f"per_class_f1_{split}.png"))
+    save(results, out / "results.json")
+    env = Environment(loader=PackageLoader("casebench", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    rows = []
+    for split in ordered_splits(results):
+        for metric, entry in results["splits"][split].items():
+            base = baseline_for(results, split, metric)
+            rows.append({"split": split, "metric": metric, "value": fmt(entry), "n": entry["n"],
+                         "baseline": fmt(base[1]) if base else "", "baseline_name": base[0] if base else ""})
+    html = env.get_template("report.html.j2").render(r=results, rows=rows, images=images)
+    (out / "index.html").write_text(html, encoding="utf-8")
+    return out / "index.html"
