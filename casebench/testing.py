@@ -1,0 +1,206 @@
+"""Tiny, valid, deterministic workspaces for tests.
+
+:func:`make_workspace` builds a workspace with a ``clips`` table (speakers, prompts, intended emotions),
+``labels`` (a mix of conflict and congruent clips, distributions over the taxonomy), ``splits``
+(speaker-disjoint where there are enough speakers) and, on request, short sine-tone WAV files,
+``transcripts`` and LONG ``annotations``. Everything follows from ``seed``.
+
+The annotations, when made, are the votes the labels come from: ``labels.acoustic_dist`` is the share of
+each label among the clip's ``acoustic_emotion`` ratings (the same for ``semantic``), the majority is
+the label, and ``valence``/``arousal``/``dominance`` are the means of the raters' 1-5 ratings. So an
+aggregation test can rebuild the labels from the annotations.
+
+>>> import tempfile
+>>> ws = make_workspace(tempfile.mkdtemp(), n_clips=8, seed=1, with_annotations=True)
+>>> labels = ws.read_df("labels")
+>>> bool(labels["is_conflict"].any() and not labels["is_conflict"].all())
+True
+>>> sorted(set(ws.read_df("splits")["split"]))
+['dev', 'test', 'train']
+>>> ws.read_table("annotations").num_rows   # 8 clips x 3 raters x 5 dimensions
+120
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import os
+import random
+import wave
+from collections import Counter
+
+import numpy as np
+
+from casebench.taxonomy import get_taxonomy
+from casebench.workspace import Workspace, config_hash
+
+#: Valence, arousal, dominance (1-5) of the ekman7 emotions, for plausible dimensional ratings;
+#: other labels get the scale's middle.
+VAD = {"angry": (1.6, 4.3, 4.0), "disgust": (1.8, 3.3, 3.4), "fear": (1.7, 4.0, 1.8),
+       "happy": (4.4, 3.8, 3.6), "neutral": (3.0, 2.2, 3.0), "sad": (1.6, 1.9, 1.8),
+       "surprise": (3.6, 4.2, 3.0)}
+
+SENTENCES = {"angry": "I told you twice and you still did not listen to me.",
+             "disgust": "The food in that place smelled rotten and made me sick.",
+             "fear": "Someone is outside the door and the lights just went out.",
+             "happy": "We won the match and everyone is coming to celebrate.",
+             "neutral": "The meeting is on Tuesday at ten in the second room.",
+             "sad": "My old dog died last night and the house feels empty.",
+             "surprise": "You came all this way without telling anyone at all."}
+
+DIMENSIONS = ("acoustic_emotion", "semantic_emotion", "valence", "arousal", "dominance")
+
+
+def sine_wav_bytes(freq_hz: float, duration_s: float, sample_rate: int = 16000,
+                   amplitude: float = 0.3) -> bytes:
+    """A mono 16-bit PCM WAV file of a sine tone, as bytes (stdlib ``wave``; 10 ms fades avoid clicks).
+
+    >>> data = sine_wav_bytes(220.0, 0.5)
+    >>> data[:4], len(data)
+    (b'RIFF', 16044)
+    """
+    n = int(round(duration_s * sample_rate))
+    t = np.arange(n) / sample_rate
+    signal = amplitude * np.sin(2 * np.pi * freq_hz * t)
+    fade = min(n // 2, int(0.01 * sample_rate))
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade)
+        signal[:fade] *= ramp
+        signal[n - fade:] *= ramp[::-1]
+    pcm = np.round(signal * 32767).astype("<i2").tobytes()
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return buf.getvalue()
+
+
+def make_workspace(tmp_path: str | os.PathLike, n_clips: int = 20, n_speakers: int = 4, seed: int = 0,
+                   with_audio: bool = False, *, taxonomy: str = "ekman7", name: str = "tiny",
+                   conflict_rate: float = 0.5, raters_per_clip: int = 3, with_transcripts: bool = False,
+                   with_annotations: bool = False, subdir: str = "ws") -> Workspace:
+    """Build a tiny valid workspace at ``tmp_path/subdir`` and return it.
+
+    Args:
+        tmp_path: parent folder (pytest's ``tmp_path``).
+        n_clips, n_speakers: sizes; clip ``i`` is ``clip-{i:04d}`` spoken by speaker ``i % n_speakers``.
+        seed: everything random (labels, conflicts, durations, dissenting raters) follows from it.
+        with_audio: write ``audio/clip-XXXX.wav`` (16 kHz mono sine tones, 0.5-1.5 s, the pitch set by
+            the acoustic label); without it the clips still have ``path`` and ``sha256`` of the audio
+            that would be there, but no file.
+        taxonomy: the workspace taxonomy; labels are drawn from it.
+        conflict_rate: share of conflict clips (acoustic label != semantic label); with two or more clips
+            and a rate strictly between 0 and 1, clip 0 is congruent and clip 1 a conflict, so both
+            kinds are always present.
+        raters_per_clip: raters behind each label; with 3 or more, about a third of the clips have one
+            dissenting acoustic vote and a third one dissenting semantic vote.
+        with_transcripts: write ``transcripts`` (text = prompt, word times spread over the clip).
+        with_annotations: write LONG ``annotations`` that the labels are aggregated from (5 dimensions:
+            acoustic_emotion, semantic_emotion, valence, arousal, dominance).
+
+    Splits: with 4 or more speakers they are speaker-disjoint (speakers 0, 1 mod 4 train, 2 dev, 3 test);
+    with fewer, clips are assigned by index in the same pattern. ``fold`` is the speaker number for
+    train clips and null elsewhere.
+    """
+    if n_clips < 1 or n_speakers < 1 or raters_per_clip < 1:
+        raise ValueError("n_clips, n_speakers and raters_per_clip must be at least 1")
+    tax = get_taxonomy(taxonomy)
+    labels = list(tax.labels)
+    rng = random.Random(seed)
+    ws = Workspace.create(os.path.join(os.fspath(tmp_path), subdir), name, taxonomy=taxonomy,
+                          licence="CC-BY-4.0", annotation={"raters_per_clip": raters_per_clip})
+    t0 = _dt.datetime(2024, 1, 1, 9, 0, tzinfo=_dt.timezone.utc)
+    clips, label_rows, split_rows, transcripts, annotations = [], [], [], [], []
+    for i in range(n_clips):
+        cid = f"clip-{i:04d}"
+        spk = i % n_speakers
+        acoustic = rng.choice(labels)
+        if n_clips >= 2 and 0 < conflict_rate < 1 and i < 2:
+            conflict = i == 1
+        else:
+            conflict = rng.random() < conflict_rate
+        others = [x for x in labels if x != acoustic]
+        semantic = rng.choice(others) if conflict and others else acoustic
+        duration = round(rng.uniform(0.5, 1.5), 3)
+        audio = sine_wav_bytes(150.0 + 25.0 * tax.index[acoustic] + 10.0 * spk, duration)
+        path = f"audio/{cid}.wav"
+        if with_audio:
+            (ws.root / path).write_bytes(audio)
+        prompt = SENTENCES.get(semantic, f"This is a sentence that means {semantic}.")
+        clips.append({"clip_id": cid, "path": path, "duration_s": duration, "sample_rate": 16000,
+                      "sha256": hashlib.sha256(audio).hexdigest(), "speaker_id": f"spk-{spk:02d}",
+                      "gender": "female" if spk % 2 == 0 else "male", "language": "en", "source": "testing",
+                      "session": f"s{i // 10}", "text_prompt": prompt, "intended_acoustic": acoustic,
+                      "intended_semantic": semantic})
+
+        votes = {"acoustic_emotion": _votes(rng, acoustic, labels, raters_per_clip),
+                 "semantic_emotion": _votes(rng, semantic, labels, raters_per_clip)}
+        base = VAD.get(acoustic, (3.0, 3.0, 3.0))
+        for d, dim in enumerate(("valence", "arousal", "dominance")):
+            votes[dim] = [str(min(5, max(1, round(base[d] + rng.uniform(-1, 1)))))
+                          for _ in range(raters_per_clip)]
+        acoustic_dist = _dist(votes["acoustic_emotion"], labels)
+        semantic_dist = _dist(votes["semantic_emotion"], labels)
+        label_rows.append({
+            "clip_id": cid, "acoustic_label": acoustic, "semantic_label": semantic,
+            "acoustic_dist": acoustic_dist, "semantic_dist": semantic_dist, "n_raters": raters_per_clip,
+            "agreement": max(acoustic_dist),
+            **{dim: float(np.mean([float(v) for v in votes[dim]]))
+               for dim in ("valence", "arousal", "dominance")},
+            "is_conflict": acoustic != semantic,
+            "conflict_type": f"{acoustic}-voice/{semantic}-words" if acoustic != semantic else None,
+            "method": "testing", "passes_thresholds": True})
+
+        key = spk if n_speakers >= 4 else i
+        split = ("train", "train", "dev", "test")[key % 4]
+        split_rows.append({"clip_id": cid, "split": split, "fold": spk if split == "train" else None})
+
+        if with_transcripts:
+            words = prompt.split()
+            step = duration / len(words)
+            transcripts.append({
+                "clip_id": cid, "text": prompt, "language": "en", "language_prob": 0.99, "avg_logprob": -0.2,
+                "no_speech_prob": 0.01, "model": "testing",
+                "words": [{"word": w, "start": round(k * step, 3), "end": round((k + 1) * step, 3),
+                           "probability": 0.9} for k, w in enumerate(words)],
+                "config_hash": config_hash({"model": "testing"}), "wer": 0.0})
+
+        if with_annotations:
+            for r in range(raters_per_clip):
+                rater = f"rater-{(i + r) % (2 * raters_per_clip):02d}"
+                ann_id = f"{i + 1}-{r + 1}"
+                for dim in DIMENSIONS:
+                    value = votes[dim][r]
+                    annotations.append({
+                        "annotation_id": ann_id, "clip_id": cid, "rater_id": rater, "dimension": dim,
+                        "value": value, "value_num": float(value) if value.isdigit() else None,
+                        "lead_time_s": round(rng.uniform(5, 30), 1),
+                        "source": f"label-studio:1/{i + 1}/{ann_id}",
+                        "created_at": t0 + _dt.timedelta(minutes=i * raters_per_clip + r),
+                        "cancelled": False, "ground_truth": False})
+
+    ws.write_table("clips", clips)
+    ws.write_table("labels", label_rows)
+    ws.write_table("splits", split_rows)
+    if with_transcripts:
+        ws.write_table("transcripts", transcripts)
+    if with_annotations:
+        ws.write_table("annotations", annotations)
+    return ws
+
+
+def _votes(rng: random.Random, label: str, labels: list[str], n: int) -> list[str]:
+    """``n`` votes for ``label``; with 3+ raters, a third of the time the last one dissents."""
+    votes = [label] * n
+    if n >= 3 and len(labels) > 1 and rng.random() < 1 / 3:
+        votes[-1] = rng.choice([x for x in labels if x != label])
+    return votes
+
+
+def _dist(votes: list[str], labels: list[str]) -> list[float]:
+    counts = Counter(votes)
+    return [counts[x] / len(votes) for x in labels]
