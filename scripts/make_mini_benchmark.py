@@ -77,7 +77,7 @@ def make_predictions(gold: pd.DataFrame, rng: np.random.Generator, follow_text: 
 def main() -> None:
     rng = np.random.default_rng(SEED)
     gold = make_gold(rng)
-    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "examples").mkdir(parents=True, exist_ok=True)
     gold.to_csv(OUT / "gold.csv", index=False)
     for name, follow, skill in [("voice-model", 0.15, 0.75), ("text-model", 0.7, 0.6)]:
         preds = make_predictions(gold, rng, follow, skill)

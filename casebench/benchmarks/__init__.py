@@ -264,17 +264,14 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     def labels(col: str) -> np.ndarray | None:
         if col not in df.columns:
             return None
-        vals = df[col]
-        out = np.full(len(df), -1, dtype=np.int64)
-        known = vals.notna().to_numpy()
-        text = vals.astype(str).str.strip().str.lower().to_numpy(dtype=object)
-        for i in np.flatnonzero(known):
-            j = tax.index.get(text[i])
-            if j is None:
-                problems.append(tax.check_label(text[i], file=src, line=int(line[i]), id=ids[i], field=col))
-            else:
-                out[i] = j
-        return out
+        text = df[col].astype("string").str.strip().str.lower()
+        codes = text.map(tax.index)
+        bad = (text.notna() & codes.isna()).to_numpy()
+        for i in np.flatnonzero(bad)[:50]:
+            problems.append(tax.check_label(text.iloc[i], file=src, line=int(line[i]), id=ids[i], field=col))
+        if bad.sum() > 50:
+            problems.append(Problem(f"... {int(bad.sum())} unknown labels in column {col!r} in all", file=src))
+        return codes.fillna(-1).to_numpy(dtype=np.int64)
 
     acoustic, semantic = labels("acoustic_label"), labels("semantic_label")
     dist = None
