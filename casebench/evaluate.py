@@ -203,6 +203,7 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
     return np.unique(gold.speaker.astype(str), return_inverse=True)[1]
 
 
+@np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted
 def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
           n_boot: int = 1000, seed: int = 0, unit: str = "auto") -> dict:
     """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
@@ -371,6 +372,7 @@ def _paired_entries(va: dict, vb: dict, sa: dict | None, sb: dict | None, n: int
     return out
 
 
+@np.errstate(invalid="ignore", divide="ignore")
 def compare(predictions_a: str | Path, predictions_b: str | Path, benchmark: Benchmark, *, n_boot: int = 1000,
             seed: int = 0, unit: str = "auto", renormalize: bool = False) -> dict:
     """Paired comparison of two submissions on the same items: per split and metric, A, B and A − B with a

@@ -58,19 +58,22 @@ def render(results: dict, console) -> None:
         if not metrics:
             continue
         n = max(e["n"] for e in metrics.values())
-        table = Table(title=f"{split}  (n={n})", title_justify="left", show_edge=False)
-        table.add_column("metric")
-        table.add_column("value [95% CI]", justify="right")
-        table.add_column("constant baseline", justify="right")
-        table.add_column("", justify="left")
+        table = Table(title=f"{split}  (n={n})", title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("metric", no_wrap=True)
+        table.add_column("value", justify="right", no_wrap=True)
+        table.add_column("95% CI", justify="right", no_wrap=True)
+        table.add_column("constant", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True)
         for metric, entry in metrics.items():
             base = baseline_for(results, split, metric)
             arrow = "↑" if METRICS[metric].higher_is_better else "↓"
             flag = ""
             if base and entry["value"] is not None and base[1]["value"] is not None:
                 better = (entry["value"] > base[1]["value"]) == METRICS[metric].higher_is_better
-                flag = "[green]beats constant[/]" if better else "[red]no better than constant[/]"
-            table.add_row(f"{metric} {arrow}", fmt(entry), fmt(base[1]) if base else "", flag)
+                flag = "[green]beats constant[/]" if better else "[red]≤ constant[/]"
+            value = fmt(entry).split(" ", 1)
+            table.add_row(f"{metric} {arrow}", value[0], value[1] if len(value) > 1 else "",
+                          fmt(base[1]).split(" ")[0] if base else "", flag)
         console.print(table)
 
 

@@ -107,7 +107,7 @@ def percentile_ci(samples: np.ndarray, alpha: float = ALPHA) -> tuple[float, flo
     (2.5, 97.5)
     """
     s = np.asarray(samples, dtype=float)
-    s = s[np.isfinite(s)]
+    s = s[np.isfinite(s)]  # resamples where the statistic is undefined carry no information
     if s.size == 0:
         return float("nan"), float("nan")
     lo, hi = np.percentile(s, [100 * alpha / 2, 100 * (1 - alpha / 2)])
