@@ -722,14 +722,12 @@ def _values_for_level(df: pd.DataFrame, level: str, value_domain: Sequence | Non
     """The column holding the ratings: ``value``, or numbers for ordered levels (``value_num`` if present,
     else ``value`` parsed as numbers). Ordinal text values need an ordered ``value_domain``."""
     value = df["value"]
+    text_domain = value_domain is not None and not all(_is_numeric(x) for x in value_domain)
+    if text_domain and level in ("interval", "ratio"):
+        raise ConfigError(f"{level} data needs a numeric value domain; got {list(value_domain)[:10]}")
     if pd.api.types.is_numeric_dtype(value) and not pd.api.types.is_bool_dtype(value):
         return value, "value"
-    text_domain = value_domain is not None and not all(_is_numeric(x) for x in value_domain)
-    if level == "nominal" and (value_domain is None or text_domain):
-        return value, "value"
-    if text_domain:
-        if level in ("interval", "ratio"):
-            raise ConfigError(f"{level} data needs a numeric value domain; got {list(value_domain)[:10]}")
+    if text_domain or (level == "nominal" and value_domain is None):
         return value, "value"
     if "value_num" in df.columns and level != "nominal":
         return df["value_num"], "value_num"
