@@ -1,0 +1,122 @@
+"""The command line: thin wrappers, exit codes, JSON output, no tracebacks on bad input."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from casebench.benchmarks import get_benchmark
+from casebench.cli import main
+
+MINI = get_benchmark("casebench-mini")
+EXAMPLES = MINI.gold_path.parent / "examples"
+
+
+def run(*args):
+    """Run the CLI in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "casebench", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_command_and_stays_light():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("evaluate", "compare", "benchmarks", "taxonomies", "demo"):
+        assert cmd in out.stdout
+    # --help must not import heavy libraries
+    code = ("import sys; from casebench.cli import app; import typer.testing as t; "
+            "t.CliRunner().invoke(app, ['--help']); "
+            "print(sorted(m for m in ('torch','datasets','ray','whisper','faster_whisper','sklearn','pandas') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_evaluate_json_and_out(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["evaluate", str(EXAMPLES / "voice-model.jsonl"), "-b", "casebench-mini", "--bootstrap", "100",
+               "--json", "--out", str(out), "--model-name", "m", "--trained-on", "IEMOCAP,mini-acted"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads(out.read_text())
+    assert printed["splits"] == saved["splits"]
+    acc = saved["splits"]["conflict"]["accuracy"]
+    assert set(acc) == {"value", "ci_low", "ci_high", "n"} and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+    assert saved["model"]["zero_shot"] is False and saved["model"]["not_zero_shot_on"] == ["mini-acted"]
+    assert saved["baselines"]["majority_class"]["all"]["accuracy"]["n"] == 480
+    assert saved["predictions"]["sha256"].startswith("sha256:") and saved["seed"] == 0
+
+
+def test_report_writes_html_and_plots(tmp_path):
+    rc = main(["evaluate", str(EXAMPLES / "text-model.jsonl"), "-b", "casebench-mini", "--bootstrap", "50",
+               "--report", str(tmp_path / "rep")])
+    assert rc == 0
+    names = {p.name for p in (tmp_path / "rep").iterdir()}
+    assert {"index.html", "results.json", "confusion_all.png", "conflict_breakdown.png",
+            "per_class_f1_all.png"} <= names
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "text_following_rate" in html and "conflict_breakdown.png" in html
+
+
+def test_adhoc_gold(tmp_path, capsys):
+    gold = tmp_path / "gold.csv"
+    gold.write_text("id,acoustic_label,semantic_label\na,angry,happy\nb,sad,sad\nc,happy,happy\n")
+    preds = tmp_path / "p.jsonl.gz"
+    with gzip.open(preds, "wt") as f:
+        f.write('{"id":"a","label":"happy"}\n{"id":"b","label":"sad"}\n{"id":"c","label":"happy"}\n')
+    assert main(["evaluate", str(preds), "--gold", str(gold), "--taxonomy", "ekman7", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["splits"]["conflict"]["text_following_rate"]["value"] == 1.0
+    assert res["splits"]["congruent"]["accuracy"]["value"] == 1.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "missing.jsonl", "-b", "casebench-mini"], "missing.jsonl"),
+    (["evaluate", "x.jsonl", "-b", "casebench-mnii"], "did you mean 'casebench-mini'"),
+    (["evaluate", "x.jsonl", "--gold", "g.csv"], "--taxonomy"),
+    (["evaluate", "x.jsonl"], "--benchmark"),
+])
+def test_user_errors_exit_2_without_traceback(args, message):
+    out = run(*args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_predictions_name_line_id_and_field(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    lines = (EXAMPLES / "voice-model.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["label"] = "angyr"
+    lines[0] = json.dumps(first)
+    p.write_text("\n".join(lines) + "\n")
+    out = run("evaluate", str(p), "-b", "casebench-mini", "--bootstrap", "0")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{p}:1" in out.stderr and first["id"] in out.stderr and "label" in out.stderr
+
+
+def test_compare_json(capsys):
+    rc = main(["compare", str(EXAMPLES / "voice-model.jsonl"), str(EXAMPLES / "text-model.jsonl"),
+               "-b", "casebench-mini", "--bootstrap", "200", "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    acc = res["splits"]["conflict"]["accuracy"]
+    assert acc["diff"]["value"] == pytest.approx(acc["a"] - acc["b"])
+    assert acc["diff"]["ci_low"] > 0 and acc["p_value"] < 0.05  # the voice model is clearly better on conflict
+    assert res["mcnemar"]["conflict"]["p_value"] < 0.05
+
+
+def test_benchmarks_and_taxonomies_json(capsys):
+    assert main(["benchmarks", "--json"]) == 0
+    assert any(b["name"] == "casebench-mini" for b in json.loads(capsys.readouterr().out))
+    assert main(["taxonomies", "--json"]) == 0
+    assert {t["name"] for t in json.loads(capsys.readouterr().out)} >= {"ekman7", "plutchik32"}
+
+
+def test_demo_runs(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--bootstrap", "100", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["models"]["voice-model"]["report"]).exists()
+    assert summary["models"]["text-model"]["text_following_rate"]["value"] > \
+        summary["models"]["voice-model"]["text_following_rate"]["value"]
