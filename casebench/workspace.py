@@ -362,22 +362,32 @@ class _WrongType(Exception):
 
 
 def _convert(values: Any, target: pa.DataType | None) -> pa.Array | pa.ChunkedArray:
-    """One column (Arrow, pandas Series or list) as Arrow of type ``target`` (inferred when None)."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        if target is None or values.type == target:
-            return values
-        if _castable(values.type, target):
-            return values.cast(target, safe=True)
-        if not (pa.types.is_timestamp(target) and _kind(values.type) == "string"):
-            raise _WrongType(values.type)
-        values = values.to_pylist()
-    try:
-        return pa.array(values, type=target, from_pandas=True)
-    except _CONVERT_ERRORS:
-        if target is None or not pa.types.is_timestamp(target):
-            raise
-    return pa.array([_parse_time(v) if isinstance(v, str) else v for v in _as_list(values)], type=target,
-                    from_pandas=True)
+    """One column (Arrow, pandas Series or list) as Arrow of type ``target`` (inferred when None).
+
+    Python values are first read with their own types and then cast *safely*, because Arrow's typed
+    conversion truncates silently (``pa.array([1.5], pa.int32())`` is ``[1]``, True becomes 1.0).
+    """
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        try:
+            inferred = pa.array(values, from_pandas=True)
+        except _CONVERT_ERRORS:
+            if target is None:
+                raise
+            # mixed Python types: let the typed conversion accept what it can and name what it cannot
+            return pa.array(values, type=target, from_pandas=True)
+        if target is not None and not _castable(inferred.type, target) \
+                and _kind(inferred.type) == _kind(target) in ("list", "struct"):
+            # e.g. word dicts missing a key: the typed conversion fills it with null
+            return pa.array(values, type=target, from_pandas=True)
+        values = inferred
+    if target is None or values.type == target:
+        return values
+    if _castable(values.type, target):
+        return values.cast(target, safe=True)
+    if pa.types.is_timestamp(target) and _kind(values.type) == "string":
+        parsed = [_parse_time(v) if isinstance(v, str) else v for v in values.to_pylist()]
+        return pa.array(parsed, type=target)
+    raise _WrongType(values.type)
 
 
 def _columns(data: Any) -> tuple[dict[str, Any], int, list[Problem]]:
@@ -442,6 +452,8 @@ def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool) -> t
     """Cast ``data`` to ``SCHEMAS[name]`` (+ qc_/meta_ extras) and check it; (table or None, problems)."""
     schema = SCHEMAS[name]
     columns, n, problems = _columns(data)
+    if not columns and n == 0:  # an empty list of rows: an empty table
+        columns = {f.name: pa.chunked_array([], f.type) for f in schema}
     problems = [Problem(p.found, expected=p.expected, file=file) for p in problems]
     ids = _ids(columns.get("clip_id"), n)
     arrays: list[pa.ChunkedArray] = []
@@ -489,9 +501,10 @@ def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool) -> t
                                      expected=f"a column of table {name} {schema.names} or an extra "
                                               f"column named qc_* or meta_*",
                                      hint=did_you_mean(col, schema.names)))
-    if problems:
-        return None, problems
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
+    if problems:  # still check nulls and keys in the columns that could be read, to list every problem
+        return None, problems + (table_problems(name, table, file=file) if "clip_id" in table.column_names
+                                 else [])
     return table, table_problems(name, table, file=file)
 
 
@@ -510,9 +523,11 @@ def table_problems(name: str, table: pa.Table, *, file: str | None = None) -> li
             rows = pc.indices_nonzero(pc.is_null(table.column(col))).to_pylist()
             problems.extend(_problem(file, r, ids[r], col, "null in a required column",
                                      expected="a value") for r in rows)
+    key_cols = ("annotation_id", "clip_id", "rater_id", "dimension", "source")
+    if name == "annotations" and not set(key_cols) <= set(table.column_names):
+        return problems
     if name == "annotations":
-        cols = {c: table.column(c).to_pylist() for c in ("annotation_id", "clip_id", "rater_id", "dimension",
-                                                          "source")}
+        cols = {c: table.column(c).to_pylist() for c in key_cols}
         keys = [(("annotation_id", a, d) if a is not None else ("clip", c, r, d, s))
                 for a, c, r, d, s in zip(*cols.values(), strict=True)]
     else:
