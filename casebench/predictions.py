@@ -109,6 +109,7 @@ _KEY_ALIASES = {
     "logits": "give probabilities (softmax of the logits) in 'probs'",
     **dict.fromkeys(("dist", "soft_label", "soft_labels", "label_distribution"),
                     "a label distribution goes in 'distribution'"),
+    **dict.fromkeys(_HEADER_KEYS, "metadata is not part of a prediction line"),
 }
 _MISSING = object()  # a line without an "id" key
 _ONE_OBJECT = 'one JSON object per line, such as {"id": "...", "label": "..."}'
@@ -398,9 +399,10 @@ def _structure_slow(objs: list, linenos: list[int] | None, problems: _Problems) 
 
 
 def _looks_like_header(obj: dict, unknown: list[str], has_id: bool, first: bool) -> bool:
-    """A metadata line: header keys (anywhere without an id, or on the first line), or only unknown keys."""
-    if any(k in _HEADER_KEYS for k in unknown) and (first or not has_id):
-        return True
+    """A metadata line: header keys without an id (or, on the first line, without a prediction field), or
+    nothing but unknown keys without a close known key."""
+    if any(k in _HEADER_KEYS for k in unknown):
+        return not has_id or first and not any(k in obj for k in FIELDS)
     return (not has_id and bool(unknown) and len(unknown) == len(obj)
             and not any(_KEY_ALIASES.get(k) or did_you_mean(k, KEYS) for k in unknown))
 
