@@ -1,0 +1,48 @@
+"""What every TTS backend of ``synth`` provides (see :class:`Backend`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class Backend:
+    """A text-to-speech backend: speaks a sentence in a voice with an intended emotion, into a file.
+
+    Subclasses set ``name``, ``description`` and ``licence_note``, and implement :meth:`synthesize`. The
+    backend's settings (:meth:`config`) go into the synth config hash; the per-clip parameters
+    (:meth:`params`) are stored with every clip, so a clip can be made again.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    licence_note: ClassVar[str] = ""
+    default_voices: ClassVar[tuple[str, ...]] = ("default",)
+    language: str = "en"
+
+    def config(self) -> dict[str, Any]:
+        """Settings that change the audio (hashed into the step's config; no secrets)."""
+        return {"backend": self.name}
+
+    def params(self, emotion: str, voice: str) -> dict[str, Any]:
+        """Everything that determines one clip's rendering besides its text."""
+        return {"voice": voice, "emotion": emotion}
+
+    def check_emotions(self, emotions: list[str]) -> None:
+        """Raise ConfigError when the backend cannot render one of ``emotions`` (default: any is fine)."""
+
+    def gender(self, voice: str) -> str | None:
+        """The voice's gender when the backend knows it."""
+        return None
+
+    def loudness_offset_db(self, emotion: str) -> float:
+        """Designed loudness of ``emotion`` relative to neutral, kept through loudness normalisation."""
+        return 0.0
+
+    def synthesize(self, text: str, emotion: str, voice: str, out: Path) -> Path:
+        """Write speech for ``text`` to ``out`` (or a sibling with another suffix) and return its path.
+
+        Raises:
+            CasebenchError: the backend failed for this clip (the message says why).
+        """
+        raise NotImplementedError
