@@ -148,11 +148,11 @@ def test_bootstrap_alpha_equals_package_on_each_resample(level):
 
 def test_bootstrap_is_seeded_and_chunking_does_not_change_it(monkeypatch):
     rng = np.random.default_rng(0)
-    counts = counts_of(random_matrix(rng, 4, 50, [0, 1, 2]), [0, 1, 2])
+    counts = counts_of(random_matrix(rng, 4, 51, [0, 1, 2]), [0, 1, 2])
     a = bootstrap_alpha(counts, [0, 1, 2], level="nominal", n_boot=30, seed=5)
     assert np.array_equal(a, bootstrap_alpha(counts, [0, 1, 2], level="nominal", n_boot=30, seed=5))
     assert not np.array_equal(a, bootstrap_alpha(counts, [0, 1, 2], level="nominal", n_boot=30, seed=6))
-    monkeypatch.setattr(ag, "CHUNK_ELEMENTS", 7 * 50)  # 7 resamples per chunk
+    monkeypatch.setattr(ag, "CHUNK_ELEMENTS", 7 * 51)  # 7 resamples (an odd number of draws) per chunk
     assert np.array_equal(a, bootstrap_alpha(counts, [0, 1, 2], level="nominal", n_boot=30, seed=5))
 
 
