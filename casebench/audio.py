@@ -79,7 +79,7 @@ def _ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
                                "-acodec", "pcm_f32le", "-f", "wav", str(out)],
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0 or not out.is_file():
-            msg = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            msg = (proc.stderr.strip().splitlines() or ["no output"])[-1].replace(f"{path}: ", "")
             raise InputError(Problem(f"unreadable audio (ffmpeg: {msg})", file=str(path),
                                      expected="a wav, flac, mp3, ogg or m4a file"))
         import soundfile as sf

@@ -177,6 +177,156 @@ def demo(
         _print_json(summary)
 
 
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder of the new workspace (created if missing).")],
+    name: Annotated[str | None, typer.Option("--name", help="Corpus name (default: folder name).")] = None,
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="Label taxonomy, e.g. ekman7.")] = "ekman7",
+    version: Annotated[str, typer.Option("--version", help="Corpus version.")] = "0.1.0",
+    licence: Annotated[str | None, typer.Option("--licence", help="Corpus licence, e.g. CC-BY-4.0.")] = None,
+    language: Annotated[list[str] | None, typer.Option(
+        "--language", "-l", help="Language code; repeat for several (default en).")] = None,
+    exist_ok: Annotated[bool, typer.Option(
+        "--exist-ok", help="Open the workspace if it exists with this name and taxonomy.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a workspace: casebench.toml (name, version, licence, languages, taxonomy, annotation schema),
+    audio/, tables/ and reports/."""
+    from casebench.workspace import Workspace
+
+    ws = Workspace.create(directory, name or directory.expanduser().resolve().name, taxonomy=taxonomy,
+                          version=version, licence=licence, languages=language or ["en"], exist_ok=exist_ok)
+    result = {"workspace": str(ws.root), "config": ws.config}
+    if as_json:
+        _print_json(result)
+        return
+    p = ws.config["project"]
+    console.print(f"workspace [bold]{p['name']}[/] v{p['version']} at {ws.root}  ·  "
+                  f"taxonomy {p['taxonomy']}  ·  "
+                  f"languages {', '.join(p['languages'])}  ·  licence {p.get('licence') or '(unset)'}")
+    console.print(f"next: casebench synth {directory}   or   casebench collect {directory} RECORDINGS/")
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command()
+def synth(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder (made with `casebench init`).")],
+    backend: Annotated[str, typer.Option(
+        "--backend", help="TTS backend: espeak-ng (default; needs only the Debian package), command "
+                          "(--tts-cmd) or openai (--tts-url, --tts-model).")] = "espeak-ng",
+    voices: Annotated[str | None, typer.Option(
+        "--voices", help="Comma-separated voices, each a speaker (espeak-ng: en-us+m3,en-us+f3).")] = None,
+    emotions: Annotated[str | None, typer.Option(
+        "--emotions", help="Comma-separated emotions to cross (default: the whole taxonomy).")] = None,
+    per_cell: Annotated[int, typer.Option("--per-cell", min=0, help="Clips per (acoustic, semantic) cell.")
+                        ] = 2,
+    congruent: Annotated[int | None, typer.Option(
+        "--congruent", min=0, help="Clips per congruent cell (default --per-cell; 0 = none).")] = None,
+    counts: Annotated[str | None, typer.Option(
+        "--counts", help="Per-cell overrides 'acoustic/semantic=n,...', e.g. 'angry/sad=4'.")] = None,
+    texts: Annotated[Path | None, typer.Option(
+        "--texts", help="CSV of sentences (columns text, semantic_emotion); default: built-in bank.")] = None,
+    text_llm: Annotated[str | None, typer.Option(
+        "--text-llm", help="OpenAI-compatible base URL that writes the sentences (http://host:8000/v1); "
+                           "key from CASEBENCH_LLM_API_KEY or OPENAI_API_KEY.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Chat model for --text-llm.")] = None,
+    tts_cmd: Annotated[str | None, typer.Option(
+        "--tts-cmd", help="Command template for --backend command: {text} {emotion} {voice} {out}.")] = None,
+    tts_url: Annotated[str | None, typer.Option(
+        "--tts-url", help="Base URL of an OpenAI-compatible /v1/audio/speech server (--backend openai); "
+                          "key from CASEBENCH_TTS_API_KEY or OPENAI_API_KEY.")] = None,
+    tts_model: Annotated[str | None, typer.Option("--tts-model", help="Speech model (openai).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the plan and of the LLM requests.")] = 0,
+    lufs: Annotated[float, typer.Option("--lufs", help="Loudness target (EBU R128 LUFS).")] = -23.0,
+    audio_format: Annotated[str, typer.Option("--format", help="Audio format: flac or wav.")] = "flac",
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="Clips per journal part (the most a kill makes redo).")] = 8,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Synthesize a conflict set: sentences whose words carry one emotion, spoken with another (plus congruent
+    controls), into the workspace's clips table. Resumable: re-run after an interruption to finish."""
+    from casebench.synth import synth as run
+    from casebench.synth.design import parse_cell_counts
+
+    options = {"command": {"command": tts_cmd}, "openai": {"url": tts_url, "model": tts_model}}
+    options = options.get(backend, {})
+    summary = run(workspace, backend=backend, backend_options=options, voices=_split_list(voices),
+                  emotions=_split_list(emotions), per_cell=per_cell, congruent=congruent,
+                  counts=parse_cell_counts(counts), texts=texts, text_llm=text_llm, llm_model=model,
+                  seed=seed,
+                  target_lufs=lufs, audio_format=audio_format, batch_size=batch_size,
+                  progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table("voice \\ words", *summary["emotions"], title=f"clips per cell ({summary['backend']}, "
+                  f"{len(summary['voices'])} voice(s))", title_justify="left")
+    for a, row in summary["matrix"].items():
+        table.add_row(a, *(f"[bold]{n}[/]" if a == s else str(n) for s, n in row.items()))
+    console.print(table)
+    console.print(f"{summary['n_in_table']} of {summary['n_planned']} clips in {summary['clips_table']} "
+                  f"({summary['n_made']} made now, {summary['n_done_before']} already done; "
+                  f"{summary['n_conflict']} conflict, {summary['n_congruent']} congruent)")
+    console.print(f"report: {summary['report']}")
+    for note in summary["texts"]["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+@app.command()
+def collect(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder (made with `casebench init`).")],
+    source: Annotated[Path, typer.Argument(
+        help="Folder of recordings (wav, flac, mp3, ogg, m4a) or a CSV/JSONL manifest with a path column "
+             "(and speaker, gender, language, any extra columns).")],
+    vad: Annotated[bool, typer.Option(
+        "--vad", help="Cut recordings into utterances with the Silero VAD of faster-whisper.")] = False,
+    min_dur: Annotated[float, typer.Option("--min-dur", help="Drop clips shorter than this (s).")] = 0.5,
+    max_dur: Annotated[float, typer.Option(
+        "--max-dur", help="Drop clips longer than this (s); with --vad, the longest segment.")] = 30.0,
+    max_clipping: Annotated[float, typer.Option(
+        "--max-clipping", help="Drop clips with more than this share of samples at full scale.")] = 0.001,
+    max_silence: Annotated[float, typer.Option(
+        "--max-silence", help="Drop clips with more than this share of silent frames.")] = 0.8,
+    min_snr: Annotated[float, typer.Option("--min-snr", help="Drop clips with SNR estimate under this (dB).")
+                       ] = 5.0,
+    lufs: Annotated[float, typer.Option("--lufs", help="Loudness target (EBU R128 LUFS).")] = -23.0,
+    speaker: Annotated[str | None, typer.Option("--speaker", help="Speaker id where the manifest has none.")
+                       ] = None,
+    speaker_from_folder: Annotated[bool, typer.Option(
+        "--speaker-from-folder", help="Speaker id = the first sub-folder of SOURCE.")] = False,
+    gender: Annotated[str | None, typer.Option("--gender", help="Gender where the manifest has none.")
+                      ] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="Language where the manifest has none (default: the workspace's first).")] = None,
+    audio_format: Annotated[str, typer.Option("--format", help="Audio format: flac or wav.")] = "flac",
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest recordings: decode, 16 kHz mono, loudness-normalise, optional VAD, quality checks. Bad files are
+    skipped with their reason; a QC report (JSON + HTML) goes to reports/. Resumable."""
+    from casebench.collect import collect as run
+
+    summary = run(workspace, source, vad=vad, min_dur=min_dur, max_dur=max_dur, max_clipping=max_clipping,
+                  max_silence=max_silence, min_snr_db=min_snr, target_lufs=lufs, audio_format=audio_format,
+                  speaker=speaker, gender=gender, language=language, speaker_from_folder=speaker_from_folder,
+                  progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"{summary['n_files']} file(s): [green]{summary['n_kept']} clip(s) kept[/] "
+                  f"({summary['kept_duration_s']:.1f} s), [red]{summary['n_dropped']} dropped[/], "
+                  f"{summary['n_ignored']} ignored (not audio)")
+    for reason, n in summary["dropped_by_reason"].items():
+        console.print(f"  dropped for {reason}: {n}")
+    console.print(f"QC report: {summary['report_html']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:

@@ -230,7 +230,8 @@ def _process(ws: Workspace, item: Item, *, qc: QCSettings, vad: bool, target_luf
     try:
         x, sr = audio.decode(item.path)
     except CasebenchError as e:
-        reason = str(e).splitlines()[-1].strip()
+        found = e.problems[0].found if isinstance(e, InputError) else str(e)
+        reason = re.sub(r"^unreadable audio \((.*)\)$", r"\1", found.replace(f"{item.path}: ", ""))
         return [], [_outcome(item, base_id, "dropped", [f"unreadable: {reason}"])]
     mono = audio.resample(audio.to_mono(x), sr)
     if vad:
