@@ -293,26 +293,17 @@ def _alpha_sums(counts: np.ndarray, domain: Sequence, level: str) -> _UnitSums:
     m = counts.sum(axis=1)
     pairable = m >= 2
     cp = counts * pairable[:, None]
-    inv = _safe_div(pairable.astype(float), m - 1)
-    inv = np.nan_to_num(inv)
+    inv = np.nan_to_num(_safe_div(pairable.astype(float), m - 1))  # 1 / (m_u − 1), 0 if not pairable
     v = counts.shape[1]
     if level == "interval":
         x = np.asarray(domain, dtype=float)
         mp = cp.sum(axis=1)
         center = float(cp.sum(axis=0) @ x / mp.sum()) if mp.sum() else 0.0
         xc = x - center
-        s1, s2 = cp @ xc, cp @ xc**2
-        mean_u = _safe_div(s1, mp)
-        # within-unit sum of squares, centred per unit for accuracy: Σ_ij (x_i − x_j)² = 2 m Σ (x_i − x̄)²
-        ss = (cp * (xc[None, :] - np.nan_to_num(mean_u)[:, None]) ** 2).sum(axis=1)
-        d = 2.0 * mp * ss * inv
-        terms = np.column_stack([d, mp, s1, s2])
-
-        def finish(s: np.ndarray) -> np.ndarray:
-            n = s[:, 1]
-            return 1.0 - (n - 1.0) * _safe_div(s[:, 0], 2.0 * (n * s[:, 3] - s[:, 2] ** 2))
-
-        return _UnitSums(terms, finish)
+        s1 = cp @ xc
+        mean_u = np.nan_to_num(_safe_div(s1, mp))
+        ss = (cp * (xc[None, :] - mean_u[:, None]) ** 2).sum(axis=1)
+        return _interval_sums(mp, s1, cp @ xc**2, ss)
     if level == "ordinal":
         outer = (cp[:, :, None] * cp[:, None, :] * inv[:, None, None]).reshape(len(cp), v * v)
         terms = np.column_stack([outer, cp])
@@ -339,20 +330,29 @@ def _alpha_sums(counts: np.ndarray, domain: Sequence, level: str) -> _UnitSums:
 
 
 def _interval_sums_from_values(values: np.ndarray) -> _UnitSums:
-    """Interval α from a raters × units value matrix (NaN = missing), for scales with too many values
-    for a count matrix; the same closed form as :func:`_alpha_sums` with ``level="interval"``."""
-    rated = ~np.isnan(values)
-    m = rated.sum(axis=0).astype(float)
-    pairable = m >= 2
-    x = np.where(rated & pairable[None, :], values, 0.0)
-    mp = np.where(pairable, m, 0.0)
-    center = float(x.sum() / mp.sum()) if mp.sum() else 0.0
-    xc = np.where(rated & pairable[None, :], x - center, 0.0)
-    s1, s2 = xc.sum(axis=0), (xc**2).sum(axis=0)
+    """Interval α from a raters × units value matrix (NaN = missing), for scales with too many distinct
+    values for a count matrix; the same sums as :func:`_alpha_sums` with ``level="interval"``."""
+    keep = ~np.isnan(values)
+    keep &= keep.sum(axis=0) >= 2
+    mp = keep.sum(axis=0).astype(float)
+    center = float(values[keep].mean()) if keep.any() else 0.0
+    xc = np.where(keep, values - center, 0.0)
+    s1 = xc.sum(axis=0)
     mean_u = np.nan_to_num(_safe_div(s1, mp))
-    ss = np.where(rated & pairable[None, :], (xc - mean_u[None, :]) ** 2, 0.0).sum(axis=0)
-    d = np.nan_to_num(_safe_div(2.0 * mp * ss, mp - 1))
-    terms = np.column_stack([d, mp, s1, s2])
+    ss = np.where(keep, (xc - mean_u[None, :]) ** 2, 0.0).sum(axis=0)
+    return _interval_sums(mp, s1, (xc**2).sum(axis=0), ss)
+
+
+def _interval_sums(m: np.ndarray, s1: np.ndarray, s2: np.ndarray, ss: np.ndarray) -> _UnitSums:
+    """Interval α from per-unit moments of the pairable units (zeros for the others): m ratings, s1 and s2
+    the sums of the values and of their squares (values centred on a constant, for accuracy), ss the
+    within-unit sum of squares.
+
+    Σ_ck n_uc n_uk (c − k)² = 2 m_u ss_u per unit (observed), and Σ_ck n_c n_k (c − k)² = 2 (n S2 − S1²) in
+    total (expected), so α = 1 − (n − 1) Σ_u [2 m_u ss_u / (m_u − 1)] / (2 (n S2 − S1²)).
+    """
+    d = np.nan_to_num(_safe_div(2.0 * m * ss, m - 1))
+    terms = np.column_stack([d, m, s1, s2])
 
     def finish(s: np.ndarray) -> np.ndarray:
         n = s[:, 1]
@@ -823,6 +823,10 @@ def agreement_report(df: pd.DataFrame, *, level: Level, dimension: str | None = 
     keep = values.notna().to_numpy()
     excluded["missing_value"] = int((~keep).sum())
     table, values = table[keep], values[keep]
+    if table.empty:
+        raise InputError(Problem(f"no ratings left for dimension {dimension!r}",
+                                 expected="at least one rating that is neither cancelled nor missing",
+                                 field="value"), summary=f"nothing to score (excluded: {excluded})")
     enc = _encode(table["clip_id"], table["rater_id"], values, value_domain)
     if level in ("interval", "ratio") and not enc.numeric:
         raise ConfigError(f"{level} data needs numbers; the values are text {enc.domain[:10]}")
@@ -891,9 +895,7 @@ def agreement_report(df: pd.DataFrame, *, level: Level, dimension: str | None = 
         out["pairwise_cohen_kappa"] = {"raters": raters, "weights": weights, "kappa": _matrix_json(kappa),
                                        "n_common": n_common.tolist(), "applicable": True}
     else:
-        out["pairwise_cohen_kappa"] = {"raters": raters, **_not_applicable(fleiss_reason)}
-        del out["pairwise_cohen_kappa"]["value"], out["pairwise_cohen_kappa"]["ci_low"]
-        del out["pairwise_cohen_kappa"]["ci_high"]
+        out["pairwise_cohen_kappa"] = {"raters": raters, "applicable": False, "reason": fleiss_reason}
     out["per_rater"] = consensus_agreement(rm, level=level)
     if level == "nominal":
         measure = "share of clips where the rater gave the other raters' majority value (ties split)"

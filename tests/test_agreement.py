@@ -438,6 +438,21 @@ def test_report_excludes_cancelled_and_missing_values_and_counts_them():
     assert round(rep["krippendorff_alpha"]["value"], 3) == 0.743  # Krippendorff (2011), unchanged
 
 
+def test_interval_sums_from_values_equal_count_form_on_resamples():
+    rng = np.random.default_rng(6)
+    domain = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    data = random_matrix(rng, 6, 70, domain, missing=0.4)
+    w = np.vstack(list(ag._resample_weights(70, 20, 0)))
+    from_counts = ag._alpha_sums(counts_of(data, domain), domain, "interval").weighted(w)
+    np.testing.assert_allclose(ag._interval_sums_from_values(data).weighted(w), from_counts, atol=1e-12)
+
+
+def test_nothing_left_to_score_is_an_error():
+    df = long_table(KRIPP_2011).assign(cancelled=True)
+    with pytest.raises(InputError, match="nothing to score"):
+        agreement_report(df, level="interval", n_boot=0)
+
+
 def test_report_uses_value_num_for_ordered_levels_of_text_values():
     df = long_table(KRIPP_2011)
     df = df.assign(value=df["value"].map(lambda x: f"{x:g}"), value_num=df["value"])
