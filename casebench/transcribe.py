@@ -1,0 +1,477 @@
+"""The ``transcribe`` step: clips table in, transcripts table out, with Whisper, fast and resumable.
+
+What is stored per clip (``tables/transcripts.parquet``, schema in :mod:`casebench.workspace`):
+
+- ``text``: the recognised words joined (Whisper's spelling and punctuation);
+- ``words``: each word with ``start``/``end`` in seconds from the clip start and Whisper's probability;
+- ``language``; ``language_prob``: the probability of the *detected* language, null when the language was
+  not detected (given by ``language=``, taken from ``clips.language``, or fixed by an English-only model);
+- ``avg_logprob``, ``no_speech_prob``: Whisper's, averaged over the segments the clip's words came from.
+  Whisper scores whole 30-s windows, so clips packed into one window share these two values (their words
+  keep their own probabilities); a clip decoded alone has its own;
+- ``model``: backend, its version, model name and fingerprint; ``config_hash``: of the step config below;
+- ``wer``: word error rate against ``clips.text_prompt`` after :func:`casebench.asr.wer.normalize_text`,
+  when the clip has a prompt (synthesised clips); the pooled corpus WER goes into the report.
+
+Speed. Whisper pads every input to 30 s, so short emotional clips are packed into windows of up to 28 s
+with 0.8 s of silence between them (:mod:`casebench.asr.packing`), decoded once with word timestamps, and
+the words split back to their clips by time; clips whose words cannot be assigned cleanly are decoded again
+alone, and clips longer than 10 s are never packed. ``batch_size`` windows are decoded together
+(faster-whisper's batched pipeline). Measured figures: ``bench/transcribe.py``.
+
+Resuming. Rows go through a :class:`~casebench.workspace.StepJournal` keyed by the hash of the step config
+(backend identity and model fingerprint, decoding and packing settings, language, normaliser version), one
+part per batch of windows; a re-run skips the clips already there, so a run killed at any moment loses at
+most the batch in flight and duplicates nothing. The engine, batch size and thread counts are not in the
+config: they do not change what is computed. Clips whose audio cannot be read are reported and skipped
+(a re-run retries them), never abort the run.
+
+Scale-out. ``engine="ray"`` runs the same batches on Ray Data: ``from_items`` of the planned batches,
+``map_batches`` with one model per actor (``concurrency`` actors of ``num_cpus`` CPUs each); the driver
+writes each returned batch to the journal, so resuming works as with the local engine. It connects to
+``ray_address`` or ``RAY_ADDRESS`` (``ray://head:10001`` for a remote cluster; casebench and the backend
+must be installed on the workers and the workspace's audio readable at the same path), or starts a local
+Ray; an already initialised Ray is used as is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from casebench.asr import DEFAULT_BACKEND, get_backend
+from casebench.asr.base import SAMPLE_RATE, AsrBackend, DecodeOptions, Segment, Word
+from casebench.asr.packing import PackingConfig, build_window, plan_windows, split_words
+from casebench.asr.wer import ZERO, WerCounts, wer_counts
+from casebench.errors import ConfigError, Problem
+from casebench.workspace import Workspace, atomic_write_text
+
+STEP = "transcribe"
+#: Bump when :func:`casebench.asr.wer.normalize_text` changes meaning (it enters the config hash).
+NORMALISER_VERSION = 1
+ENGINES = ("local", "ray")
+
+
+# --------------------------------------------------------------------------------------------------
+# Work units: what a batch holds, what it gives back
+
+
+@dataclass
+class ClipTask:
+    """One clip to transcribe, as the batch runner sees it (JSON-able, so it can travel to Ray workers)."""
+
+    clip_id: str
+    path: str
+    duration_s: float
+    text_prompt: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """Rows of one batch, plus what happened: decode modes, fallback reasons, unreadable clips."""
+
+    rows: list[dict] = field(default_factory=list)
+    modes: Counter = field(default_factory=Counter)
+    fallback_reasons: Counter = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    n_windows: int = 0
+    audio_s: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({"rows": self.rows, "modes": self.modes, "fallback_reasons": self.fallback_reasons,
+                           "problems": [p.to_dict() for p in self.problems], "n_windows": self.n_windows,
+                           "audio_s": self.audio_s})
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchResult:
+        d = json.loads(text)
+        return cls(d["rows"], Counter(d["modes"]), Counter(d["fallback_reasons"]),
+                   [Problem(**p) for p in d["problems"]], d["n_windows"], d["audio_s"])
+
+
+def load_audio(path: str | os.PathLike) -> np.ndarray:
+    """16 kHz mono float32 samples of an audio file (channels averaged, resampled with soxr if needed)."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        audio = soxr.resample(audio, rate, SAMPLE_RATE)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _row(task: ClipTask, words: Sequence[Word], segments: Sequence[Segment], language: str | None,
+         language_prob: float | None, model_id: str, config_hash: str) -> dict:
+    text = "".join(w.word for w in words).strip() if words else "".join(s.text for s in segments).strip()
+    return {
+        "clip_id": task.clip_id, "text": text, "language": language, "language_prob": language_prob,
+        "avg_logprob": _mean(s.avg_logprob for s in segments),
+        "no_speech_prob": _mean(s.no_speech_prob for s in segments),
+        "model": model_id, "words": [w.to_dict() for w in words], "config_hash": config_hash,
+        "wer": wer_counts(task.text_prompt, text).wer if task.text_prompt else None,
+    }
+
+
+def run_batch(backend: AsrBackend, windows: Sequence[Sequence[ClipTask]], *, language: str | None,
+              packing: PackingConfig, config_hash: str) -> BatchResult:
+    """Transcribe a batch of planned windows (each a list of clips) in one backend call, then the clips that
+    need it alone in a second call; the same function runs in the local engine and in each Ray actor.
+
+    Windows are laid out again from the audio's real lengths (the clips table may be off, or a clip may be
+    unreadable), with the same packing rules.
+    """
+    result = BatchResult()
+    model_id = backend.model_id
+    loaded: list[tuple[ClipTask, np.ndarray]] = []
+    for task in (t for w in windows for t in w):
+        try:
+            audio = load_audio(task.path)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is reported and skipped, never fatal
+            result.problems.append(Problem(f"unreadable audio ({type(e).__name__}: {e})", id=task.clip_id,
+                                           file=task.path, expected="an audio file soundfile can read"))
+            continue
+        if audio.size == 0:
+            result.problems.append(Problem("empty audio (0 samples)", id=task.clip_id, file=task.path,
+                                           expected="at least one sample"))
+            continue
+        loaded.append((task, audio))
+        result.audio_s += audio.size / SAMPLE_RATE
+    # re-plan each planned window on its loaded clips (a window never merges with another)
+    plan: list[tuple[str, list[tuple[ClipTask, np.ndarray]], list[tuple[float, float]]]] = []
+    by_id = {t.clip_id: (t, a) for t, a in loaded}
+    for w in windows:
+        members = [by_id[t.clip_id] for t in w if t.clip_id in by_id]
+        for win in plan_windows([a.size / SAMPLE_RATE for _, a in members], packing):
+            plan.append((win.kind, [members[i] for i in win.members], win.spans))
+    result.n_windows = len(plan)
+
+    decoded = backend.decode([build_window([a for _, a in m], spans) for _, m, spans in plan], language)
+    alone: list[tuple[ClipTask, np.ndarray]] = []
+    for (kind, members, spans), dec in zip(plan, decoded, strict=True):
+        if kind != "packed":
+            task = members[0][0]
+            words = [w for s in dec.segments for w in s.words]
+            result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
+                                    config_hash))
+            result.modes[kind] += 1
+            continue
+        flat = [(w, k) for k, s in enumerate(dec.segments) for w in s.words]
+        split = split_words([w for w, _ in flat], spans, edge_s=packing.edge_s,
+                            segment_of=[k for _, k in flat])
+        for (task, audio), cw in zip(members, split, strict=True):
+            if not cw.clean:
+                alone.append((task, audio))
+                result.fallback_reasons[_reason_kind(cw.reason)] += 1
+                continue
+            segs = [dec.segments[k] for k in sorted(cw.segments)]
+            result.rows.append(_row(task, cw.words, segs, dec.language, dec.language_prob, model_id,
+                                    config_hash))
+            result.modes["packed"] += 1
+    if alone:
+        for (task, _), dec in zip(alone, backend.decode([a for _, a in alone], language), strict=True):
+            words = [w for s in dec.segments for w in s.words]
+            result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
+                                    config_hash))
+            result.modes["fallback"] += 1
+        result.n_windows += len(alone)
+    return result
+
+
+def _reason_kind(reason: str | None) -> str:
+    """Group fallback reasons for the report ("word 'x' runs across ..." -> "word runs across ...")."""
+    if not reason:
+        return "unknown"
+    for key in ("runs across the silence", "lies in the silence", "no words", "words in"):
+        if key in reason:
+            return {"words in": "too many words"}.get(key, key)
+    return reason
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+
+
+@dataclass
+class Batch:
+    """Windows decoded together: same language (None: detect per clip), clips in table order."""
+
+    language: str | None
+    windows: list[list[ClipTask]]
+
+    def to_json(self) -> str:
+        windows = [[t.__dict__ for t in w] for w in self.windows]
+        return json.dumps({"language": self.language, "windows": windows})
+
+    @classmethod
+    def from_json(cls, text: str) -> Batch:
+        d = json.loads(text)
+        return cls(d["language"], [[ClipTask(**t) for t in w] for w in d["windows"]])
+
+    @property
+    def n_clips(self) -> int:
+        return sum(len(w) for w in self.windows)
+
+
+def plan_batches(tasks: Sequence[ClipTask], languages: Sequence[str | None], packing: PackingConfig,
+                 batch_size: int) -> list[Batch]:
+    """Group clips by language (first appearance order), pack each group into windows, ``batch_size``
+    windows per batch. Clips whose language is unknown (None, multilingual model) are never packed: the
+    backend detects the language of each alone."""
+    groups: dict[str | None, list[ClipTask]] = {}
+    for t, lang in zip(tasks, languages, strict=True):
+        groups.setdefault(lang, []).append(t)
+    batches = []
+    for lang, group in groups.items():
+        cfg = packing if lang is not None else PackingConfig(**{**packing.to_dict(), "enabled": False})
+        windows = [[group[i] for i in w.members] for w in plan_windows([t.duration_s for t in group], cfg)]
+        batches += [Batch(lang, windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+    return batches
+
+
+# --------------------------------------------------------------------------------------------------
+# Engines
+
+
+class RayTranscriber:
+    """Ray Data callable class: builds one backend (one model) per actor and runs :func:`run_batch` on each
+    batch it is given (a column ``batch`` of :meth:`Batch.to_json` strings); returns a column ``result``
+    of :meth:`BatchResult.to_json` strings (JSON keeps Arrow type inference out of the way)."""
+
+    def __init__(self, backend: str, model: str | None, backend_kwargs: dict, packing: dict,
+                 config_hash: str):
+        kwargs = dict(backend_kwargs)
+        kwargs["options"] = DecodeOptions(**kwargs.get("options", {}))
+        self.backend = get_backend(backend, model, **kwargs)
+        self.packing = PackingConfig(**packing)
+        self.config_hash = config_hash
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[str]]:
+        out = []
+        for text in list(batch["batch"]):
+            b = Batch.from_json(str(text))
+            out.append(run_batch(self.backend, b.windows, language=b.language, packing=self.packing,
+                                 config_hash=self.config_hash).to_json())
+        return {"result": np.array(out, dtype=object)}
+
+
+def _run_ray(batches: Sequence[Batch], *, backend: str, model: str | None, backend_kwargs: dict,
+             packing: PackingConfig, config_hash: str, concurrency: int | None, num_cpus: float | None,
+             ray_address: str | None) -> Iterable[BatchResult]:
+    try:
+        import ray
+    except ImportError as e:
+        from casebench.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"--engine ray needs Ray Data ({e}): pip install 'ray[data]' "
+                                     "(or pip install 'casebench[scale]')") from e
+    if not ray.is_initialized():
+        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=False)
+    num_cpus = num_cpus or 1
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+    backend_kwargs = dict(backend_kwargs)
+    backend_kwargs.setdefault("cpu_threads", max(1, int(num_cpus)))
+    ds = ray.data.from_items([{"batch": b.to_json()} for b in batches], override_num_blocks=len(batches))
+    actor_kwargs = {"backend": backend, "model": model, "backend_kwargs": backend_kwargs,
+                    "packing": packing.to_dict(), "config_hash": config_hash}
+    ds = ds.map_batches(RayTranscriber, batch_size=1, batch_format="numpy", concurrency=concurrency,
+                        num_cpus=num_cpus, fn_constructor_kwargs=actor_kwargs)
+    for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for text in block["result"]:
+            yield BatchResult.from_json(str(text))
+
+
+# --------------------------------------------------------------------------------------------------
+# The step
+
+
+def _clip_tasks(ws: Workspace, clips: Any,
+                problems: list[Problem]) -> tuple[list[ClipTask], list[str | None]]:
+    """ClipTasks (absolute paths, durations) and each clip's language from the clips table."""
+    import soundfile as sf
+
+    ids = clips.column("clip_id").to_pylist()
+    paths = clips.column("path").to_pylist()
+    durations = clips.column("duration_s").to_pylist()
+    prompts = clips.column("text_prompt").to_pylist()
+    langs = clips.column("language").to_pylist()
+    tasks, languages = [], []
+    for cid, path, dur, prompt, lang in zip(ids, paths, durations, prompts, langs, strict=True):
+        full = ws.resolve(path)
+        if dur is None or not math.isfinite(dur) or dur < 0:
+            try:
+                dur = sf.info(str(full)).duration
+            except Exception as e:  # noqa: BLE001 - reported and skipped
+                problems.append(Problem(f"unreadable audio ({type(e).__name__}: {e})", id=cid, file=str(full),
+                                        expected="an audio file soundfile can read"))
+                continue
+        tasks.append(ClipTask(cid, str(full), float(dur), prompt or None))
+        languages.append(lang or None)
+    return tasks, languages
+
+
+def step_config(backend: AsrBackend, packing: PackingConfig, language: str | None) -> dict:
+    """The config whose hash keys the journal: everything that changes the rows, nothing that does not."""
+    return {"asr": backend.identity(), "packing": packing.to_dict(), "language": language,
+            "normaliser": NORMALISER_VERSION}
+
+
+def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAULT_BACKEND,
+               model: str | None = None, engine: str = "local", batch_size: int = 4,
+               language: str | None = None, packing: PackingConfig | bool = True, beam_size: int = 5,
+               device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None,
+               concurrency: int | None = None, num_cpus: float | None = None, ray_address: str | None = None,
+               limit: int | None = None, progress: bool | Callable[[int, int], None] = False) -> dict:
+    """Transcribe the workspace's clips into ``tables/transcripts.parquet`` and ``reports/transcribe.json``.
+
+    Args:
+        workspace: the workspace (or its directory); its ``clips`` table must exist.
+        backend, model: ASR backend name (:data:`casebench.asr.BACKENDS`) and its model (None: default).
+        engine: ``local`` (this process) or ``ray`` (Ray Data; see the module docstring).
+        batch_size: windows decoded together, and per journal part.
+        language: force this language for every clip; else ``clips.language``, else detection (never needed
+            with an English-only model).
+        packing: a :class:`PackingConfig`, True for the defaults, False to decode every clip alone.
+        beam_size, device, compute_type, cpu_threads: decoding settings (compute_type: int8 on CPU).
+        concurrency, num_cpus, ray_address: Ray actors, CPUs per actor (also its thread count), cluster.
+        limit: transcribe at most this many of the pending clips in this run (the rest stay pending).
+        progress: True for a progress bar on stderr, or a callable ``(done, total)``.
+
+    Returns:
+        The report (also written to ``reports/transcribe.json``): counts, decode modes, fallback reasons,
+        unreadable clips, throughput, corpus WER of the table's rows with a prompt, model and config hash.
+
+    Raises:
+        ConfigError: unknown backend or engine, bad model, bad option. InputError: a bad clips table.
+        MissingDependencyError: the backend or Ray is not installed.
+    """
+    if engine not in ENGINES:
+        from casebench.errors import unknown_name
+
+        raise unknown_name("engine", engine, ENGINES)
+    if batch_size < 1 or beam_size < 1:
+        raise ConfigError(f"batch_size and beam_size must be >= 1, not {batch_size} and {beam_size}")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    if isinstance(packing, bool):
+        packing = PackingConfig(enabled=packing)
+    options = DecodeOptions(beam_size=beam_size)
+    backend_kwargs = {"options": options.to_dict(), "device": device, "compute_type": compute_type,
+                      "cpu_threads": cpu_threads}
+    asr = get_backend(backend, model, **{**backend_kwargs, "options": options})
+    config = step_config(asr, packing, language)
+    journal = ws.resumable(STEP, config, table="transcripts")
+    ws.set_section(STEP, config)
+
+    clips = ws.read_table("clips")
+    problems: list[Problem] = []
+    tasks, clip_langs = _clip_tasks(ws, clips, problems)
+    done = journal.done_ids()
+    n_before = sum(t.clip_id in done for t in tasks)
+    pending = [(t, lang) for t, lang in zip(tasks, clip_langs, strict=True) if t.clip_id not in done]
+    if limit is not None:
+        pending = pending[:limit]
+    if language is not None:
+        langs = [language] * len(pending)
+    elif not asr.multilingual:
+        langs = ["en"] * len(pending)
+    else:
+        langs = [lang for _, lang in pending]
+    batches = plan_batches([t for t, _ in pending], langs, packing, batch_size)
+
+    total = len(pending)
+    report_progress = _progress(progress, total)
+    modes, reasons, n_windows, audio_s, n_done = Counter(), Counter(), 0, 0.0, 0
+    t0 = time.perf_counter()
+    if engine == "local":
+        results: Iterable[BatchResult] = (
+            run_batch(asr, b.windows, language=b.language, packing=packing, config_hash=journal.config_hash)
+            for b in batches)
+    else:
+        results = _run_ray(batches, backend=backend, model=model, backend_kwargs=backend_kwargs,
+                           packing=packing, config_hash=journal.config_hash, concurrency=concurrency,
+                           num_cpus=num_cpus, ray_address=ray_address)
+    try:
+        for res in results:
+            journal.write(res.rows)
+            modes.update(res.modes)
+            reasons.update(res.fallback_reasons)
+            problems += res.problems
+            n_windows += res.n_windows
+            audio_s += res.audio_s
+            n_done += len(res.rows) + len(res.problems)
+            report_progress(n_done)
+    finally:
+        report_progress(None)
+    elapsed = time.perf_counter() - t0
+
+    table = journal.finish()
+    n_now = sum(modes.values())
+    report = {
+        "step": STEP, "workspace": str(ws.root), "model": asr.model_id, "config_hash": journal.config_hash,
+        "config": config, "engine": engine, "batch_size": batch_size,
+        "n_clips": len(clips), "n_already_done": n_before, "n_transcribed": n_now,
+        "n_pending": len(tasks) - n_before - n_now - len(problems),
+        "n_unreadable": len(problems), "unreadable": [p.to_dict() for p in problems],
+        "modes": dict(modes), "fallback_reasons": dict(reasons), "n_windows": n_windows,
+        "audio_s": round(audio_s, 3), "elapsed_s": round(elapsed, 3),
+        "clips_per_s": round(n_now / elapsed, 3) if elapsed > 0 and n_now else None,
+        "realtime_factor": round(audio_s / elapsed, 3) if elapsed > 0 and audio_s else None,
+        "corpus_wer": corpus_wer_of(ws, table, journal.config_hash),
+    }
+    atomic_write_text(ws.reports_dir / "transcribe.json", json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def corpus_wer_of(ws: Workspace, transcripts: Any, config_hash: str) -> dict:
+    """Pooled WER (see :mod:`casebench.asr.wer`) of the transcripts made under ``config_hash`` whose clips
+    have a ``text_prompt``; ``{"wer": None, "n_clips": 0, ...}`` when there are none."""
+    clips = ws.read_table("clips")
+    prompts = dict(zip(clips.column("clip_id").to_pylist(), clips.column("text_prompt").to_pylist(),
+                       strict=True))
+    total: WerCounts = ZERO
+    n = 0
+    for cid, text, h in zip(transcripts.column("clip_id").to_pylist(), transcripts.column("text").to_pylist(),
+                            transcripts.column("config_hash").to_pylist(), strict=True):
+        if h == config_hash and prompts.get(cid):
+            total = total + wer_counts(prompts[cid], text)
+            n += 1
+    return {**total.to_dict(), "n_clips": n}
+
+
+def _progress(progress: bool | Callable[[int, int], None], total: int) -> Callable[[int | None], None]:
+    """A function to call with the number of clips done (None at the end)."""
+    if callable(progress):
+        return lambda done: progress(done if done is not None else total, total)
+    if not progress:
+        return lambda done: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("transcribe"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=False)
+    task = bar.add_task("clips", total=total)
+    bar.start()
+
+    def update(done: int | None) -> None:
+        if done is None:
+            bar.stop()
+        else:
+            bar.update(task, completed=done)
+
+    return update
