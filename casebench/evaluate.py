@@ -74,38 +74,44 @@ def _known_semantic(t: np.ndarray) -> np.ndarray:
     return t
 
 
-def score_categorical(acoustic, pred, semantic, k: int, boot: Bootstrap, split_kind: str) -> dict:
-    """Categorical metrics (plus conflict metrics on ``conflict``/``all`` splits) with CIs for one split."""
+def score_categorical(acoustic, pred, semantic, k: int, boot: Bootstrap, split_kind: str,
+                      labels: Sequence[str] | None = None) -> dict:
+    """Categorical metrics (plus conflict metrics on ``conflict``/``all`` splits) with CIs for one split.
+
+    With ``labels``, also ``per_class``: precision, recall and F1 per class with CIs from the same resamples
+    (moved out of the split by :func:`evaluate`).
+    """
     n = int(acoustic.size)
     codes = count_codes(acoustic, pred, semantic, k)
     point = _tensor(np.bincount(codes, minlength=(k + 1) ** 3).astype(float), k)
     samples = _tensor(boot.counts(codes, (k + 1) ** 3), k) if boot.n_boot else None
+    cm, cm_samples = point.sum(-1), None if samples is None else samples.sum(-1)
     out = {}
     for name, fn in CATEGORICAL.items():
-        out[name] = _entry(fn(point.sum(-1)), None if samples is None else fn(samples.sum(-1)), n)
-    if semantic is None:
-        return out
-    if split_kind == "conflict":
+        out[name] = _entry(fn(cm), None if samples is None else fn(cm_samples), n)
+    if semantic is not None and split_kind == "conflict":
         for name, fn in CONFLICT.items():
             out[name] = _entry(fn(_known_semantic(point)),
                                None if samples is None else fn(_known_semantic(samples)), n)
-    if split_kind == "all":
+    if semantic is not None and split_kind == "all":
         out["conflict_gap"] = _entry(conflict.conflict_gap(_known_semantic(point)), None if samples is None
                                      else conflict.conflict_gap(_known_semantic(samples)), n)
+    if labels is not None:
+        out["per_class"] = per_class(cm, cm_samples, labels)
     return out
 
 
-def per_class(acoustic, pred, k: int, labels: Sequence[str], boot: Bootstrap) -> dict:
-    """Per-class precision, recall and F1 with CIs, and support, keyed by label."""
-    codes = count_codes(acoustic, pred, None, k)
-    point = _tensor(np.bincount(codes, minlength=(k + 1) ** 3).astype(float), k).sum(-1)
-    samples = _tensor(boot.counts(codes, (k + 1) ** 3), k).sum(-1) if boot.n_boot else None
-    p, r, f = categorical.precision_recall_f1(point)
-    sp, sr, sf = categorical.precision_recall_f1(samples) if samples is not None else (None,) * 3
-    support = point.sum(-1)
+def per_class(cm: np.ndarray, cm_samples: np.ndarray | None, labels: Sequence[str]) -> dict:
+    """Per-class precision, recall and F1 with CIs, and support, keyed by label, from a (K+1, K+1) confusion
+    matrix and its resamples."""
+    p, r, f = categorical.precision_recall_f1(cm)
+    sp, sr, sf = categorical.precision_recall_f1(cm_samples) if cm_samples is not None else (None,) * 3
+    support = cm.sum(-1)
     out = {}
     for i, lab in enumerate(labels):
-        col = (lambda a: None if a is None else a[:, i])  # noqa: E731 - tiny local selector
+        def col(a, i=i):
+            return None if a is None else a[:, i]
+
         out[lab] = {"precision": _entry(p[i], col(sp), support[i]), "recall": _entry(r[i], col(sr), support[i]),
                     "f1": _entry(f[i], col(sf), support[i]), "support": int(support[i])}
     return out
@@ -205,7 +211,7 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
 
 @np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted
 def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
-          n_boot: int = 1000, seed: int = 0, unit: str = "auto") -> dict:
+          n_boot: int = 1000, seed: int = 0, unit: str = "auto", with_per_class: bool = False) -> dict:
     """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
 
     Args:
@@ -216,6 +222,7 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
         dist: (n, K) predicted distributions (NaN rows = none) for the distribution task.
         vad: dimension -> predicted floats (NaN = none) for the dimensional task.
         n_boot, seed, unit: bootstrap resamples, seed and unit (``item``, ``speaker`` or ``auto``).
+        with_per_class: also return per-class precision/recall/F1 under each split's ``per_class`` key.
     """
     k = len(gold.taxonomy)
     clusters = _clusters(gold, unit)
@@ -228,7 +235,8 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
             m = mask & (gold.acoustic >= 0)
             if m.any():
                 sem = None if gold.semantic is None else gold.semantic[m]
-                res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind))
+                res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind,
+                                             labels=gold.taxonomy.labels if with_per_class else None))
         if "distribution" in tasks and gold.distribution is not None:
             m = mask & np.isfinite(gold.distribution).all(1)
             if m.any():
@@ -325,18 +333,16 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     preds = parse_predictions(predictions, gold, renormalize=renormalize, allow_missing=allow_missing)
     tasks = scored_tasks(benchmark, preds)
     arrays = prediction_arrays(preds, gold, tasks)
-    scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, **arrays)
-    extra = {}
+    scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, with_per_class=True,
+                   **arrays)
+    extra: dict = {"per_class": {}, "confusion": {}}
     if "categorical" in tasks and gold.acoustic is not None:
         labels = list(gold.taxonomy.labels)
         k = len(labels)
-        boot = Bootstrap(n_boot, seed, _clusters(gold, unit))
-        extra["per_class"], extra["confusion"] = {}, {}
         for split in benchmark.splits:
             m = gold.mask(split) & (gold.acoustic >= 0)
             if m.any():
-                extra["per_class"][split.name] = per_class(gold.acoustic[m], arrays["label"][m], k, labels,
-                                                           boot.subset(m))
+                extra["per_class"][split.name] = scores[split.name].pop("per_class")
                 extra["confusion"][split.name] = confusion(gold.acoustic[m], arrays["label"][m], k)
         if gold.semantic is not None:
             extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels)

@@ -244,6 +244,8 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     Every problem is reported with the file, row (1-based, after the header: CSV line = row + 1), id and
     column.
     """
+    import pandas as pd
+
     tax = as_taxonomy(taxonomy)
     df = read_table(path)
     src = str(path)
@@ -252,26 +254,32 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     if "id" not in df.columns:
         raise InputError(Problem("no 'id' column", file=src, expected=f"an 'id' column; found {list(df.columns)}"))
     problems: list[Problem] = []
+    missing_id = df["id"].isna().to_numpy()
     ids = df["id"].astype(str).to_numpy(dtype=object)
     line = np.arange(len(df)) + (2 if Path(path).suffix.lower() != ".parquet" else 1)
-    missing_id = df["id"].isna().to_numpy()
     for i in np.flatnonzero(missing_id)[:50]:
         problems.append(Problem("empty id", file=src, line=int(line[i]), field="id"))
-    dup = df["id"].duplicated(keep="first").to_numpy() & ~missing_id
-    for i in np.flatnonzero(dup)[:50]:
-        problems.append(Problem("duplicate id", file=src, line=int(line[i]), id=ids[i], field="id"))
+    # built once (Gold.id_index reuses it); inserted back to front so the first occurrence wins
+    id_index = dict(zip(ids[::-1].tolist(), range(len(ids) - 1, -1, -1)))
+    if len(id_index) < len(ids):
+        first = np.fromiter((id_index[x] for x in ids.tolist()), dtype=np.int64, count=len(ids))
+        for i in np.flatnonzero((first != np.arange(len(ids))) & ~missing_id)[:50]:
+            problems.append(Problem("duplicate id", file=src, line=int(line[i]), id=ids[i], field="id"))
 
     def labels(col: str) -> np.ndarray | None:
         if col not in df.columns:
             return None
-        text = df[col].astype("string").str.strip().str.lower()
-        codes = text.map(tax.index)
-        bad = (text.notna() & codes.isna()).to_numpy()
-        for i in np.flatnonzero(bad)[:50]:
-            problems.append(tax.check_label(text.iloc[i], file=src, line=int(line[i]), id=ids[i], field=col))
-        if bad.sum() > 50:
-            problems.append(Problem(f"... {int(bad.sum())} unknown labels in column {col!r} in all", file=src))
-        return codes.fillna(-1).to_numpy(dtype=np.int64)
+        # factorize first: a column of a million labels has a handful of distinct values to look up
+        codes, uniques = pd.factorize(df[col])
+        lookup = np.array([tax.index.get(str(u).strip().lower(), -2) for u in uniques] + [-1], dtype=np.int64)
+        out = lookup[codes]  # code -1 (missing) indexes the trailing -1
+        for i in np.flatnonzero(out == -2)[:50]:
+            problems.append(tax.check_label(str(df[col].iloc[i]).strip().lower(), file=src, line=int(line[i]),
+                                            id=ids[i], field=col))
+        n_bad = int((out == -2).sum())
+        if n_bad > 50:
+            problems.append(Problem(f"... {n_bad} unknown labels in column {col!r} in all", file=src))
+        return out
 
     acoustic, semantic = labels("acoustic_label"), labels("semantic_label")
     dist = None
@@ -302,8 +310,10 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     speaker = df["speaker_id"].astype(str).to_numpy(dtype=object) if "speaker_id" in df.columns else None
     if speaker is not None:
         columns["speaker_id"] = speaker
-    return Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
+    gold = Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
                 distribution=dist, vad=vad, columns=columns, source=src, fingerprint=fingerprint_gold(path))
+    gold.__dict__["id_index"] = id_index  # fill the cached property
+    return gold
 
 
 def fingerprint_gold(path: str | Path) -> str:
