@@ -213,11 +213,16 @@ def _as_float(x: Any) -> float | None:
 
 
 def _codes_of(rm: ReliabilityMatrix) -> np.ndarray:
+    """Domain indices of a reliability matrix's entries, -1 where not rated."""
     m = np.asarray(rm.matrix, dtype=float)
     rated = ~np.isnan(m)
     codes = np.full(m.shape, -1, dtype=np.int64)
-    if all(_is_numeric(x) for x in rm.domain):
-        codes[rated] = pd.Index(np.asarray(rm.domain, dtype=float)).get_indexer(m[rated])
+    if all(_is_numeric(x) for x in rm.domain) and rm.domain:
+        dom = np.asarray(rm.domain, dtype=float)
+        order = np.argsort(dom, kind="stable")
+        vals = m[rated]
+        pos = np.minimum(np.searchsorted(dom[order], vals), len(dom) - 1)
+        codes[rated] = np.where(dom[order][pos] == vals, order[pos], -1)
     else:
         codes[rated] = m[rated].astype(np.int64)
     if (codes[rated] < 0).any() or (codes[rated] >= len(rm.domain)).any():
