@@ -214,7 +214,10 @@ def encode(x: np.ndarray, sr: int, fmt: str = "flac") -> bytes:
     if fmt not in ("flac", "wav"):
         raise InputError(Problem(f"audio format {fmt!r}", expected="'flac' or 'wav'"))
     buf = io.BytesIO()
-    sf.write(buf, np.clip(x, -1.0, 1.0), sr, format=fmt.upper(), subtype="PCM_16")
+    # Quantise here rather than in libsndfile, whose float->int16 scaling differs between WAV and FLAC:
+    # this way the same signal gives the same samples in either format.
+    pcm = np.round(np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0) * 32767).astype(np.int16)
+    sf.write(buf, pcm, sr, format=fmt.upper(), subtype="PCM_16")
     return buf.getvalue()
 
 

@@ -196,7 +196,8 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
                     fatal = e
                     break
                 except CasebenchError as e:
-                    failures.append(Problem(str(e).replace("\n", " "), id=clip.clip_id,
+                    why = "; ".join(map(str, e.problems)) if isinstance(e, InputError) else str(e)
+                    failures.append(Problem(why, id=clip.clip_id,
                                             field=f"{clip.acoustic} voice / {clip.semantic} words"))
                     if n_ok == 0 and len(failures) >= abort_after:
                         break

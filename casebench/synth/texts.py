@@ -68,6 +68,10 @@ class TextBank:
     notes: list[str] = field(default_factory=list)
     fingerprint: str = ""       # identifies the content, for the synth config hash
 
+    def __post_init__(self):
+        if not self.fingerprint:
+            self.fingerprint = _fingerprint(self.sentences)
+
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.sentences.items()}
 
@@ -116,7 +120,7 @@ def _finish(raw: dict[str, list[Sentence]], source: str, language: str, notes: l
             notes.append(f"{dropped} duplicate sentence(s) for {emotion!r} dropped (same text after "
                          "normalising case, punctuation and spacing)")
         out[emotion] = kept
-    return TextBank(out, source, language, notes, _fingerprint(out))
+    return TextBank(out, source, language, notes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,9 +301,7 @@ def llm_bank(url: str, model: str, wanted: Mapping[str, int], *, api_key: str | 
             notes.append(f"only {len(kept)} of {n} sentences for {emotion!r} after {max_rounds} round(s); "
                          "sentences are reused across cells")
         raw[emotion] = kept
-    bank = TextBank(raw, f"llm:{model}@{url}", language, notes)
-    bank.fingerprint = _fingerprint(raw)
-    return bank
+    return TextBank(raw, f"llm:{model}@{url}", language, notes)
 
 
 def bank_to_json(bank: TextBank) -> dict:
@@ -313,4 +315,4 @@ def bank_from_json(doc: Mapping) -> TextBank:
     """The inverse of :func:`bank_to_json`."""
     sentences = {k: [Sentence(**s) for s in v] for k, v in doc["sentences"].items()}
     return TextBank(sentences, doc["source"], doc.get("language", "en"), list(doc.get("notes", [])),
-                    doc.get("fingerprint", "") or _fingerprint(sentences))
+                    doc.get("fingerprint", ""))
