@@ -447,8 +447,8 @@ def _problem(file: str | None, row: int | None, clip_id: str | None, column: str
     return Problem(found, expected=expected, file=file, id=clip_id, field=column, hint=hint)
 
 
-def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool) -> tuple[pa.Table | None,
-                                                                                      list[Problem]]:
+def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool,
+             check_keys: bool = True) -> tuple[pa.Table | None, list[Problem]]:
     """Cast ``data`` to ``SCHEMAS[name]`` (+ qc_/meta_ extras) and check it; (table or None, problems)."""
     schema = SCHEMAS[name]
     columns, n, problems = _columns(data)
@@ -503,16 +503,18 @@ def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool) -> t
                                      hint=did_you_mean(col, schema.names)))
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
     if problems:  # still check nulls and keys in the columns that could be read, to list every problem
-        return None, problems + (table_problems(name, table, file=file) if "clip_id" in table.column_names
-                                 else [])
-    return table, table_problems(name, table, file=file)
+        if "clip_id" in table.column_names:
+            problems += table_problems(name, table, file=file, check_keys=check_keys)
+        return None, problems
+    return table, table_problems(name, table, file=file, check_keys=check_keys)
 
 
 def _key_name(name: str) -> str:
     return "(annotation_id, dimension)" if name == "annotations" else "clip_id"
 
 
-def table_problems(name: str, table: pa.Table, *, file: str | None = None) -> list[Problem]:
+def table_problems(name: str, table: pa.Table, *, file: str | None = None,
+                   check_keys: bool = True) -> list[Problem]:
     """Problems with the rows of a table already cast to its schema: nulls in required columns, duplicate
     keys. Keys: ``clip_id`` in every table but annotations, which is keyed by (annotation_id, dimension)
     where annotation_id is set and by (clip_id, rater_id, dimension, source) where it is not."""
@@ -524,7 +526,7 @@ def table_problems(name: str, table: pa.Table, *, file: str | None = None) -> li
             problems.extend(_problem(file, r, ids[r], col, "null in a required column",
                                      expected="a value") for r in rows)
     key_cols = ("annotation_id", "clip_id", "rater_id", "dimension", "source")
-    if name == "annotations" and not set(key_cols) <= set(table.column_names):
+    if not check_keys or (name == "annotations" and not set(key_cols) <= set(table.column_names)):
         return problems
     if name == "annotations":
         cols = {c: table.column(c).to_pylist() for c in key_cols}
@@ -734,7 +736,13 @@ class Workspace:
     def relpath(self, path: str | os.PathLike) -> str:
         """An absolute or root-relative path as stored in tables: relative to the root, POSIX separators."""
         p = Path(path)
-        return (p.resolve().relative_to(self.root) if p.is_absolute() else p).as_posix()
+        if not p.is_absolute():
+            return p.as_posix()
+        try:
+            return p.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            raise InputError(Problem("path outside the workspace", file=str(p),
+                                     expected=f"a path under {self.root}")) from None
 
     # ----- tables
 
@@ -926,9 +934,8 @@ class StepJournal:
         """
         where = str(self.dir)
         if self.table is not None:
-            table, problems = _conform(self.table, rows, file=where, fill_missing=True)
-            # a journal may repeat a clip_id (first wins on read); only nulls and types matter here
-            problems = [p for p in problems if "duplicate" not in p.found]
+            # a journal may repeat a clip_id (first wins on read): no key check here
+            table, problems = _conform(self.table, rows, file=where, fill_missing=True, check_keys=False)
         else:
             columns, n, problems = _columns(rows)
             table = None

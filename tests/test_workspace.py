@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import inspect
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -88,6 +90,10 @@ def test_create_writes_config_and_folders(tmp_path):
     assert Workspace.open(tmp_path / "c" / "casebench.toml").root == ws.root
     assert ws.audio_dir == ws.root / "audio" and ws.reports_dir == ws.root / "reports"
     assert ws.table_path("clips") == ws.root / "tables" / "clips.parquet"
+    assert ws.relpath(ws.audio_dir / "a.wav") == "audio/a.wav" == ws.relpath("audio/a.wav")
+    assert ws.resolve("audio/a.wav") == ws.root / "audio" / "a.wav"
+    with pytest.raises(InputError, match="outside the workspace"):
+        ws.relpath(tmp_path / "elsewhere.wav")
 
 
 def test_create_refuses_existing_and_unknown(tmp_path):
@@ -420,18 +426,25 @@ KILL_WRITER = textwrap.dedent("""
 def test_kill_9_during_table_writes_never_leaves_a_partial_table(tmp_path):
     ws = Workspace.create(tmp_path, "x")
     ws.write_table("splits", [{"clip_id": "old", "split": "train"}])
-    for delay in (0.3, 0.55, 0.8, 1.1):
+    start = time.monotonic()
+    # kill at fixed times, then (several times) while the temp file of a write exists
+    rounds = [lambda: time.monotonic() - start > 0.5, lambda: time.monotonic() - start > 1.2]
+    rounds += [lambda: bool(set(_strays(ws.tables_dir)) - before)] * 3
+    mid_write = 0
+    for ready in rounds:
+        before = set(_strays(ws.tables_dir))
         proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(ws.root)], stdout=subprocess.PIPE,
                                 env=_subprocess_env())
         assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        start = time.monotonic()
+        assert _kill_when(proc, ready), "the writer stopped by itself"
         assert proc.returncode == -signal.SIGKILL
+        mid_write += bool(set(_strays(ws.tables_dir)) - before)
         table = ws.read_table("splits")  # whole: the old one or a complete new one
         splits = set(table.column("split").to_pylist())
         assert table.num_rows in (1, 100_000) and len(splits) == 1
-    # a killed writer may leave a temp file behind, never a damaged table; temp files are hidden names
+    assert mid_write >= 1, "no kill landed in the middle of a write"
+    # a writer killed mid-write leaves a hidden temp file behind, never a damaged table
     assert all(name.startswith(".splits.parquet.") for name in _strays(ws.tables_dir))
 
 
@@ -489,7 +502,7 @@ def test_journal_rejects_bad_rows(tmp_path):
         free.write([{"x": 1}])
     with pytest.raises(InputError, match="row 1: null"):
         free.write([{"clip_id": "a", "x": 1}, {"clip_id": None, "x": 2}])
-    free.write([{"clip_id": "a", "x": 1}])
+    free.write([{"clip_id": "a", "x": 1}, {"clip_id": "a", "x": 9}])  # repeats within a part are fine
     free.write([{"clip_id": "b", "x": 2.5, "y": "new"}])
     assert free.rows().to_pylist() == [{"clip_id": "a", "x": 1.0, "y": None},
                                        {"clip_id": "b", "x": 2.5, "y": "new"}]
@@ -513,7 +526,7 @@ def test_journal_ignores_stray_temp_files_and_reports_corrupt_parts(tmp_path):
 
 
 JOURNAL_STEP = textwrap.dedent("""
-    import sys, time
+    import random, sys
     from casebench.workspace import Workspace
     root, n, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     journal = Workspace.open(root).resumable("synth", {"voice": "v1", "n": n}, table="clips")
@@ -524,27 +537,44 @@ JOURNAL_STEP = textwrap.dedent("""
     for start in range(0, len(todo), 7):
         batch = todo[start:start + 7]
         journal.write([{"clip_id": f"clip-{i:04d}", "path": f"audio/clip-{i:04d}.wav", "duration_s": i / 10,
-                        "meta_payload": f"{i}:" + "x" * 20_000} for i in batch])
-    print("finished", flush=True)
+                        "meta_payload": payload(i)} for i in batch])
 """)
+
+
+def payload(i: int) -> str:
+    """100 kB that do not compress, so writing a part takes long enough to be killed in the middle."""
+    return random.Random(i).randbytes(50_000).hex()
+
+
+def _kill_when(proc, ready, timeout=60.0) -> bool:
+    """SIGKILL ``proc`` as soon as ``ready()``; False when it ended first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    if proc.poll() is not None:
+        return False
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
 
 
 def test_journal_survives_kill_9_without_loss_or_duplicates(tmp_path):
     ws = Workspace.create(tmp_path / "ws", "x")
-    n, log = 600, tmp_path / "log.txt"
-    cmd = [sys.executable, "-c", JOURNAL_STEP, str(ws.root), str(n), str(log)]
+    n, log = 300, tmp_path / "log.txt"
+    step = JOURNAL_STEP.replace("import random, sys", "import random, sys\n" + inspect.getsource(payload))
+    cmd = [sys.executable, "-c", step, str(ws.root), str(n), str(log)]
     journal = ws.resumable("synth", {"voice": "v1", "n": n}, table="clips")
-    kills = 0
-    for want_parts in (3, 20, 45):
-        proc = subprocess.Popen(cmd, env=_subprocess_env(), stdout=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while len(journal.parts()) < want_parts and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 2, "the step finished before it could be killed; make it slower"
+    kills = mid_part = 0
+    # kill right after a part landed, then (several times) while a part is being written
+    rounds = [lambda: len(journal.parts()) >= 3, lambda: len(journal.parts()) >= 10]
+    rounds += [lambda: journal.dir.is_dir() and bool(_strays(journal.dir))] * 4
+    for ready in rounds:
+        before = set(_strays(journal.dir)) if journal.dir.is_dir() else set()
+        proc = subprocess.Popen(cmd, env=_subprocess_env())
+        kills += _kill_when(proc, ready)
+        mid_part += bool(set(_strays(journal.dir)) - before)
+    assert kills >= 4, "the step finished before it could be killed; make it slower"
+    assert mid_part >= 1, "no kill landed while a part was being written"
     done_before = journal.done_ids()
     assert 0 < len(done_before) < n
     out = subprocess.run(cmd, env=_subprocess_env(), capture_output=True, timeout=300)
@@ -560,9 +590,10 @@ def test_journal_survives_kill_9_without_loss_or_duplicates(tmp_path):
     assert in_parts == n  # each clip landed exactly once: a killed batch left no part at all
     for r in rows.to_pylist():
         i = int(r["clip_id"][5:])
-        assert r["duration_s"] == i / 10 and r["meta_payload"] == f"{i}:" + "x" * 20_000
+        assert r["duration_s"] == i / 10 and r["meta_payload"] == payload(i)
     table = journal.finish()
     assert table.num_rows == n and ws.read_table("clips").num_rows == n
+    assert _strays(journal.dir) == []  # finish removes what the killed writers left
 
 
 # ------------------------------------------------------------------------------------------- testing helper
