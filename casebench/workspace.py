@@ -509,10 +509,6 @@ def _conform(name: str, data: Any, *, file: str | None, fill_missing: bool,
     return table, table_problems(name, table, file=file, check_keys=check_keys)
 
 
-def _key_name(name: str) -> str:
-    return "(annotation_id, dimension)" if name == "annotations" else "clip_id"
-
-
 def table_problems(name: str, table: pa.Table, *, file: str | None = None,
                    check_keys: bool = True) -> list[Problem]:
     """Problems with the rows of a table already cast to its schema: nulls in required columns, duplicate
