@@ -59,6 +59,7 @@ import gzip
 import hashlib
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
     tax = gold.taxonomy
     notes: list[str] = []
     raw, data = _read(Path(path), src, notes)
-    sha256 = "sha256:" + hashlib.sha256(raw).hexdigest()
+    sha256 = _Sha256(raw)  # hashed in a thread while the lines are parsed (hashlib releases the GIL)
     del raw
     problems = _Problems(src)
 
@@ -218,16 +219,16 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
         more = f" and {missing.size - 20} more" if missing.size > 20 else ""
         if allow_missing:
             missing_ids = gold.ids[missing].tolist()
-            notes.append(f"{missing.size} of {len(gold)} gold item(s) have no line; they are scored as "
-                         f"missing (allow_missing): {shown}{more}")
+            notes.append(f"{missing.size} of {len(gold)} gold item(s) have no line; they count as wrong "
+                         f"(allow_missing): {shown}{more}")
         else:
             problems.add(f"{missing.size} of {len(gold)} gold item(s) have no line: {shown}{more}",
                          expected="one line per benchmark item",
                          hint="pass --allow-missing (allow_missing=True) to score them as wrong")
-    problems.raise_if_any(n_lines)
+    problems.raise_if_any()
     for note in notes:
         log.info("%s: %s", src, note)
-    return _assemble(src, sha256, n_lines, rec, gidx, values, gold, present, missing_ids, notes)
+    return _assemble(src, sha256.result(), n_lines, rec, gidx, values, gold, present, missing_ids, notes)
 
 
 # -- reading -------------------------------------------------------------------------------------------
@@ -626,6 +627,9 @@ def _check_required(require: Sequence[str], rec: _Records, problems: _Problems) 
                 has[rec.cols[s][0]] = True
         alt = [s for s in SATISFIED_BY[f] if s != f]
         expected = f"{f!r} on every line for the task being scored" + (f" (or {alt[0]!r})" if alt else "")
+        if len(has) > 1 and not has.any():  # one message, not one per line
+            problems.add(f"none of the {len(has)} lines has {f!r}", expected=expected, field=f)
+            continue
         for r in np.flatnonzero(~has):
             problems.add(f"no {f!r}", expected=expected, field=f, **rec.where(r))
 
@@ -690,6 +694,27 @@ def _member(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     return mask[a]
 
 
+class _Sha256:
+    """``"sha256:<hex>"`` of some bytes, computed in a background thread when they are large."""
+
+    def __init__(self, data: bytes):
+        self._hex: str | None = None
+        self._thread = None
+        if len(data) < 1 << 20:
+            self._hash(data)
+        else:
+            self._thread = threading.Thread(target=self._hash, args=(data,), daemon=True)
+            self._thread.start()
+
+    def _hash(self, data: bytes) -> None:
+        self._hex = hashlib.sha256(data).hexdigest()
+
+    def result(self) -> str:
+        if self._thread is not None:
+            self._thread.join()
+        return f"sha256:{self._hex}"
+
+
 # -- problems ------------------------------------------------------------------------------------------
 
 
@@ -708,7 +733,7 @@ class _Problems:
             self.items.append(Problem(found, expected=expected, file=self.file, line=line, id=id, field=field,
                                       hint=hint))
 
-    def raise_if_any(self, n_lines: int) -> None:
+    def raise_if_any(self) -> None:
         if not self.count:
             return
         items = sorted(self.items, key=lambda p: p.line or 0)  # stable: file-level problems first

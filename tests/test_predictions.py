@@ -258,6 +258,25 @@ def test_wrong_benchmark_says_so(tmp_path, gold):
 # -- missing ids ---------------------------------------------------------------------------------------
 
 
+def test_required_field_absent_from_every_line_is_one_problem(tmp_path, gold):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(InputError) as info:
+        parse_predictions(path, gold, require=["label", "valence"])
+    [p] = info.value.problems
+    assert p.line is None and p.field == "valence" and "none of the 4 lines has 'valence'" in p.found
+
+
+def test_large_file_hash_and_order(tmp_path):
+    ids = [f"utt-{i:06d}" for i in range(40_000)]  # > 1 MiB: the hash runs in a thread
+    body = lines(*({"id": i, "label": TAX.labels[k % 7]} for k, i in enumerate(ids)))
+    for name, raw in [("big.jsonl", body.encode()), ("big.jsonl.gz", gzip.compress(body.encode()))]:
+        path = write(tmp_path, raw, name)
+        preds = parse_predictions(path, make_gold(ids))
+        assert preds.sha256 == "sha256:" + hashlib.sha256(raw).hexdigest()
+        assert preds.label.tolist() == [k % 7 for k in range(len(ids))]
+        assert preds.n_lines == len(ids)
+
+
 def test_missing_ids_are_an_error_by_default(tmp_path, gold):
     path = write(tmp_path, lines(A, B))
     with pytest.raises(InputError) as info:
