@@ -75,9 +75,13 @@ def _ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
                                      "(install the Debian package ffmpeg)")
     with tempfile.TemporaryDirectory(prefix="casebench-ffmpeg-") as tmp:
         out = Path(tmp) / "decoded.wav"
-        proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), "-vn",
-                               "-acodec", "pcm_f32le", "-f", "wav", str(out)],
-                              capture_output=True, text=True, timeout=600)
+        try:
+            proc = subprocess.run([exe, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path), "-vn",
+                                   "-acodec", "pcm_f32le", "-f", "wav", str(out)],
+                                  capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired as e:
+            raise InputError(Problem("unreadable audio (ffmpeg took more than 10 minutes)", file=str(path),
+                                     expected="a wav, flac, mp3, ogg or m4a file")) from e
         if proc.returncode != 0 or not out.is_file():
             msg = (proc.stderr.strip().splitlines() or ["no output"])[-1].replace(f"{path}: ", "")
             raise InputError(Problem(f"unreadable audio (ffmpeg: {msg})", file=str(path),

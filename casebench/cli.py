@@ -322,8 +322,10 @@ def collect(
     console.print(f"{summary['n_files']} file(s): [green]{summary['n_kept']} clip(s) kept[/] "
                   f"({summary['kept_duration_s']:.1f} s), [red]{summary['n_dropped']} dropped[/], "
                   f"{summary['n_ignored']} ignored (not audio)")
+    if summary["dropped_by_reason"]:
+        console.print("dropped, by reason (a clip can fail several checks):")
     for reason, n in summary["dropped_by_reason"].items():
-        console.print(f"  dropped for {reason}: {n}")
+        console.print(f"  {reason}: {n}")
     console.print(f"QC report: {summary['report_html']}")
 
 

@@ -275,7 +275,7 @@ def test_command_backend_passes_text_as_one_argument(tmp_path):
                      "I miss her every day,sad\n", encoding="utf-8")
     ws = new_ws(tmp_path / "ws")
     summary = synth(ws, backend="command", backend_options={"command": cmd}, voices=["v1"],
-                    emotions=["angry", "sad"], texts=texts)
+                    emotions=["angry", "sad"], per_cell=1, texts=texts)
     assert summary["n_in_table"] == 4
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert len(calls) == 4 and {c["text"] for c in calls} == {tricky, "I miss her every day"}
@@ -490,4 +490,4 @@ def test_textbank_objects_can_be_passed_directly(tmp_path):
     ws = new_ws(tmp_path / "ws")
     bank = TextBank({"angry": [Sentence("You broke it again on purpose", "angry", "mine")]}, "mine")
     s = synth(ws, emotions=["angry"], texts=bank, voices=["en-us+f3"])
-    assert s["n_in_table"] == 1 and ws.read_df("clips").meta_text_source[0] == "mine"
+    assert s["n_in_table"] == 2  # per_cell=2 by default; a one-sentence bank is dealt twice and ws.read_df("clips").meta_text_source[0] == "mine"

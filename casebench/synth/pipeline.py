@@ -110,7 +110,7 @@ def _row(ws: Workspace, clip: PlannedClip, backend: Backend, bank: TextBank, tmp
 
 def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = "espeak-ng",
           backend_options: Mapping[str, Any] | None = None, voices: Sequence[str] | None = None,
-          emotions: Sequence[str] | None = None, per_cell: int = 1, congruent: int | None = None,
+          emotions: Sequence[str] | None = None, per_cell: int = 2, congruent: int | None = None,
           counts: Mapping[tuple[str, str], int] | None = None,
           texts: str | os.PathLike | TextBank | None = None, text_llm: str | None = None,
           llm_model: str | None = None, llm_temperature: float = 0.9, llm_api_key: str | None = None,
