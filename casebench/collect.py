@@ -224,9 +224,11 @@ def _outcome(item: Item, clip_id: str, status: str, reasons: Sequence[str], **ex
 
 def _process(ws: Workspace, item: Item, *, qc: QCSettings, vad: bool, target_lufs: float | None, fmt: str,
              source_name: str, defaults: dict[str, Any], seen: dict[str, str],
-             done_clips: set[str]) -> tuple[list[dict], list[dict]]:
+             owners: dict[str, str | None], done_clips: set[str]) -> tuple[list[dict], list[dict]]:
     """Kept clip rows and outcome rows of one file. Never raises a CasebenchError: bad files are outcomes."""
-    base_id = item.fields.get("clip_id") or clip_id_for(f"collect:{item.key}")
+    # Ids from the file's absolute path: two folders may both hold an "a.wav", and must not collide.
+    abs_path = str(item.path.resolve())
+    base_id = item.fields.get("clip_id") or clip_id_for(f"collect:{abs_path}")
     try:
         x, sr = audio.decode(item.path)
     except CasebenchError as e:
@@ -254,6 +256,9 @@ def _process(ws: Workspace, item: Item, *, qc: QCSettings, vad: bool, target_luf
         pcm = audio.pcm_sha256(seg)
         if pcm in seen and seen[pcm] != cid:
             reasons.append(f"duplicate: same audio as clip {seen[pcm]}")
+        if cid in owners and owners[cid] != abs_path:
+            reasons.append(f"duplicate: clip id {cid} is already used by "
+                           f"{owners[cid] or 'a clip from another step'}")
         seg_info = {} if whole else {"segment_start_s": start / audio.TARGET_SR,
                                      "segment_end_s": end / audio.TARGET_SR}
         info = {**seg_info, **{k.removeprefix("qc_"): round(float(v), 4) for k, v in measures.items()}}
@@ -261,6 +266,7 @@ def _process(ws: Workspace, item: Item, *, qc: QCSettings, vad: bool, target_luf
             outcomes.append(_outcome(item, cid, "dropped", reasons, **info))
             continue
         seen[pcm] = cid
+        owners[cid] = abs_path
         outcomes.append(_outcome(item, cid, "kept", [], **info, notes=prep.notes))
         if cid in done_clips:
             continue  # kept by an earlier, interrupted run whose file outcome was not journalled
@@ -269,7 +275,8 @@ def _process(ws: Workspace, item: Item, *, qc: QCSettings, vad: bool, target_luf
         row = {"clip_id": cid, "path": rel, "duration_s": measures.pop("duration_s"),
                "sample_rate": prep.sample_rate, "sha256": sha, "source": source_name, **defaults,
                **{k: v for k, v in item.fields.items() if k != "clip_id" and v is not None},
-               "meta_source_file": item.key, "meta_segment_start_s": seg_info.get("segment_start_s"),
+               "meta_source_file": item.key, "meta_source_path": abs_path,
+               "meta_segment_start_s": seg_info.get("segment_start_s"),
                "meta_segment_end_s": seg_info.get("segment_end_s"), **item.meta,
                "qc_loudness_in_lufs": prep.loudness_in, "qc_gain_db": prep.gain_db,
                "qc_notes": "; ".join(prep.notes) or None, **measures, "qc_pcm_sha256": pcm}
@@ -337,20 +344,19 @@ def collect(workspace: Workspace | str | os.PathLike, source: str | os.PathLike,
     report_stem = f"collect-qc-{clips_journal.config_hash}"
 
     # Kept audio already in the workspace (earlier runs, other sources) counts for duplicate detection.
+    # Clip ids already taken, with the file they came from, so an explicit manifest id cannot overwrite them.
     seen: dict[str, str] = {}
-    if ws.has_table("clips"):
-        old = ws.read_table("clips")
-        if "qc_pcm_sha256" in old.column_names:
-            hashes, ids = old.column("qc_pcm_sha256").to_pylist(), old.column("clip_id").to_pylist()
-            for h, cid in zip(hashes, ids, strict=True):
-                if h:
-                    seen.setdefault(h, cid)
-    done_clips: set[str] = set()
-    for row in clips_journal.rows().select(["clip_id", "qc_pcm_sha256"]).to_pylist() \
-            if clips_journal.parts() else []:
-        done_clips.add(row["clip_id"])
-        if row["qc_pcm_sha256"]:
-            seen.setdefault(row["qc_pcm_sha256"], row["clip_id"])
+    owners: dict[str, str | None] = {}
+    journalled = clips_journal.rows() if clips_journal.parts() else None
+    done_clips = set(journalled.column("clip_id").to_pylist()) if journalled is not None else set()
+    for table in (ws.read_table("clips") if ws.has_table("clips") else None, journalled):
+        if table is None:
+            continue
+        ids, hashes, paths = (_column(table, c) for c in ("clip_id", "qc_pcm_sha256", "meta_source_path"))
+        for i, cid in enumerate(ids):
+            if hashes and hashes[i]:
+                seen.setdefault(hashes[i], cid)
+            owners.setdefault(cid, paths[i] if paths else None)
     done_files = set()
     if files_journal.parts():
         done_files = set(files_journal.rows().column("file_key").to_pylist())
@@ -375,7 +381,7 @@ def collect(workspace: Workspace | str | os.PathLike, source: str | os.PathLike,
         for item in todo:
             rows, outcomes = _process(ws, item, qc=qc, vad=vad, target_lufs=target_lufs, fmt=fmt,
                                       source_name=source_name, defaults=defaults, seen=seen,
-                                      done_clips=done_clips)
+                                      owners=owners, done_clips=done_clips)
             clip_batch += rows
             outcome_batch += outcomes
             n_files += 1
@@ -401,6 +407,10 @@ def collect(workspace: Workspace | str | os.PathLike, source: str | os.PathLike,
                                "min_snr_db": min_snr_db, "target_lufs": target_lufs, "format": fmt,
                                "config_hash": clips_journal.config_hash})
     return {k: v for k, v in report.items() if k != "outcomes"}
+
+
+def _column(table, name: str) -> list:
+    return table.column(name).to_pylist() if name in table.column_names else []
 
 
 def _read_outcomes(journal) -> list[dict[str, Any]]:

@@ -171,15 +171,34 @@ def test_collect_manifest_with_metadata_missing_files_and_cross_run_duplicates(r
 
     jsonl = tmp_path / "m2.jsonl"
     jsonl.write_text(json.dumps({"path": str(recordings / "dup.flac"), "speaker": "spk1", "take": 2}) + "\n"
-                     + json.dumps({"path": str(recordings / "d.ogg"), "take": 1}) + "\n", encoding="utf-8")
+                     + json.dumps({"path": str(recordings / "d.ogg"), "take": 1}) + "\n"
+                     + json.dumps({"path": str(recordings / "e.m4a"), "clip_id": a.clip_id}) + "\n",
+                     encoding="utf-8")
     second = collect(ws, jsonl, speaker="default-spk")
     outcomes = _by_file(json.loads(Path(second["report_json"]).read_text()))
     (dup,) = outcomes[str(recordings / "dup.flac")]
     assert dup["codes"] == ["duplicate"] and dup["reasons"][0].endswith(a.clip_id)
+    (taken,) = outcomes[str(recordings / "e.m4a")]  # an explicit id may not overwrite another file's clip
+    assert taken["codes"] == ["duplicate"]
+    assert f"clip id {a.clip_id} is already used by" in taken["reasons"][0]
     df = ws.read_df("clips")
     assert len(df) == 3
     d = df[df.meta_source_file == str(recordings / "d.ogg")].iloc[0]
     assert d.speaker_id == "default-spk" and d.meta_take == "1"
+
+
+def test_same_file_names_in_two_folders_do_not_collide(recordings, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    shutil.copy(recordings / "a.wav", one / "x.wav")
+    shutil.copy(recordings / "b.wav", two / "x.wav")
+    ws = Workspace.create(tmp_path / "ws", "real")
+    collect(ws, one)
+    second = collect(ws, two)
+    assert second["n_kept"] == 1
+    df = ws.read_df("clips")
+    assert len(df) == 2 and df.clip_id.is_unique and set(df.source) == {"collect:one", "collect:two"}
 
 
 def test_manifest_errors_list_every_line(tmp_path):

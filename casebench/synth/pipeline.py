@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from casebench.audio import TARGET_LUFS, TARGET_SR, decode, pcm_sha256, prepare, qc_measures, write_audio
+from casebench.audio import TARGET_LUFS, TARGET_SR, decode, prepare, qc_measures, write_audio
 from casebench.errors import CasebenchError, ConfigError, InputError, MissingDependencyError, Problem
 from casebench.progress import progress_bar
 from casebench.synth.backends import Backend, make_backend
@@ -104,7 +104,7 @@ def _row(ws: Workspace, clip: PlannedClip, backend: Backend, bank: TextBank, tmp
         "meta_text_source": clip.text_source, "meta_text_generation_prompt": clip.text_prompt,
         "meta_cell_index": clip.index,
         "qc_loudness_in_lufs": prep.loudness_in, "qc_gain_db": prep.gain_db,
-        "qc_notes": "; ".join(prep.notes) or None, **qc, "qc_pcm_sha256": pcm_sha256(prep.samples),
+        "qc_notes": "; ".join(prep.notes) or None, **qc,
     }
 
 
