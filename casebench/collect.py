@@ -18,8 +18,12 @@ too-long       longer than ``max_dur`` seconds (use ``vad=True`` to cut long rec
 clipping       more than ``max_clipping`` of its samples at full scale (before any gain)
 silence        more than ``max_silence`` of its 25 ms frames below -50 dBFS (after normalising)
 low-snr        SNR estimate (:func:`casebench.audio.snr_estimate_db`) under ``min_snr_db``
-duplicate      the same audio (16-bit PCM hash) as a clip already kept
+duplicate      the same audio (16-bit PCM hash of the 16 kHz mono signal before the loudness
+               gain) as a clip already kept, or a manifest ``clip_id`` another file already has
 =============  ==========================================================================
+
+Clip ids derive from the file's absolute path (``c-`` + 12 hex; VAD segments add their start and end
+in ms), unless the manifest gives a ``clip_id``.
 
 A bad file is reported with its reasons and skipped; it never stops the run. The outcome of every file
 and segment goes to ``reports/collect-qc-<config hash>.json`` and ``.html``. The step is resumable: kept
