@@ -39,7 +39,8 @@ def make_files(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     pd.DataFrame({"id": ids, "acoustic_label": lab[a], "semantic_label": lab[s],
                   "speaker_id": np.char.add("spk", (np.arange(n) % 2000).astype(str))}).to_parquet(gold_path)
     with open(pred_path, "wb") as f:
-        f.write(b"".join(orjson.dumps({"id": i, "label": x}) + b"\n" for i, x in zip(ids.tolist(), lab[p].tolist())))
+        rows = zip(ids.tolist(), lab[p].tolist(), strict=True)
+        f.write(b"".join(orjson.dumps({"id": i, "label": x}) + b"\n" for i, x in rows))
     return gold_path, pred_path
 
 
@@ -97,7 +98,8 @@ def main() -> None:
     print(f"{args.n:,} predictions, {args.boot} bootstrap resamples (all/conflict/congruent, 4 metrics + conflict)")
     print(f"  (a) orjson parse only         {parse:8.2f} s")
     print(f"  casebench evaluate            {ours:8.2f} s   = {ours / parse:.2f}x parse-only (goal <= 3x)")
-    print(f"  (b) naive sklearn loop (extr.) {naive:8.1f} s   = {naive / ours:.0f}x slower than casebench (goal >= 20x)")
+    print(f"  (b) naive sklearn loop (extr.) {naive:8.1f} s   = {naive / ours:.0f}x slower than casebench "
+          "(goal >= 20x)")
     print(f"  accuracy {acc['value']:.4f} [{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]")
     print(json.dumps({"bench": "evaluate", "n": args.n, "boot": args.boot, "parse_only_s": round(parse, 3),
                       "casebench_s": round(ours, 3), "naive_extrapolated_s": round(naive, 1),

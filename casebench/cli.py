@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -56,20 +56,28 @@ def _benchmark(benchmark: str | None, gold: Path | None, taxonomy: str | None):
 
 @app.command()
 def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="Predictions file: JSON Lines (optionally gzip), one object per clip.")],
-    benchmark: Annotated[Optional[str], typer.Option("--benchmark", "-b", help="Built-in benchmark name or spec YAML path.")] = None,
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Score against your own gold table (CSV/Parquet) instead.")] = None,
-    taxonomy: Annotated[Optional[str], typer.Option("--taxonomy", help="Taxonomy of --gold (e.g. ekman7).")] = None,
+    predictions: Annotated[Path, typer.Argument(
+        help="Predictions file: JSON Lines (optionally gzip), one object per clip.")],
+    benchmark: Annotated[str | None, typer.Option(
+        "--benchmark", "-b", help="Built-in benchmark name or spec YAML path.")] = None,
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Score against your own gold table (CSV/Parquet) instead.")] = None,
+    taxonomy: Annotated[str | None, typer.Option("--taxonomy", help="Taxonomy of --gold (e.g. ekman7).")] = None,
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
     unit: UnitOpt = "auto",
-    renormalize: Annotated[bool, typer.Option("--renormalize", help="Rescale probs/distributions that do not sum to 1.")] = False,
-    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Score even when items are missing; they count as wrong.")] = False,
-    model_name: Annotated[Optional[str], typer.Option("--model-name", help="Model name stored in the results.")] = None,
-    model_revision: Annotated[Optional[str], typer.Option("--model-revision", help="Model revision (commit, tag).")] = None,
-    trained_on: Annotated[Optional[str], typer.Option("--trained-on", help="Comma-separated training corpora (sets the zero-shot flag).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the results JSON here.")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write an HTML report with plots to this folder.")] = None,
+    renormalize: Annotated[bool, typer.Option(
+        "--renormalize", help="Rescale probs/distributions that do not sum to 1.")] = False,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Score even when items are missing; they count as wrong.")] = False,
+    model_name: Annotated[str | None, typer.Option("--model-name", help="Model name stored in the results.")] = None,
+    model_revision: Annotated[str | None, typer.Option(
+        "--model-revision", help="Model revision (commit, tag).")] = None,
+    trained_on: Annotated[str | None, typer.Option(
+        "--trained-on", help="Comma-separated training corpora (sets the zero-shot flag).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the results JSON here.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write an HTML report with plots to this folder.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a predictions file: every split and metric with a 95% bootstrap CI, beside constant baselines."""
@@ -102,9 +110,10 @@ def evaluate(
 def compare(
     predictions_a: Annotated[Path, typer.Argument(help="First predictions file (A).")],
     predictions_b: Annotated[Path, typer.Argument(help="Second predictions file (B), on the same items.")],
-    benchmark: Annotated[Optional[str], typer.Option("--benchmark", "-b", help="Built-in benchmark name or spec path.")] = None,
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Your own gold table instead of a benchmark.")] = None,
-    taxonomy: Annotated[Optional[str], typer.Option("--taxonomy", help="Taxonomy of --gold.")] = None,
+    benchmark: Annotated[str | None, typer.Option(
+        "--benchmark", "-b", help="Built-in benchmark name or spec path.")] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Your own gold table instead of a benchmark.")] = None,
+    taxonomy: Annotated[str | None, typer.Option("--taxonomy", help="Taxonomy of --gold.")] = None,
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
     unit: UnitOpt = "auto",
@@ -327,6 +336,70 @@ def collect(
     for reason, n in summary["dropped_by_reason"].items():
         console.print(f"  {reason}: {n}")
     console.print(f"QC report: {summary['report_html']}")
+
+
+@app.command()
+def transcribe(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with a clips table.")],
+    backend: Annotated[str, typer.Option(
+        "--backend", help="ASR backend: faster-whisper (default, offline) or openai-whisper (needs "
+                          "`pip install openai-whisper torch`).")] = "faster-whisper",
+    model: Annotated[str | None, typer.Option(
+        "--model", help="faster-whisper: a local CTranslate2 model folder (default: the bundled tiny.en); "
+                        "openai-whisper: a cached model name or a checkpoint file.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (this process) or ray (Ray Data; RAY_ADDRESS or --ray-address, else a "
+                         "local Ray).")] = "local",
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="30-s windows decoded together (and per journal part).")] = 4,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="Language of every clip (default: clips.language, else detected).")] = None,
+    beam_size: Annotated[int, typer.Option("--beam-size", min=1, help="Beam size of the decoder.")] = 5,
+    no_pack: Annotated[bool, typer.Option(
+        "--no-pack", help="Decode every clip alone (slower; packing is on by default).")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="CPU threads of the model (default: min(4, CPUs)).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help="Ray: number of actors (default: cluster CPUs / --num-cpus).")] = None,
+    num_cpus: Annotated[float | None, typer.Option(
+        "--num-cpus", help="Ray: CPUs per actor (default 1).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray: cluster address, e.g. ray://head:10001 (default: RAY_ADDRESS).")] = None,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, help="Transcribe at most this many pending clips in this run.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transcribe the clips with Whisper: text, language, word timestamps, confidences, and WER against the
+    prompt of synthesized clips, into tables/transcripts.parquet. Short clips are packed into 30-s windows.
+    Resumable: re-run after an interruption to finish."""
+    from casebench.transcribe import transcribe as run
+
+    summary = run(workspace, backend=backend, model=model, engine=engine, batch_size=batch_size,
+                  language=language, beam_size=beam_size, packing=not no_pack, cpu_threads=threads,
+                  concurrency=concurrency, num_cpus=num_cpus, ray_address=ray_address, limit=limit,
+                  progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(summary)
+        return
+    modes = ", ".join(f"{n} {m}" for m, n in summary["modes"].items()) or "none"
+    console.print(f"{summary['n_transcribed']} clip(s) transcribed now ({modes}; {summary['n_windows']} "
+                  f"window(s)), {summary['n_already_done']} already done, {summary['n_pending']} pending, "
+                  f"[red]{summary['n_unreadable']} unreadable[/]")
+    if summary["clips_per_s"]:
+        console.print(f"{summary['clips_per_s']:.2f} clips/s, {summary['realtime_factor']:.1f}x real time "
+                      f"({summary['elapsed_s']:.1f} s)")
+    for reason, n in summary["fallback_reasons"].items():
+        console.print(f"  decoded again alone: {n} ({reason})")
+    for p in summary["unreadable"][:20]:
+        console.print(f"  [red]unreadable:[/] {p.get('id')}: {p.get('found')}", highlight=False)
+    w = summary["corpus_wer"]
+    if w["wer"] is not None:
+        console.print(f"corpus WER against the prompts: [bold]{100 * w['wer']:.2f}%[/] over {w['n_clips']} "
+                      f"clip(s), {w['n_ref_words']} words (S {w['substitutions']}, D {w['deletions']}, "
+                      f"I {w['insertions']})")
+    console.print(f"model: {summary['model']}  ·  config {summary['config_hash']}")
+    console.print(f"report: {summary['report']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -408,12 +408,12 @@ def compare(predictions_a: str | Path, predictions_b: str | Path, benchmark: Ben
             point = np.bincount(codes, minlength=m ** 4).astype(float).reshape(shape)
             samples = boot_all.subset(sel).counts(codes, m ** 4).reshape(-1, *shape) if n_boot else None
 
-            def values(t4, which):
+            def values(t4, which, kind=split.kind):
                 t = t4.sum(axis=-2) if which == "a" else t4.sum(axis=-3)
                 out = {name: fn(t.sum(-1)) for name, fn in CATEGORICAL.items()}
-                if gold.semantic is not None and split.kind == "conflict":
+                if gold.semantic is not None and kind == "conflict":
                     out.update({name: fn(_known_semantic(t)) for name, fn in CONFLICT.items()})
-                if gold.semantic is not None and split.kind == "all":
+                if gold.semantic is not None and kind == "all":
                     out["conflict_gap"] = conflict.conflict_gap(_known_semantic(t))
                 return out
 

@@ -45,9 +45,9 @@ def render(results: dict, console) -> None:
     from rich.table import Table
 
     b, m = results["benchmark"], results["model"]
+    shot = "zero-shot" if m.get("zero_shot") else "NOT zero-shot on " + ", ".join(m["not_zero_shot_on"])
     console.print(f"[bold]{b['name']}[/] v{b['version']} ({b['taxonomy']})  ·  model: {m.get('name') or '(unnamed)'}"
-                  f"{' @ ' + m['revision'] if m.get('revision') else ''}"
-                  f"  ·  {'zero-shot' if m.get('zero_shot') else 'NOT zero-shot on ' + ', '.join(m['not_zero_shot_on'])}")
+                  f"{' @ ' + m['revision'] if m.get('revision') else ''}  ·  {shot}")
     boot = results["bootstrap"]
     console.print(f"95% CIs: {boot['method']} bootstrap, {boot['n_resamples']} resamples over {boot['unit']}s, "
                   f"seed {results['seed']}  ·  predictions {results['predictions']['sha256'][:19]}…")
@@ -137,7 +137,7 @@ def _plot_conflict(rows: list[dict], path: Path) -> None:
         vals = [r[key] for r in rows]
         ax.barh(names, vals, left=left, color=color, label={"voice": "follows voice", "text": "follows words",
                                                             "other": "other"}[key])
-        left = [a + b for a, b in zip(left, vals)]
+        left = [a + b for a, b in zip(left, vals, strict=False)]
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of predictions")
@@ -154,9 +154,9 @@ def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
     labels = list(per_class)
     vals = [per_class[k]["f1"]["value"] or 0.0 for k in labels]
     lo = [v - (per_class[k]["f1"]["ci_low"] if per_class[k]["f1"]["ci_low"] is not None else v)
-          for k, v in zip(labels, vals)]
+          for k, v in zip(labels, vals, strict=False)]
     hi = [(per_class[k]["f1"]["ci_high"] if per_class[k]["f1"]["ci_high"] is not None else v) - v
-          for k, v in zip(labels, vals)]
+          for k, v in zip(labels, vals, strict=False)]
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(labels), 3.5))
     ax.bar(labels, vals, yerr=[lo, hi], capsize=3, color="#756bb1")
     ax.set_ylim(0, 1)

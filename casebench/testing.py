@@ -119,10 +119,7 @@ def make_workspace(tmp_path: str | os.PathLike, n_clips: int = 20, n_speakers: i
         cid = f"clip-{i:04d}"
         spk = i % n_speakers
         acoustic = rng.choice(labels)
-        if n_clips >= 2 and 0 < conflict_rate < 1 and i < 2:
-            conflict = i == 1
-        else:
-            conflict = rng.random() < conflict_rate
+        conflict = i == 1 if n_clips >= 2 and 0 < conflict_rate < 1 and i < 2 else rng.random() < conflict_rate
         others = [x for x in labels if x != acoustic]
         semantic = rng.choice(others) if conflict and others else acoustic
         duration = round(rng.uniform(0.5, 1.5), 3)

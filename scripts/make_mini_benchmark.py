@@ -60,8 +60,10 @@ def make_predictions(gold: pd.DataFrame, rng: np.random.Generator, follow_text: 
         a, s = LABELS.index(row.acoustic_label), LABELS.index(row.semantic_label)
         if a != s and rng.random() < follow_text:
             target = s
+        elif rng.random() < skill:
+            target = a
         else:
-            target = a if rng.random() < skill else int(rng.integers(k))
+            target = int(rng.integers(k))
         logits = rng.normal(0, 1, k)
         logits[target] += 3.0
         probs = np.exp(logits) / np.exp(logits).sum()
@@ -70,7 +72,7 @@ def make_predictions(gold: pd.DataFrame, rng: np.random.Generator, follow_text: 
         probs[target] = 0.0
         probs[target] = round(1 - probs.sum(), 6)  # sums to 1 within float error
         vad = np.clip(np.array(VAD[LABELS[target]]) + rng.normal(0, 0.5, 3), 1, 5).round(2)
-        out.append({"id": row.id, "label": LABELS[target], "probs": dict(zip(LABELS, probs.tolist())),
+        out.append({"id": row.id, "label": LABELS[target], "probs": dict(zip(LABELS, probs.tolist(), strict=False)),
                     "valence": vad[0], "arousal": vad[1], "dominance": vad[2]})
     return out
 

@@ -209,12 +209,14 @@ def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str |
         tasks.append(Task("dimensional", "dimensional", dimensions=tuple(gold.vad)))
     if not tasks:
         raise InputError(Problem("no scorable column", file=str(gold_path),
-                                 expected=f"acoustic_label, one column per {tax.name} class, or valence/arousal/dominance"))
+                                 expected=f"acoustic_label, one column per {tax.name} class, "
+                                          "or valence/arousal/dominance"))
     splits = [Split("all", "all")]
     if gold.semantic is not None and gold.acoustic is not None:
         splits += [Split("conflict", "conflict"), Split("congruent", "congruent")]
     if "corpus" in gold.columns:
-        splits += [Split(str(c), "cross-corpus", "corpus", str(c)) for c in sorted(set(gold.columns["corpus"].astype(str)))]
+        corpora = sorted(set(gold.columns["corpus"].astype(str)))
+        splits += [Split(c, "cross-corpus", "corpus", c) for c in corpora]
     return Benchmark(name=name or Path(gold_path).stem, version="adhoc", taxonomy=tax,
                      gold_path=Path(gold_path).resolve(), tasks=tuple(tasks), splits=tuple(splits))
 
@@ -260,7 +262,7 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     for i in np.flatnonzero(missing_id)[:50]:
         problems.append(Problem("empty id", file=src, line=int(line[i]), field="id"))
     # built once (Gold.id_index reuses it); inserted back to front so the first occurrence wins
-    id_index = dict(zip(ids[::-1].tolist(), range(len(ids) - 1, -1, -1)))
+    id_index = dict(zip(ids[::-1].tolist(), range(len(ids) - 1, -1, -1), strict=False))
     if len(id_index) < len(ids):
         first = np.fromiter((id_index[x] for x in ids.tolist()), dtype=np.int64, count=len(ids))
         for i in np.flatnonzero((first != np.arange(len(ids))) & ~missing_id)[:50]:
