@@ -1,0 +1,1257 @@
+"""Label Studio: labelling configs generated from the workspace, and push / pull / import of annotations.
+
+Raters judge the voice and the words apart, in two Label Studio projects per workspace:
+
+* the **acoustic** project shows the audio only (task data: ``audio``, ``clip_id``, ``speaker_id``; no
+  transcript anywhere in the task, so the words cannot leak into the voice ratings) and asks for
+  ``acoustic_emotion`` plus, by default, ``valence``, ``arousal``, ``dominance``, ``confidence`` and
+  ``is_ambiguous``;
+* the **semantic** project shows the transcript only (``transcript``, ``clip_id``, ``speaker_id``; no
+  audio) and asks for ``semantic_emotion``, ``confidence`` and ``is_ambiguous``.
+
+The labelling configs are generated from the workspace's taxonomy and ``[annotation]`` settings (never
+hand-copied per taxonomy) and checked with label-studio-sdk's ``LabelInterface``; every control is named
+after the dimension it fills, so an export maps straight onto the long ``annotations`` table.
+
+``[annotation]`` settings read here (all optional except ``dimensions``)::
+
+    dimensions = ["acoustic_emotion", "semantic_emotion", "valence", "arousal", "dominance",
+                  "confidence", "is_ambiguous"]
+    scale = [1, 5]                 # valence / arousal / dominance (1-5 or 1-7)
+    confidence_scale = [1, 5]      # default: scale
+    vad_widget = "rating"          # "rating" (stars, scales starting at 1) or "choices" (one button per value)
+    raters_per_clip = 3            # Label Studio overlap (maximum_annotations)
+    mixed_emotions = false         # emotions: several choices, each with a 1..mixed_weight_max weight
+    mixed_weight_max = 5
+    acoustic_dimensions = [...]    # which dimensions each project asks for (defaults above)
+    semantic_dimensions = [...]
+    [annotation.custom.<name>]     # any other declared dimension: kind = "choices" (values = [...]),
+                                   # "rating" (scale = [1, N]) or "text"; project = "acoustic" | "semantic" | "both"
+    [annotation.label_studio]      # written by push: url, acoustic_project, semantic_project, ... (never a token)
+
+Import rules (``pull``, ``import``; :func:`parse_export` is the pure core):
+
+* one row per rater x clip x dimension; the key is Label Studio's annotation id (``annotation_id``), so
+  importing the same export twice adds nothing, and an annotation edited on the server replaces its old rows;
+* clips are keyed by the task's ``data.clip_id`` when present, else by the task id (as text);
+  ``rater_id`` is the Label Studio user id of ``completed_by`` as text (the e-mail only when an export
+  carries no id: ids are stable and are not personal data);
+* cancelled (skipped) annotations are kept apart: stored with ``cancelled=True`` (one row per answered
+  dimension, or one row with an empty value for the project's emotion dimension when nothing was answered)
+  and never counted as ratings by aggregation; drafts are not annotations and are not stored, only counted;
+* non-cancelled annotations with an empty result are reported (their ids), not stored;
+* ground-truth annotations are stored with ``ground_truth=True``;
+* a control name that is no dimension is an error naming the file, task id, annotation id and from_name;
+  ``mapping={"from_name": "dimension"}`` (CLI ``--map from_name=dimension``) renames;
+* ``is_ambiguous`` is stored as ``"true"``/``"false"`` (value_num 1/0); ratings as their number; mixed
+  emotions store the strongest label as ``value`` and every chosen label's normalised weight as JSON in
+  the ``meta_weights`` column; ``meta_channel`` says which project (``acoustic``/``semantic``) a row
+  came from, so that ``confidence`` and ``is_ambiguous`` can be attributed to the voice or the words.
+
+Label Studio 1.23 accepts legacy API tokens (``Authorization: Token ...``, when enabled for the
+organisation, e.g. ``label-studio start --enable-legacy-api-token``) and personal access tokens (JWT
+refresh tokens); ``LabelStudio(base_url=..., api_key=...)`` of label-studio-sdk 2.x takes either and
+picks the scheme itself. Audio is served by the server's local-files storage, which needs the server to
+run with ``LOCAL_FILES_SERVING_ENABLED=true`` and ``LOCAL_FILES_DOCUMENT_ROOT`` set to a folder that
+contains the workspace's ``audio/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from xml.sax.saxutils import quoteattr
+
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean
+from casebench.taxonomy import Taxonomy, as_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from casebench.workspace import Workspace
+
+ProjectKind = Literal["acoustic", "semantic"]
+PROJECT_KINDS: tuple[str, ...] = ("acoustic", "semantic")
+#: The emotion dimension each project asks for.
+EMOTION_OF: dict[str, str] = {"acoustic": "acoustic_emotion", "semantic": "semantic_emotion"}
+#: The object tag (what raters see) of each project, and the task-data key it shows.
+OBJECT_OF: dict[str, tuple[str, str]] = {"acoustic": ("Audio", "audio"), "semantic": ("Text", "transcript")}
+RATING_DIMENSIONS = ("valence", "arousal", "dominance")
+DEFAULT_PROJECT_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "acoustic": ("acoustic_emotion", "valence", "arousal", "dominance", "confidence", "is_ambiguous"),
+    "semantic": ("semantic_emotion", "confidence", "is_ambiguous"),
+}
+TRUE_WORDS = frozenset({"true", "yes", "1", "y", "t", "ambiguous"})
+FALSE_WORDS = frozenset({"false", "no", "0", "n", "f", "clear"})
+SOURCE_PREFIX = "label-studio:"
+_TITLES = {
+    "acoustic_emotion": "Emotion of the VOICE (ignore the words)",
+    "semantic_emotion": "Emotion of the WORDS (as written)",
+    "valence": "Valence: {lo} = very negative ... {hi} = very positive",
+    "arousal": "Arousal: {lo} = very calm ... {hi} = very excited",
+    "dominance": "Dominance: {lo} = weak, submissive ... {hi} = strong, in control",
+    "confidence": "How sure are you? {lo} = guessing ... {hi} = certain",
+    "is_ambiguous": "Could this reasonably be more than one emotion?",
+}
+_INSTRUCTIONS = {
+    "acoustic": "Listen to the clip (headphones). Judge only HOW it is said: tone, pitch, loudness, "
+                "tempo. Ignore what the words mean.",
+    "semantic": "Read the transcript. Judge only WHAT is said, as if you read it in a message. "
+                "There is no audio on purpose.",
+}
+GUIDELINES_DIR = Path(__file__).resolve().parent.parent / "annotation"
+
+
+# --------------------------------------------------------------------------------------------------
+# The annotation schema
+
+
+@dataclass(frozen=True)
+class DimensionSpec:
+    """What one dimension asks and which values it accepts.
+
+    ``kind`` is ``emotion`` (a taxonomy label), ``rating`` (an integer from ``low`` to ``high``),
+    ``boolean`` (stored ``"true"``/``"false"``), ``choices`` (one of ``values``) or ``text``.
+    """
+
+    name: str
+    kind: Literal["emotion", "rating", "boolean", "choices", "text"]
+    values: tuple[str, ...] = ()
+    low: int | None = None
+    high: int | None = None
+    widget: Literal["choices", "rating", "textarea"] = "choices"
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class AnnotationSchema:
+    """The workspace's annotation settings, resolved: dimensions, scales and which project asks what.
+
+    >>> s = AnnotationSchema.from_config({"dimensions": ["acoustic_emotion", "valence"], "scale": [1, 7]},
+    ...                                  "iemocap4")
+    >>> s.projects["acoustic"], s.dimensions["valence"].high, s.dimensions["acoustic_emotion"].values
+    (('acoustic_emotion', 'valence'), 7, ('angry', 'happy', 'neutral', 'sad'))
+    """
+
+    taxonomy: Taxonomy
+    dimensions: dict[str, DimensionSpec]
+    projects: dict[str, tuple[str, ...]]
+    raters_per_clip: int = 3
+    mixed: bool = False
+    weight_max: int = 5
+
+    @classmethod
+    def from_workspace(cls, ws: Workspace) -> AnnotationSchema:
+        """The schema of ``ws`` (its taxonomy and ``[annotation]`` section)."""
+        return cls.from_config(ws.section("annotation"), ws.taxonomy, where=str(ws.config_path))
+
+    @classmethod
+    def from_config(cls, annotation: Mapping[str, Any], taxonomy: str | Taxonomy, *,
+                    where: str = "[annotation]") -> AnnotationSchema:
+        """Resolve an ``[annotation]`` section; ConfigError naming the key for a bad setting."""
+        from casebench.workspace import DEFAULT_DIMENSIONS
+
+        tax = as_taxonomy(taxonomy)
+        declared = list(annotation.get("dimensions", DEFAULT_DIMENSIONS))
+        scale = _scale(annotation.get("scale", [1, 5]), f"{where}: [annotation] scale")
+        conf_scale = _scale(annotation.get("confidence_scale", scale), f"{where}: [annotation] confidence_scale")
+        vad_widget = annotation.get("vad_widget", "rating")
+        if vad_widget not in ("rating", "choices"):
+            raise ConfigError(f"{where}: [annotation] vad_widget = {vad_widget!r}; expected 'rating' or 'choices'")
+        custom = annotation.get("custom", {}) or {}
+        if not isinstance(custom, Mapping):
+            raise ConfigError(f"{where}: [annotation.custom] must be a table of dimension settings")
+        specs: dict[str, DimensionSpec] = {}
+        custom_projects: dict[str, list[str]] = {k: [] for k in PROJECT_KINDS}
+        for name in declared:
+            if name in EMOTION_OF.values():
+                specs[name] = DimensionSpec(name, "emotion", tuple(tax.labels), title=_TITLES[name])
+            elif name in RATING_DIMENSIONS or name == "confidence":
+                lo, hi = conf_scale if name == "confidence" else scale
+                widget = "rating" if vad_widget == "rating" or name == "confidence" else "choices"
+                if widget == "rating" and lo != 1:
+                    raise ConfigError(f"{where}: [annotation] {'confidence_scale' if name == 'confidence' else 'scale'}"
+                                      f" = [{lo}, {hi}] cannot be shown as stars (they count from 1); "
+                                      "use a scale starting at 1 or vad_widget = 'choices'")
+                specs[name] = DimensionSpec(name, "rating", tuple(str(v) for v in range(lo, hi + 1)), lo, hi,
+                                            widget, _TITLES[name].format(lo=lo, hi=hi))
+            elif name == "is_ambiguous":
+                specs[name] = DimensionSpec(name, "boolean", ("true", "false"), title=_TITLES[name])
+            elif name in custom:
+                spec, projects = _custom_spec(name, custom[name], f"{where}: [annotation.custom.{name}]")
+                specs[name] = spec
+                for p in projects:
+                    custom_projects[p].append(name)
+            # other declared names have no widget: they can come from import-csv, not from Label Studio
+        for name in custom:
+            if name not in declared:
+                raise ConfigError(f"{where}: [annotation.custom.{name}] describes a dimension that is not in "
+                                  f"[annotation] dimensions {declared}", )
+        projects = {}
+        for kind in PROJECT_KINDS:
+            key = f"{kind}_dimensions"
+            if key in annotation:
+                dims = list(annotation[key])
+                bad = [d for d in dims if d not in specs]
+                if bad:
+                    raise ConfigError(f"{where}: [annotation] {key} names {bad}; expected dimensions declared "
+                                      f"in [annotation] dimensions that have a widget: {sorted(specs)}")
+                if EMOTION_OF[kind] in specs and EMOTION_OF[kind] not in dims:
+                    dims.insert(0, EMOTION_OF[kind])
+            else:
+                dims = [d for d in DEFAULT_PROJECT_DIMENSIONS[kind] if d in specs] + custom_projects[kind]
+            leak = EMOTION_OF["semantic" if kind == "acoustic" else "acoustic"]
+            if leak in dims:
+                raise ConfigError(f"{where}: [annotation] {key} must not ask for {leak}: the voice and the "
+                                  "words are rated in separate projects")
+            projects[kind] = tuple(dims)
+        raters = annotation.get("raters_per_clip", 3)
+        if not isinstance(raters, int) or isinstance(raters, bool) or raters < 1:
+            raise ConfigError(f"{where}: [annotation] raters_per_clip = {raters!r}; expected an integer >= 1")
+        weight_max = annotation.get("mixed_weight_max", 5)
+        if not isinstance(weight_max, int) or weight_max < 1:
+            raise ConfigError(f"{where}: [annotation] mixed_weight_max = {weight_max!r}; expected an integer >= 1")
+        return cls(tax, specs, projects, raters, bool(annotation.get("mixed_emotions", False)), weight_max)
+
+    def weight_controls(self) -> dict[str, tuple[str, str]]:
+        """Mixed-emotion weight control name -> (emotion dimension, label)."""
+        return {weight_control(dim, label): (dim, label) for dim in EMOTION_OF.values() if dim in self.dimensions
+                for label in self.taxonomy.labels}
+
+
+def weight_control(dimension: str, label: str) -> str:
+    """Name of the weight control of ``label`` in mixed-emotion mode.
+
+    >>> weight_control("acoustic_emotion", "angry")
+    'acoustic_emotion_weight_angry'
+    """
+    return f"{dimension}_weight_{label}"
+
+
+def _scale(value: Any, where: str) -> tuple[int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or value[0] >= value[1]):
+        raise ConfigError(f"{where} = {value!r}; expected [low, high], two integers with low < high (e.g. [1, 5])")
+    if value[1] - value[0] > 20:
+        raise ConfigError(f"{where} = {list(value)}; expected at most 21 steps")
+    return int(value[0]), int(value[1])
+
+
+def _custom_spec(name: str, cfg: Any, where: str) -> tuple[DimensionSpec, list[str]]:
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{where} must be a table with kind = 'choices' | 'rating' | 'text'")
+    kind = cfg.get("kind")
+    project = cfg.get("project", "both")
+    if project not in ("acoustic", "semantic", "both"):
+        raise ConfigError(f"{where} project = {project!r}; expected 'acoustic', 'semantic' or 'both'")
+    projects = list(PROJECT_KINDS) if project == "both" else [project]
+    title = str(cfg.get("title", name.replace("_", " ").capitalize()))
+    if kind == "choices":
+        values = cfg.get("values")
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(f"{where} values = {values!r}; expected a non-empty list of strings")
+        return DimensionSpec(name, "choices", tuple(values), title=title), projects
+    if kind == "rating":
+        lo, hi = _scale(cfg.get("scale", [1, 5]), f"{where} scale")
+        widget = "rating" if lo == 1 else "choices"
+        return DimensionSpec(name, "rating", tuple(str(v) for v in range(lo, hi + 1)), lo, hi, widget,
+                             title), projects
+    if kind == "text":
+        return DimensionSpec(name, "text", widget="textarea", title=title), projects
+    raise ConfigError(f"{where} kind = {kind!r}; expected 'choices', 'rating' or 'text'")
+
+
+def annotation_schema(ws: Workspace) -> AnnotationSchema:
+    """The resolved annotation schema of a workspace (see :class:`AnnotationSchema`)."""
+    return AnnotationSchema.from_workspace(ws)
+
+
+# --------------------------------------------------------------------------------------------------
+# Labelling configs
+
+
+def labeling_config(schema: AnnotationSchema | Workspace, kind: ProjectKind) -> str:
+    """The Label Studio labelling config (XML) of the ``acoustic`` or ``semantic`` project.
+
+    Generated from the schema: the object tag (``<Audio name="audio" value="$audio">`` or
+    ``<Text name="transcript" value="$transcript">``), then one control per dimension, named after it:
+    emotions as ``Choices`` in taxonomy order (one choice, or in mixed mode several, each with a
+    ``Rating`` weight shown when the choice is ticked), ratings as ``Rating`` stars or ``Choices``
+    ``low..high``, ``is_ambiguous`` as a yes/no ``Choices``. The result is validated with
+    ``LabelInterface``; raises ConfigError when it does not validate.
+
+    >>> xml = labeling_config(AnnotationSchema.from_config({}, "iemocap4"), "semantic")
+    >>> '<Text name="transcript" value="$transcript"' in xml, 'name="semantic_emotion"' in xml, "Audio" in xml
+    (True, True, False)
+    """
+    if not isinstance(schema, AnnotationSchema):
+        schema = AnnotationSchema.from_workspace(schema)
+    if kind not in PROJECT_KINDS:
+        raise ConfigError(f"project kind {kind!r}; expected one of {list(PROJECT_KINDS)}")
+    tag, obj = OBJECT_OF[kind]
+    dims = schema.projects[kind]
+    if not dims:
+        raise ConfigError(f"the {kind} project asks for no dimension; declare {EMOTION_OF[kind]} in "
+                          "[annotation] dimensions")
+    lines = ["<View>",
+             f"  <Header value={quoteattr(_INSTRUCTIONS[kind])} size=\"5\"/>"]
+    if tag == "Audio":
+        lines.append(f'  <Audio name="{obj}" value="${obj}" hotkey="ctrl+space"/>')
+    else:
+        lines.append(f'  <Text name="{obj}" value="${obj}"/>')
+    for dim in dims:
+        spec = schema.dimensions[dim]
+        lines.append(f"  <Header value={quoteattr(spec.title)} size=\"6\"/>")
+        lines += _control_xml(spec, obj, schema)
+    lines.append("</View>")
+    xml = "\n".join(lines) + "\n"
+    validate_labeling_config(xml, where=f"generated {kind} config")
+    return xml
+
+
+def _control_xml(spec: DimensionSpec, obj: str, schema: AnnotationSchema) -> list[str]:
+    name = quoteattr(spec.name)
+    if spec.widget == "rating":
+        return [f'  <Rating name={name} toName="{obj}" maxRating="{spec.high}" icon="star" size="medium" '
+                'required="true"/>']
+    if spec.widget == "textarea":
+        return [f'  <TextArea name={name} toName="{obj}" rows="2" maxSubmissions="1"/>']
+    mixed = spec.kind == "emotion" and schema.mixed
+    choice = "multiple" if mixed else "single-radio"
+    out = [f'  <Choices name={name} toName="{obj}" choice="{choice}" showInline="true" required="true">']
+    if spec.kind == "boolean":
+        out += ['    <Choice value="no"/>', '    <Choice value="yes"/>']
+    else:
+        out += [f"    <Choice value={quoteattr(v)}/>" for v in spec.values]
+    out.append("  </Choices>")
+    if mixed:
+        for label in spec.values:
+            question = f"How strong is {label}? (1 = a trace ... {schema.weight_max} = dominant)"
+            out += [f'  <View visibleWhen="choice-selected" whenTagName={name} whenChoiceValue={quoteattr(label)}>',
+                    f'    <Header value={quoteattr(question)} size="6"/>',
+                    f"    <Rating name={quoteattr(weight_control(spec.name, label))} toName=\"{obj}\" "
+                    f'maxRating="{schema.weight_max}" icon="star" size="small"/>',
+                    "  </View>"]
+    return out
+
+
+def validate_labeling_config(xml: str, *, where: str = "labelling config") -> None:
+    """Check a labelling config with label-studio-sdk's ``LabelInterface``; ConfigError when invalid."""
+    try:
+        from label_studio_sdk.label_interface import LabelInterface
+    except ImportError as e:  # pragma: no cover - the annotation extra is missing
+        from casebench.errors import MissingDependencyError
+
+        raise MissingDependencyError("label-studio-sdk is needed for Label Studio configs; install "
+                                     "casebench[annotation]") from e
+    try:
+        LabelInterface(xml).validate()
+    except Exception as e:  # the SDK raises its own validation and lxml parse errors
+        raise ConfigError(f"{where} is not a valid Label Studio config: {e}") from e
+
+
+def write_labeling_configs(ws: Workspace, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Write ``<kind>.xml`` for both projects (default folder: ``reports/label-studio``); kind -> path."""
+    from casebench.workspace import atomic_write_text
+
+    schema = AnnotationSchema.from_workspace(ws)
+    out = Path(out_dir) if out_dir is not None else ws.reports_dir / "label-studio"
+    return {kind: atomic_write_text(out / f"{kind}.xml", labeling_config(schema, kind)) for kind in PROJECT_KINDS}
+
+
+def guidelines(kind: ProjectKind, schema: AnnotationSchema) -> str:
+    """The rater guidelines of a project: annotation/<dimension>.md of each of its dimensions, joined.
+
+    Reads the repository's ``annotation/`` folder; falls back to the one-line instructions of the config
+    when the package is installed without it.
+    """
+    parts = []
+    for dim in schema.projects[kind]:
+        path = GUIDELINES_DIR / f"{dim}.md"
+        if path.is_file():
+            parts.append(path.read_text("utf-8").strip())
+    return "\n\n".join(parts) if parts else _INSTRUCTIONS[kind]
+
+
+def _markdown_html(text: str) -> str:
+    """Just enough markdown for Label Studio's instruction panel (headings, bullets, paragraphs)."""
+    from html import escape
+
+    out, in_list = [], False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("- ") or s.startswith("* "):
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{escape(s[2:])}</li>")
+            continue
+        if in_list:
+            out.append("</ul>")
+            in_list = False
+        if s.startswith("#"):
+            level = min(len(s) - len(s.lstrip("#")) + 1, 6)
+            out.append(f"<h{level}>{escape(s.lstrip('#').strip())}</h{level}>")
+        elif s:
+            out.append(f"<p>{escape(s)}</p>")
+    if in_list:
+        out.append("</ul>")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing exports (pure)
+
+
+@dataclass
+class ImportSummary:
+    """What an import found and did. Counts are of Label Studio annotations unless named rows."""
+
+    files: list[str] = field(default_factory=list)
+    tasks: int = 0
+    annotations: int = 0
+    rows: int = 0
+    cancelled: int = 0
+    ground_truth: int = 0
+    drafts: int = 0
+    predictions: int = 0
+    empty: list[str] = field(default_factory=list)  # annotation ids with an empty, non-cancelled result
+    added: int = 0       # rows new to the table
+    updated: int = 0     # rows that replaced a changed row with the same key
+    unchanged: int = 0   # rows already in the table as they are
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["empty_results"] = d.pop("empty")
+        d["n_empty_results"] = len(self.empty)
+        return d
+
+
+def parse_export(tasks: Any, schema: AnnotationSchema, *, mapping: Mapping[str, str] | None = None,
+                 file: str = "<export>", project_kinds: Mapping[int, str] | None = None,
+                 summary: ImportSummary | None = None) -> list[dict]:
+    """Rows of the long ``annotations`` table from a Label Studio JSON export (a list of tasks).
+
+    Args:
+        tasks: the parsed export: a list of task dicts, each with ``id``, ``data`` and ``annotations``.
+        schema: the workspace's annotation schema (dimension names, labels, scales).
+        mapping: renames control names (``from_name``) to dimensions before anything else.
+        file: named in error messages.
+        project_kinds: project id -> ``acoustic``/``semantic``; otherwise the kind of an annotation is read
+            from its emotion control, or from the task data (``audio`` -> acoustic, ``transcript`` ->
+            semantic).
+        summary: an :class:`ImportSummary` to count into.
+
+    Returns one dict per rating (see the module docstring for the rules). Raises InputError listing every
+    problem: unknown control names (with file, task id, annotation id and from_name), values outside the
+    taxonomy or scale, malformed tasks.
+
+    >>> s = AnnotationSchema.from_config({}, "ekman7")
+    >>> task = {"id": 7, "data": {"clip_id": "c1", "audio": "/data/local-files/?d=a.wav"},
+    ...         "annotations": [{"id": 31, "completed_by": 2, "was_cancelled": False, "ground_truth": False,
+    ...                          "lead_time": 4.2, "created_at": "2024-01-01T10:00:00Z", "project": 1,
+    ...                          "result": [{"from_name": "acoustic_emotion", "to_name": "audio",
+    ...                                      "type": "choices", "value": {"choices": ["sad"]}},
+    ...                                     {"from_name": "valence", "to_name": "audio", "type": "rating",
+    ...                                      "value": {"rating": 2}}]}]}
+    >>> [(r["clip_id"], r["rater_id"], r["dimension"], r["value"], r["value_num"]) for r in parse_export([task], s)]
+    [('c1', '2', 'acoustic_emotion', 'sad', None), ('c1', '2', 'valence', '2', 2.0)]
+    """
+    summary = summary if summary is not None else ImportSummary()
+    mapping = dict(mapping or {})
+    problems: list[Problem] = []
+    if isinstance(tasks, Mapping) and "id" in tasks and "data" in tasks:
+        tasks = [tasks]
+    if not isinstance(tasks, list):
+        raise InputError(Problem(f"a JSON {type(tasks).__name__}", file=file,
+                                 expected="a Label Studio JSON export: a list of tasks (Export -> JSON)"))
+    bad_map = {k: v for k, v in mapping.items() if v not in schema.dimensions}
+    if bad_map:
+        raise InputError([Problem(f"--map {k}={v}: {v!r} is not a dimension", file=file, field=k,
+                                  expected=f"one of {sorted(schema.dimensions)}",
+                                  hint=did_you_mean(v, schema.dimensions)) for k, v in bad_map.items()])
+    weights = schema.weight_controls()
+    rows: list[dict] = []
+    for t_index, task in enumerate(tasks):
+        if not isinstance(task, Mapping) or "id" not in task or not isinstance(task.get("data"), Mapping):
+            problems.append(Problem(f"task #{t_index} is not a Label Studio task", file=file,
+                                    expected="an object with 'id', 'data' and 'annotations'"))
+            continue
+        summary.tasks += 1
+        task_id = task["id"]
+        data = task["data"]
+        clip_id = str(data["clip_id"]) if data.get("clip_id") not in (None, "") else str(task_id)
+        summary.drafts += len(task.get("drafts") or [])
+        summary.predictions += len(task.get("predictions") or [])
+        for ann in task.get("annotations") or []:
+            where = {"file": file, "id": f"task {task_id} annotation {ann.get('id')}"}
+            rows += _annotation_rows(ann, task_id, clip_id, data, schema, mapping, weights, project_kinds,
+                                     where, problems, summary)
+    if problems:
+        raise InputError(problems, summary=f"{len(problems)} problem(s) in Label Studio export {file}; "
+                                           "nothing was imported")
+    summary.rows += len(rows)
+    return rows
+
+
+def _annotation_rows(ann: Mapping, task_id: Any, clip_id: str, data: Mapping, schema: AnnotationSchema,
+                     mapping: Mapping[str, str], weights: Mapping[str, tuple[str, str]],
+                     project_kinds: Mapping[int, str] | None, where: dict, problems: list[Problem],
+                     summary: ImportSummary) -> list[dict]:
+    ann_id = ann.get("id")
+    if ann_id is None:
+        problems.append(Problem("annotation without an id", expected="the 'id' Label Studio gives every annotation",
+                                **where))
+        return []
+    rater = _rater_id(ann.get("completed_by"))
+    if rater is None:
+        problems.append(Problem(f"completed_by = {ann.get('completed_by')!r}", field="completed_by",
+                                expected="a user id or {'id': ..., 'email': ...}", **where))
+        return []
+    cancelled = bool(ann.get("was_cancelled", False))
+    ground_truth = bool(ann.get("ground_truth", False))
+    summary.annotations += 1
+    summary.cancelled += cancelled
+    summary.ground_truth += ground_truth
+    project = ann.get("project")
+    base = {"annotation_id": str(ann_id), "clip_id": clip_id, "rater_id": rater,
+            "lead_time_s": _float_or_none(ann.get("lead_time")),
+            "source": f"{SOURCE_PREFIX}{project if project is not None else ''}/{task_id}/{ann_id}",
+            "created_at": _time_or_none(ann.get("created_at")), "cancelled": cancelled,
+            "ground_truth": ground_truth}
+    result = ann.get("result") or []
+    if not isinstance(result, list):
+        problems.append(Problem(f"result is a {type(result).__name__}", field="result", expected="a list",
+                                **where))
+        return []
+    values: dict[str, dict] = {}
+    mixed_weights: dict[str, dict[str, float]] = {}
+    n_problems = len(problems)
+    for item in result:
+        if not isinstance(item, Mapping) or "from_name" not in item:
+            problems.append(Problem(f"result item {item!r}", field="result",
+                                    expected="an object with from_name, type and value", **where))
+            continue
+        from_name = str(item["from_name"])
+        name = mapping.get(from_name, from_name)
+        here = {**where, "field": f"from_name {from_name!r}"}
+        if name in weights:
+            dim, label = weights[name]
+            w = _number(item)
+            if w is None or w < 0:
+                problems.append(Problem(f"weight {item.get('value')!r}", expected="a rating >= 0", **here))
+            else:
+                mixed_weights.setdefault(dim, {})[label] = w
+            continue
+        if name not in schema.dimensions:
+            known = sorted(schema.dimensions) + sorted(weights)
+            problems.append(Problem(f"unknown control name {from_name!r}", **here,
+                                    expected=f"a dimension {sorted(schema.dimensions)}, or --map "
+                                             f"{from_name}=DIMENSION to rename it",
+                                    hint=did_you_mean(name, known)))
+            continue
+        if name in values:
+            problems.append(Problem(f"a second result for {name!r}", expected="one result per control", **here))
+            continue
+        parsed = _result_value(item, schema.dimensions[name], schema.taxonomy, here, problems)
+        if parsed is not None:
+            values[name] = parsed
+    if len(problems) > n_problems:
+        return []
+    kind = _annotation_kind(project, values, data, project_kinds)
+    for dim, w in mixed_weights.items():
+        if dim in values:
+            values[dim] = _apply_weights(values[dim], w, schema.taxonomy)
+    if not values:
+        if cancelled:
+            dim = EMOTION_OF.get(kind or "")
+            dim = dim if dim in schema.dimensions else next(iter(schema.dimensions), None)
+            if dim is None:
+                return []
+            return [{**base, "dimension": dim, "value": None, "value_num": None, "meta_channel": kind,
+                     "meta_weights": None}]
+        summary.empty.append(str(ann_id))
+        return []
+    out = []
+    for dim, v in values.items():
+        out.append({**base, "dimension": dim, "value": v["value"], "value_num": v.get("value_num"),
+                    "meta_channel": kind, "meta_weights": v.get("weights")})
+    return out
+
+
+def _rater_id(completed_by: Any) -> str | None:
+    if isinstance(completed_by, bool):
+        return None
+    if isinstance(completed_by, int):
+        return str(completed_by)
+    if isinstance(completed_by, str) and completed_by:
+        return completed_by
+    if isinstance(completed_by, Mapping):
+        if completed_by.get("id") is not None:
+            return str(completed_by["id"])
+        if completed_by.get("email"):
+            return str(completed_by["email"])
+    return None
+
+
+def _number(item: Mapping) -> float | None:
+    value = item.get("value")
+    if not isinstance(value, Mapping):
+        return None
+    for key in ("rating", "number"):
+        v = value.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    choices = value.get("choices")
+    if isinstance(choices, list) and len(choices) == 1:
+        try:
+            return float(choices[0])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _result_value(item: Mapping, spec: DimensionSpec, tax: Taxonomy, where: dict,
+                  problems: list[Problem]) -> dict | None:
+    value = item.get("value")
+    if not isinstance(value, Mapping):
+        problems.append(Problem(f"value {value!r}", expected="an object such as {'choices': [...]}", **where))
+        return None
+    if spec.kind == "emotion":
+        choices = value.get("choices")
+        if not isinstance(choices, list) or not choices:
+            problems.append(Problem(f"value {dict(value)!r}", expected="{'choices': [one or more labels]}",
+                                    **where))
+            return None
+        bad = [c for c in choices if c not in tax.index]
+        if bad:
+            problems.append(Problem(f"label {bad[0]!r}", expected=f"a label of {tax.name}: {list(tax.labels)}",
+                                    hint=did_you_mean(str(bad[0]), tax.labels), **where))
+            return None
+        if len(choices) == 1:
+            return {"value": choices[0]}
+        return _apply_weights({"value": None, "labels": list(choices)}, {}, tax)
+    if spec.kind == "rating":
+        v = _number(item)
+        if v is None or v != int(v) or not (spec.low <= v <= spec.high):
+            problems.append(Problem(f"rating {dict(value)!r}", expected=f"an integer from {spec.low} to {spec.high}",
+                                    **where))
+            return None
+        return {"value": str(int(v)), "value_num": float(v)}
+    if spec.kind == "boolean":
+        choices = value.get("choices")
+        word = str(choices[0]).strip().lower() if isinstance(choices, list) and len(choices) == 1 else None
+        if word in TRUE_WORDS:
+            return {"value": "true", "value_num": 1.0}
+        if word in FALSE_WORDS:
+            return {"value": "false", "value_num": 0.0}
+        problems.append(Problem(f"value {dict(value)!r}", expected="{'choices': ['yes']} or {'choices': ['no']}",
+                                **where))
+        return None
+    if spec.kind == "choices":
+        choices = value.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1 or choices[0] not in spec.values:
+            problems.append(Problem(f"value {dict(value)!r}", expected=f"one of {list(spec.values)}", **where))
+            return None
+        return {"value": choices[0], "value_num": _float_or_none(choices[0])}
+    text = value.get("text")
+    text = " ".join(map(str, text)) if isinstance(text, list) else text
+    if not isinstance(text, str):
+        problems.append(Problem(f"value {dict(value)!r}", expected="{'text': ['...']}", **where))
+        return None
+    return {"value": text}
+
+
+def _apply_weights(v: dict, weights: Mapping[str, float], tax: Taxonomy) -> dict:
+    """Mixed emotions: normalised weights of the chosen labels (1 each when no weight was given); the
+    strongest label (first in taxonomy order among equals) becomes the value."""
+    labels = v.get("labels") or [v["value"]]
+    w = {x: float(weights.get(x, 1.0)) for x in labels}
+    total = sum(w.values())
+    if total <= 0:
+        w = {x: 1.0 for x in labels}
+        total = float(len(labels))
+    ordered = sorted(w, key=lambda x: (-w[x], tax.index[x]))
+    shares = {x: w[x] / total for x in sorted(w, key=tax.index.__getitem__)}
+    return {"value": ordered[0], "weights": json.dumps(shares, sort_keys=False)}
+
+
+def _annotation_kind(project: Any, values: Mapping[str, Any], data: Mapping,
+                     project_kinds: Mapping[int, str] | None) -> str | None:
+    if project_kinds and project in project_kinds:
+        return project_kinds[project]
+    for kind, dim in EMOTION_OF.items():
+        if dim in values:
+            return kind
+    has_audio, has_text = "audio" in data, "transcript" in data
+    if has_audio and not has_text:
+        return "acoustic"
+    if has_text and not has_audio:
+        return "semantic"
+    return None
+
+
+def _float_or_none(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _time_or_none(v: Any) -> _dt.datetime | None:
+    if not isinstance(v, str) or not v:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def load_export(path: str | os.PathLike) -> Any:
+    """Read a Label Studio JSON export file; InputError naming the file (and line) when it is not JSON."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(Problem(f"cannot read the file ({e})", file=str(path),
+                                 expected="a Label Studio JSON export (UTF-8)")) from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(Problem(f"not JSON: {e.msg}", file=str(path), line=e.lineno,
+                                 expected="a Label Studio JSON export (Export -> JSON, not JSON-MIN or CSV)")) from e
+
+
+# --------------------------------------------------------------------------------------------------
+# Long CSV from other tools (pure)
+
+CSV_COLUMNS = ("clip_id", "rater_id", "dimension", "value")
+CSV_OPTIONAL = ("annotation_id", "lead_time_s", "created_at", "cancelled", "ground_truth", "channel")
+
+
+def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
+                   mapping: Mapping[str, str] | None = None, source: str | None = None) -> list[dict]:
+    """Rows of the ``annotations`` table from a long CSV (``clip_id, rater_id, dimension, value``).
+
+    Optional columns: ``annotation_id``, ``lead_time_s``, ``created_at`` (ISO 8601), ``cancelled``,
+    ``ground_truth`` (true/false), ``channel`` (acoustic/semantic). Values are checked like Label
+    Studio results (labels in the taxonomy, ratings in the scale, is_ambiguous true/false/yes/no);
+    ``mapping`` renames dimensions. Every problem names the file, its line number (the header is line 1),
+    the clip id and the column. ``source`` defaults to ``csv:<file name>``.
+    """
+    path = Path(path)
+    mapping = dict(mapping or {})
+    source = source or f"csv:{path.name}"
+    problems: list[Problem] = []
+    rows: list[dict] = []
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise InputError(Problem(f"cannot open the file ({e})", file=str(path))) from e
+    with f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise InputError(Problem(f"header {header}", file=str(path), line=1,
+                                     expected=f"columns {list(CSV_COLUMNS)} (optional: {list(CSV_OPTIONAL)})",
+                                     hint=f"missing {missing}"))
+        unknown = [c for c in header if c not in CSV_COLUMNS + CSV_OPTIONAL]
+        if unknown:
+            raise InputError(Problem(f"unknown column(s) {unknown}", file=str(path), line=1,
+                                     expected=f"only {list(CSV_COLUMNS + CSV_OPTIONAL)}",
+                                     hint=did_you_mean(unknown[0], CSV_COLUMNS + CSV_OPTIONAL)))
+        try:
+            records = list(reader)
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise InputError(Problem(f"not readable as CSV ({e})", file=str(path))) from e
+    for i, rec in enumerate(records):
+        line = i + 2
+        clip = (rec.get("clip_id") or "").strip()
+        where = {"file": str(path), "line": line, "id": clip or None}
+        if None in rec:  # more fields than the header
+            problems.append(Problem(f"{len(rec[None])} extra field(s)", expected=f"{len(header)} fields", **where))
+            continue
+        empty = [c for c in CSV_COLUMNS if not (rec.get(c) or "").strip() and c != "value"]
+        if empty:
+            problems += [Problem("empty", field=c, expected="a value", **where) for c in empty]
+            continue
+        dim = mapping.get(rec["dimension"].strip(), rec["dimension"].strip())
+        if dim not in schema.dimensions:
+            problems.append(Problem(f"dimension {dim!r}", field="dimension", **where,
+                                    expected=f"one of {sorted(schema.dimensions)}",
+                                    hint=did_you_mean(dim, schema.dimensions)))
+            continue
+        cancelled = _csv_bool(rec.get("cancelled"), "cancelled", where, problems)
+        ground_truth = _csv_bool(rec.get("ground_truth"), "ground_truth", where, problems)
+        raw = (rec.get("value") or "").strip()
+        parsed = None
+        if raw or not cancelled:
+            spec = schema.dimensions[dim]
+            item = _csv_item(raw, spec)
+            parsed = _result_value(item, spec, schema.taxonomy, {**where, "field": "value"}, problems)
+            if parsed is None:
+                continue
+        lead = (rec.get("lead_time_s") or "").strip()
+        lead_time = _float_or_none(lead) if lead else None
+        if lead and lead_time is None:
+            problems.append(Problem(f"{lead!r}", field="lead_time_s", expected="a number of seconds", **where))
+        created = (rec.get("created_at") or "").strip()
+        created_at = _time_or_none(created) if created else None
+        if created and created_at is None:
+            problems.append(Problem(f"{created!r}", field="created_at", expected="an ISO 8601 time", **where))
+        channel = (rec.get("channel") or "").strip() or None
+        if channel is not None and channel not in PROJECT_KINDS:
+            problems.append(Problem(f"{channel!r}", field="channel", expected="acoustic or semantic", **where))
+        rows.append({"annotation_id": (rec.get("annotation_id") or "").strip() or None, "clip_id": clip,
+                     "rater_id": rec["rater_id"].strip(), "dimension": dim,
+                     "value": parsed["value"] if parsed else None,
+                     "value_num": parsed.get("value_num") if parsed else None,
+                     "lead_time_s": lead_time, "source": source, "created_at": created_at,
+                     "cancelled": bool(cancelled), "ground_truth": bool(ground_truth),
+                     "meta_channel": channel or _channel_of(dim),
+                     "meta_weights": parsed.get("weights") if parsed else None})
+    if problems:
+        raise InputError(problems, summary=f"{len(problems)} problem(s) in {path}; nothing was imported")
+    return rows
+
+
+def _channel_of(dim: str) -> str | None:
+    for kind, d in EMOTION_OF.items():
+        if d == dim:
+            return kind
+    return "acoustic" if dim in RATING_DIMENSIONS else None
+
+
+def _csv_item(raw: str, spec: DimensionSpec) -> dict:
+    if spec.kind == "emotion":
+        return {"value": {"choices": [x.strip() for x in raw.split(";") if x.strip()]}}
+    if spec.kind == "rating":
+        v = _float_or_none(raw)
+        return {"value": {"rating": v} if v is not None else {"choices": [raw]}}
+    if spec.kind == "text":
+        return {"value": {"text": [raw]}}
+    return {"value": {"choices": [raw]}}
+
+
+def _csv_bool(raw: str | None, column: str, where: dict, problems: list[Problem]) -> bool:
+    word = (raw or "").strip().lower()
+    if word in ("", "false", "no", "0"):
+        return False
+    if word in ("true", "yes", "1"):
+        return True
+    problems.append(Problem(f"{raw!r}", field=column, expected="true or false", **where))
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing rows into the workspace
+
+
+_COMPARE = ("clip_id", "rater_id", "dimension", "value", "value_num", "lead_time_s", "source", "created_at",
+            "cancelled", "ground_truth", "meta_channel", "meta_weights")
+
+
+def _row_key(row: Mapping) -> tuple:
+    if row.get("annotation_id") is not None:
+        return ("a", str(row["annotation_id"]), row["dimension"])
+    return ("c", row["clip_id"], row["rater_id"], row["dimension"], row.get("source"))
+
+
+def _same(a: Mapping, b: Mapping) -> bool:
+    for col in _COMPARE:
+        x, y = a.get(col), b.get(col)
+        x = None if _isnan(x) else x
+        y = None if _isnan(y) else y
+        if isinstance(x, float) and isinstance(y, float):
+            if abs(x - y) > 1e-9:
+                return False
+        elif hasattr(x, "timestamp") and hasattr(y, "timestamp"):
+            if abs(x.timestamp() - y.timestamp()) > 1e-3:
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _isnan(x: Any) -> bool:
+    """None, NaN or NaT (what a missing cell reads back as from pandas)."""
+    import pandas as pd
+
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x)) if not isinstance(x, (list, tuple, dict)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def merge_annotations(ws: Workspace, rows: Sequence[Mapping], *, summary: ImportSummary | None = None,
+                      check_clips: bool = True) -> ImportSummary:
+    """Add ``rows`` to the workspace's ``annotations`` table, replacing rows with the same key.
+
+    The key is (annotation_id, dimension), or (clip_id, rater_id, dimension, source) for rows without an
+    annotation id. All rows of an annotation present in ``rows`` replace all of its old rows (an answer
+    removed on the server disappears here too). Counts ``added``, ``updated`` and ``unchanged`` rows into
+    ``summary``. With ``check_clips`` and a ``clips`` table, a clip id not in it is an error (InputError
+    listing them; nothing written).
+    """
+    import pandas as pd
+
+    summary = summary if summary is not None else ImportSummary()
+    rows = [dict(r) for r in rows]
+    if check_clips and rows and ws.has_table("clips"):
+        known = set(ws.read_table("clips").column("clip_id").to_pylist())
+        unknown = Counter(r["clip_id"] for r in rows if r["clip_id"] not in known)
+        if unknown:
+            problems = [Problem(f"clip id not in the clips table ({n} rating(s))", id=cid, field="clip_id",
+                                file=str(ws.table_path("clips")), hint=did_you_mean(cid, known))
+                        for cid, n in sorted(unknown.items())]
+            raise InputError(problems, summary=f"{len(unknown)} clip id(s) of the annotations are not clips of "
+                                               f"workspace {ws.name}; nothing was imported (clips are keyed by "
+                                               "the task's data.clip_id, else the task id)")
+    old = ws.read_df("annotations") if ws.has_table("annotations") else pd.DataFrame(columns=list(_COMPARE))
+    old_rows = old.to_dict("records")
+    old_by_key = {_row_key(r): r for r in old_rows}
+    new_annotations = {str(r["annotation_id"]) for r in rows if r.get("annotation_id") is not None}
+    new_keys = {_row_key(r) for r in rows}
+    for r in rows:
+        prev = old_by_key.get(_row_key(r))
+        if prev is None:
+            summary.added += 1
+        elif _same(prev, r):
+            summary.unchanged += 1
+        else:
+            summary.updated += 1
+    kept = [r for r in old_rows if _row_key(r) not in new_keys
+            and (r.get("annotation_id") is None or _isnan(r.get("annotation_id"))
+                 or str(r["annotation_id"]) not in new_annotations)]
+    merged = pd.DataFrame(kept + rows) if (kept or rows) else old
+    for col in ("meta_channel", "meta_weights"):
+        if col in merged.columns:
+            merged[col] = merged[col].astype(object).where(merged[col].notna(), None)
+    if "created_at" in merged.columns:
+        merged["created_at"] = pd.to_datetime(merged["created_at"], utc=True)
+    ws.write_table("annotations", merged.reset_index(drop=True))
+    return summary
+
+
+def import_export(ws: Workspace, export: str | os.PathLike | list, *, mapping: Mapping[str, str] | None = None,
+                  file: str | None = None) -> ImportSummary:
+    """Import a Label Studio JSON export (a file path, or the parsed list) into the workspace.
+
+    See the module docstring for the rules; project ids recorded by :func:`push` tell the project kind.
+    Returns an :class:`ImportSummary`; raises InputError (nothing written) for any problem.
+    """
+    schema = AnnotationSchema.from_workspace(ws)
+    if isinstance(export, (str, os.PathLike)):
+        file = file or str(export)
+        export = load_export(export)
+    summary = ImportSummary(files=[file or "<export>"])
+    rows = parse_export(export, schema, mapping=mapping, file=file or "<export>",
+                        project_kinds=_recorded_kinds(ws), summary=summary)
+    return merge_annotations(ws, rows, summary=summary)
+
+
+def import_csv(ws: Workspace, path: str | os.PathLike, *, mapping: Mapping[str, str] | None = None,
+               source: str | None = None) -> ImportSummary:
+    """Import a long CSV (``clip_id, rater_id, dimension, value``) from another tool; see :func:`parse_long_csv`."""
+    schema = AnnotationSchema.from_workspace(ws)
+    summary = ImportSummary(files=[str(path)])
+    rows = parse_long_csv(path, schema, mapping=mapping, source=source)
+    summary.rows = len(rows)
+    summary.cancelled = sum(r["cancelled"] for r in rows)
+    summary.ground_truth = sum(r["ground_truth"] for r in rows)
+    return merge_annotations(ws, rows, summary=summary)
+
+
+def _recorded_kinds(ws: Workspace) -> dict[int, str]:
+    ls = ws.section("annotation").get("label_studio", {}) or {}
+    return {int(ls[f"{k}_project"]): k for k in PROJECT_KINDS if ls.get(f"{k}_project") is not None}
+
+
+# --------------------------------------------------------------------------------------------------
+# Talking to a server
+
+
+def _credentials(url: str | None, token: str | None, ws: Workspace | None) -> tuple[str, str]:
+    recorded = (ws.section("annotation").get("label_studio", {}) or {}) if ws is not None else {}
+    url = url or os.environ.get("LABEL_STUDIO_URL") or recorded.get("url")
+    token = token or os.environ.get("LABEL_STUDIO_API_KEY")
+    if not url:
+        raise ConfigError("no Label Studio URL: pass --url http://HOST:PORT or set LABEL_STUDIO_URL")
+    if not token:
+        raise ConfigError("no Label Studio token: pass --token or set LABEL_STUDIO_API_KEY (Account & Settings "
+                          "-> Personal Access Token, or a legacy token when the organisation allows them)")
+    return url.rstrip("/"), token
+
+
+def client(url: str, token: str, *, timeout: float = 60.0):
+    """A label-studio-sdk client (``LabelStudio``) for ``url`` with a legacy token or personal access token."""
+    try:
+        from label_studio_sdk.client import LabelStudio
+    except ImportError as e:  # pragma: no cover
+        from casebench.errors import MissingDependencyError
+
+        raise MissingDependencyError("label-studio-sdk is needed to talk to Label Studio; install "
+                                     "casebench[annotation]") from e
+    return LabelStudio(base_url=url, api_key=token, timeout=timeout)
+
+
+class _Server:
+    """Turns SDK and connection errors into ConfigErrors that say what to do."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __enter__(self) -> _Server:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or isinstance(exc, (ConfigError, InputError)):
+            return False
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        if isinstance(exc, httpx.TransportError):
+            raise ConfigError(f"cannot reach Label Studio at {self.url} ({exc}); is the server running?") from exc
+        if isinstance(exc, ApiError):
+            status = getattr(exc, "status_code", None)
+            body = getattr(exc, "body", None)
+            if status == 401:
+                raise ConfigError(f"Label Studio at {self.url} refused the token (401: {body}); use a personal "
+                                  "access token, or a legacy token with legacy tokens enabled for the "
+                                  "organisation") from exc
+            raise ConfigError(f"Label Studio at {self.url} answered {status}: {body}") from exc
+        return False
+
+
+def _ensure_local_storage(ls, project_id: int, audio_dir: Path) -> int:
+    for storage in ls.import_storage.local.list(project=project_id):
+        if Path(storage.path or "") == audio_dir:
+            return storage.id
+    storage = ls.import_storage.local.create(project=project_id, path=str(audio_dir), title="casebench audio",
+                                             description="workspace audio/ served to raters; tasks are "
+                                                         "imported by casebench, not synced",
+                                             use_blob_urls=False)
+    return storage.id
+
+
+def _project_clip_ids(ls, project_id: int) -> set[str]:
+    done = set()
+    for task in ls.tasks.list(project=project_id, fields="all"):
+        data = task.data or {}
+        if data.get("clip_id") is not None:
+            done.add(str(data["clip_id"]))
+    return done
+
+
+def task_data(ws: Workspace, kind: ProjectKind, *, document_root: str | os.PathLike | None = None) -> list[dict]:
+    """The Label Studio task data of every clip for the ``acoustic`` or ``semantic`` project.
+
+    Acoustic: ``{"audio": "/data/local-files/?d=<path relative to document_root>", "clip_id", "speaker_id"}``
+    (no text). Semantic: ``{"transcript", "clip_id", "speaker_id"}`` (no audio); the transcript is the
+    ``transcripts`` table's text, else the clip's ``text_prompt``. Raises InputError listing clips whose
+    audio file is missing or outside ``document_root``, or that have no text.
+    """
+    from urllib.parse import quote
+
+    clips = ws.read_df("clips")
+    problems: list[Problem] = []
+    out = []
+    clip_file = str(ws.table_path("clips"))
+    if kind == "acoustic":
+        root = Path(document_root or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or ws.root).resolve()
+        for i, row in enumerate(clips.itertuples(index=False)):
+            path = ws.resolve(row.path).resolve()
+            if not path.is_file():
+                problems.append(Problem(f"row {i}: audio file {path} not found", file=clip_file, id=row.clip_id,
+                                        field="path", expected="an existing audio file"))
+                continue
+            try:
+                rel = path.relative_to(root).as_posix()
+            except ValueError:
+                problems.append(Problem(f"row {i}: audio {path} is outside the document root {root}",
+                                        file=clip_file, id=row.clip_id, field="path",
+                                        expected="LOCAL_FILES_DOCUMENT_ROOT of the server to contain the "
+                                                 "workspace (pass --document-root)"))
+                continue
+            out.append({"audio": f"/data/local-files/?d={quote(rel)}", "clip_id": row.clip_id,
+                        "speaker_id": _none(getattr(row, "speaker_id", None))})
+    else:
+        texts = {}
+        if ws.has_table("transcripts"):
+            t = ws.read_df("transcripts")
+            texts = dict(zip(t["clip_id"], t["text"], strict=True))
+        for i, row in enumerate(clips.itertuples(index=False)):
+            text = texts.get(row.clip_id) or _none(getattr(row, "text_prompt", None))
+            if not text:
+                problems.append(Problem(f"row {i}: no transcript", file=clip_file, id=row.clip_id, field="text",
+                                        expected="a transcripts row (casebench transcribe) or clips.text_prompt"))
+                continue
+            out.append({"transcript": text, "clip_id": row.clip_id,
+                        "speaker_id": _none(getattr(row, "speaker_id", None))})
+    if problems:
+        raise InputError(problems, summary=f"{len(problems)} clip(s) cannot become {kind} tasks; nothing was pushed")
+    return out
+
+
+def _none(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
+         document_root: str | os.PathLike | None = None, raters_per_clip: int | None = None,
+         kinds: Sequence[str] = PROJECT_KINDS, title: str | None = None) -> dict:
+    """Create (or reuse) the workspace's Label Studio projects and import its clips as tasks.
+
+    One project per kind (``acoustic``: audio only; ``semantic``: transcript only), labelling config from
+    :func:`labeling_config`, overlap ``maximum_annotations = raters_per_clip`` on every task
+    (``overlap_cohort_percentage = 100``), the guidelines as instructions. The acoustic project gets a
+    local-files import storage on the workspace's ``audio/`` (not synced: casebench imports the tasks with
+    their metadata, audio URLs ``/data/local-files/?d=<path relative to document_root>``). Projects whose
+    ids are already recorded in ``[annotation.label_studio]`` are reused (their config updated) and only
+    clips not yet there are imported, so pushing again after adding clips is safe.
+
+    ``document_root`` must equal the server's ``LOCAL_FILES_DOCUMENT_ROOT`` (default: that environment
+    variable, else the workspace root). Returns ``{kind: {"project": id, "tasks_added": n, ...}}``.
+    """
+    url, token = _credentials(url, token, ws)
+    schema = AnnotationSchema.from_workspace(ws)
+    raters = int(raters_per_clip or schema.raters_per_clip)
+    if raters < 1:
+        raise ConfigError(f"raters_per_clip = {raters}; expected at least 1")
+    bad = [k for k in kinds if k not in PROJECT_KINDS]
+    if bad:
+        raise ConfigError(f"project kind(s) {bad}; expected {list(PROJECT_KINDS)}")
+    root = Path(document_root or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or ws.root).resolve()
+    datas = {k: task_data(ws, k, document_root=root) for k in kinds}
+    configs = {k: labeling_config(schema, k) for k in kinds}
+    annotation = ws.section("annotation")
+    recorded = dict(annotation.get("label_studio", {}) or {})
+    if recorded.get("url") and recorded["url"].rstrip("/") != url:
+        recorded = {}  # another server: its project ids mean nothing here
+    result: dict[str, Any] = {}
+    ls = client(url, token)
+    with _Server(url):
+        for kind in kinds:
+            pid = recorded.get(f"{kind}_project")
+            project = None
+            if pid is not None:
+                try:
+                    project = ls.projects.get(id=int(pid))
+                except Exception as e:  # noqa: BLE001 - a deleted project: make a new one (reported)
+                    if getattr(e, "status_code", None) != 404:
+                        raise
+            settings = {"label_config": configs[kind], "maximum_annotations": raters,
+                        "overlap_cohort_percentage": 100, "show_skip_button": True,
+                        "expert_instruction": _markdown_html(guidelines(kind, schema)), "show_instruction": True,
+                        "description": f"casebench workspace {ws.name}: {kind} ratings "
+                                       f"({'audio only' if kind == 'acoustic' else 'transcript only'})"}
+            if project is None:
+                project = ls.projects.create(title=title_for(ws, kind, title), **settings)
+                created = True
+            else:
+                ls.projects.update(id=project.id, **settings)
+                created = False
+            storage = _ensure_local_storage(ls, project.id, ws.audio_dir.resolve()) if kind == "acoustic" else None
+            have = set() if created else _project_clip_ids(ls, project.id)
+            todo = [{"data": d} for d in datas[kind] if d["clip_id"] not in have]
+            for start in range(0, len(todo), 500):
+                ls.projects.import_tasks(id=project.id, request=todo[start:start + 500])
+            recorded[f"{kind}_project"] = int(project.id)
+            if storage is not None:
+                recorded[f"{kind}_storage"] = int(storage)
+            result[kind] = {"project": int(project.id), "created": created, "tasks_added": len(todo),
+                            "tasks_already_there": len(have), "maximum_annotations": raters,
+                            "local_storage": storage}
+    recorded.update({"url": url, "document_root": str(root), "raters_per_clip": raters})
+    annotation["label_studio"] = recorded
+    ws.set_section("annotation", annotation)
+    return {"url": url, "projects": result}
+
+
+def title_for(ws: Workspace, kind: str, title: str | None = None) -> str:
+    """Project title: ``<workspace name> · voice`` / ``· words`` (or ``<title> · ...``)."""
+    return f"{title or ws.name} · {'voice (acoustic)' if kind == 'acoustic' else 'words (semantic)'}"[:50]
+
+
+def export_project(url: str, token: str, project_id: int) -> list:
+    """The JSON export (all tasks) of one project, as parsed JSON."""
+    ls = client(url, token)
+    with _Server(url):
+        stream = ls.projects.exports.download_sync(int(project_id), export_type="JSON", download_all_tasks=True,
+                                                   download_resources=False)
+        data = b"".join(stream) if not isinstance(stream, (bytes, bytearray)) else bytes(stream)
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"Label Studio at {url} returned an export of project {project_id} that is not JSON "
+                          f"({e.msg})") from e
+
+
+def pull(ws: Workspace, url: str | None = None, token: str | None = None, *,
+         mapping: Mapping[str, str] | None = None, kinds: Sequence[str] = PROJECT_KINDS,
+         save_exports: bool = True) -> ImportSummary:
+    """Export the workspace's projects from the live server and import them (see :func:`import_export`).
+
+    The raw exports are kept as ``reports/label-studio/export-<kind>-project<id>-<UTC time>.json``
+    (``save_exports``), so the table can be re-derived. Raises ConfigError when no project was pushed.
+    """
+    from casebench.workspace import atomic_write_text
+
+    url, token = _credentials(url, token, ws)
+    recorded = ws.section("annotation").get("label_studio", {}) or {}
+    projects = {k: recorded.get(f"{k}_project") for k in kinds if recorded.get(f"{k}_project") is not None}
+    if not projects:
+        raise ConfigError(f"{ws.config_path}: no Label Studio project recorded in [annotation.label_studio]; "
+                          "run `casebench annotate push` first, or import a downloaded export with "
+                          "`casebench annotate import`")
+    schema = AnnotationSchema.from_workspace(ws)
+    summary = ImportSummary()
+    kinds_by_id = {int(pid): k for k, pid in projects.items()}
+    rows: list[dict] = []
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for kind, pid in projects.items():
+        export = export_project(url, token, int(pid))
+        name = f"{url}/projects/{pid} ({kind})"
+        if save_exports:
+            path = ws.reports_dir / "label-studio" / f"export-{kind}-project{pid}-{stamp}.json"
+            atomic_write_text(path, json.dumps(export, indent=1, ensure_ascii=False) + "\n")
+            name = str(path)
+        summary.files.append(name)
+        rows += parse_export(export, schema, mapping=mapping, file=name, project_kinds=kinds_by_id,
+                             summary=summary)
+    return merge_annotations(ws, rows, summary=summary)
+
+
+def parse_mapping(pairs: Iterable[str] | None) -> dict[str, str]:
+    """``["old=new", ...]`` (CLI ``--map``) -> ``{"old": "new"}``; ConfigError for a malformed pair.
+
+    >>> parse_mapping(["emotion=acoustic_emotion"])
+    {'emotion': 'acoustic_emotion'}
+    """
+    out = {}
+    for pair in pairs or []:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ConfigError(f"--map {pair!r}; expected FROM_NAME=DIMENSION, e.g. --map emotion=acoustic_emotion")
+        out[old.strip()] = new.strip()
+    return out
+
+
+def annotations_frame(ws: Workspace) -> pd.DataFrame:
+    """The workspace's annotations table as a DataFrame (convenience for notebooks)."""
+    return ws.read_df("annotations")
