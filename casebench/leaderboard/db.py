@@ -1,0 +1,191 @@
+"""The leaderboard's tables (SQLAlchemy 2) and the engine: an SQLite file by default, PostgreSQL by URL.
+
+Tables: ``users`` (password hashed with scrypt), ``api_tokens`` (SHA-256 of the token; the token itself is
+shown once), ``submissions`` (the persistent scoring queue: ``status`` is queued -> running -> done |
+failed; the full results object stays here, server-side), ``comparisons`` (paired tests between two
+submissions, computed on demand for rank ties) and ``phases`` (when a test phase was revealed).
+
+Concurrency: on SQLite, :meth:`Database.write` opens ``BEGIN IMMEDIATE`` transactions, so writers queue on
+the file lock (busy timeout 30 s) instead of failing on a lock upgrade, and reads run in WAL mode beside
+them. On PostgreSQL, quota checks lock the user's row (``SELECT ... FOR UPDATE``). A queue claim is one
+``UPDATE ... WHERE id = :id AND status = 'queued'`` on both: exactly one worker gets a row count of 1.
+
+>>> db = Database("sqlite://")
+>>> with db.write() as s:
+...     s.add(User(username="ada", password_hash="x"))
+>>> with db.read() as s:
+...     s.scalar(select(User.username))
+'ada'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+STATUSES = ("queued", "running", "done", "failed")
+
+__all__ = ["Base", "Comparison", "Database", "Phase", "STATUSES", "Submission", "Token", "User", "select",
+           "utcnow"]
+
+
+def utcnow() -> _dt.datetime:
+    """Naive UTC now: every timestamp in the database is naive UTC (SQLite keeps no time zone)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Token(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("user_id", "idempotency_key", name="uq_submission_idempotency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    board: Mapped[str] = mapped_column(String(200), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    score_count: Mapped[int] = mapped_column(Integer, default=0)
+    claim: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    upload_path: Mapped[str] = mapped_column(String(500))
+    upload_name: Mapped[str] = mapped_column(String(255))
+    upload_sha256: Mapped[str] = mapped_column(String(80))
+    upload_bytes: Mapped[int] = mapped_column(BigInteger)
+    n_lines: Mapped[int] = mapped_column(Integer, default=0)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str] = mapped_column(String(200), default="")
+    model_url: Mapped[str] = mapped_column(String(500), default="")
+    model_parameters: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    trained_on: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    description: Mapped[str] = mapped_column(Text, default="")
+    zero_shot: Mapped[bool] = mapped_column(Boolean, default=True)
+    results: Mapped[str | None] = mapped_column(Text, nullable=True)  # the full results object (JSON)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Comparison(Base):
+    """A paired comparison of two scored submissions of one board (``a_id < b_id``), for rank ties."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (UniqueConstraint("a_id", "b_id", name="uq_comparison_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    a_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    b_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    claim: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    p_values: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {split: {metric: p}}
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Phase(Base):
+    """Reveal state of a board's phase (a row exists once the organiser revealed it)."""
+
+    __tablename__ = "phases"
+
+    board: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revealed_at: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    revealed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class Database:
+    """An engine and sessions: :meth:`read` for reads, :meth:`write` for a serialised write transaction."""
+
+    def __init__(self, url: str, echo: bool = False):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            kw = dict(connect_args={"check_same_thread": False, "timeout": 30}, echo=echo)
+            if memory:
+                kw["poolclass"] = StaticPool
+            self.engine = create_engine(url, **kw)
+            self.write_engine = self.engine if memory else create_engine(url, **kw)
+            _sqlite_setup(self.engine, immediate=memory)
+            if self.write_engine is not self.engine:
+                _sqlite_setup(self.write_engine, immediate=True)
+        else:
+            self.engine = self.write_engine = create_engine(url, echo=echo, pool_pre_ping=True)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        Base.metadata.create_all(self.write_engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as s:
+            yield s
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on error."""
+        with self._write() as s, s.begin():
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
+
+
+def _sqlite_setup(engine, immediate: bool) -> None:
+    """WAL, a busy timeout and foreign keys on every connection; take over BEGIN from pysqlite (whose own
+    transaction handling defers BEGIN) so that write transactions can be ``BEGIN IMMEDIATE``."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA journal_mode = WAL")  # an in-memory database answers "memory": fine
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,556 @@
+"""What the web app and the CLI both call: users and tokens, accepting an upload, quotas, visibility, reveal.
+
+Accepting a submission (:meth:`Leaderboard.accept`) is the only way into the queue:
+
+1. the board exists and is open; a repeated ``Idempotency-Key`` returns the submission it made before;
+2. the file name is a plain name (no folders, no control characters) and a gzip file does not expand past
+   the configured limit;
+3. the file is parsed by :func:`casebench.predictions.parse_predictions`, the very parser of
+   ``casebench evaluate``, and checked for the benchmark's tasks; its problems come back line-numbered but
+   *sanitised* (:func:`sanitize_problems`): no did-you-mean over gold ids, no server paths;
+4. the metadata are checked (model name, revision, URL, parameter count, training corpora, description);
+5. in one write transaction: the user's quota on the board is checked (per UTC day and in all; refused
+   uploads, invalid files and failed scorings cost nothing) and the row is inserted as ``queued``.
+
+Hidden labels: the gold of every board is loaded here and in the scoring worker only. Nothing derived
+from it per item ever leaves: results of a test phase are redacted (:func:`redact`) and shown only as
+:func:`can_see_scores` allows.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import os
+import re
+import shutil
+import threading
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from casebench.errors import CasebenchError, InputError, Problem
+from casebench.leaderboard.config import BoardConfig, LeaderboardConfig
+from casebench.leaderboard.db import Database, Phase, Submission, Token, User, utcnow
+from casebench.leaderboard.security import hash_password, new_token, token_hash, verify_password
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MIN_PASSWORD = 8
+MAX_PROBLEMS_SHOWN = 100
+# Results keys a test phase never shows (aggregates that, compared across submissions, hint at item labels).
+REDACTED_KEYS = ("per_class", "confusion", "conflict_breakdown", "per_dimension")
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class ServiceError(CasebenchError):
+    """A refused request: HTTP ``status``, a machine-readable ``code``, a message and optional problems."""
+
+    def __init__(self, status: int, code: str, message: str, problems: list[dict] | None = None,
+                 n_problems: int | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.problems = problems or []
+        self.n_problems = n_problems if n_problems is not None else len(self.problems)
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict:
+        out = {"error": self.code, "detail": self.message}
+        if self.problems:
+            out["n_problems"] = self.n_problems
+            out["problems"] = self.problems
+        return out
+
+
+@dataclass
+class Metadata:
+    """What a submitter says about the model (stored with the submission and in the results' ``model``)."""
+
+    model_name: str
+    model_revision: str = ""
+    model_url: str = ""
+    parameters: int | None = None
+    trained_on: list[str] = field(default_factory=list)
+    description: str = ""
+
+    @classmethod
+    def parse(cls, form: dict) -> Metadata:
+        """From form/API fields (all strings); ServiceError 422 lists every bad field."""
+        problems = []
+
+        def text(name: str, limit: int) -> str:
+            v = str(form.get(name) or "").strip()
+            if len(v) > limit:
+                problems.append(Problem(f"{len(v)} characters", expected=f"at most {limit}", field=name))
+            return v[:limit]
+
+        name = text("model_name", 200)
+        if not name:
+            problems.append(Problem("empty", expected="the model's name", field="model_name"))
+        revision, url, desc = text("model_revision", 200), text("model_url", 500), text("description", 5000)
+        if url and not re.match(r"^https?://[^\s]+$", url):
+            problems.append(Problem(f"{url[:80]!r}", expected="an http(s):// URL", field="model_url"))
+        params = None
+        raw = str(form.get("parameters") or "").strip().replace("_", "").replace(",", "")
+        if raw:
+            try:
+                params = int(float(raw)) if re.match(r"^\d+(\.\d+)?([eE]\d+)?$", raw) else int(raw)
+            except ValueError:
+                params = None
+            if params is None or params < 0:
+                problems.append(Problem(f"{raw[:40]!r}", expected="a whole number of parameters (e.g. 94000000)",
+                                        field="parameters"))
+                params = None
+        trained = form.get("trained_on") or ""
+        items = trained if isinstance(trained, list) else re.split(r"[,\n]", str(trained))
+        trained_on = [str(c).strip()[:100] for c in items if str(c).strip()][:50]
+        if problems:
+            raise ServiceError(422, "invalid_metadata", "the submission's metadata are invalid",
+                               problems=[p.to_dict() for p in problems])
+        return cls(name, revision, url, params, trained_on, desc)
+
+    def model_info(self) -> dict:
+        from casebench.results import model_info
+
+        return model_info(self.model_name, self.model_revision or None, self.model_url or None, self.parameters,
+                          self.trained_on, self.description or None)
+
+
+def check_file_name(name: str | None) -> str:
+    """The upload's display name: a plain file name, else ServiceError 400 (path-like names are refused)."""
+    name = "predictions.jsonl" if name is None or name == "" else str(name)
+    if (_BAD_NAME.search(name) or name in (".", "..") or name.startswith("..") or len(name) > 255
+            or ":" in name):
+        raise ServiceError(400, "bad_file_name",
+                           f"file name {name[:80]!r} is not a plain file name: give the file's own name, "
+                           "without folders, '..', ':' or control characters (e.g. predictions.jsonl)")
+    return name
+
+
+def sanitize_problems(err: InputError, display_name: str, scrub: list[str]) -> tuple[list[dict], int]:
+    """Problems of the parser, fit to show to a submitter of a hidden-label board.
+
+    The parser's own messages are kept (same lines, fields and wording as ``casebench evaluate``) except:
+    unknown ids get no did-you-mean (it would search the gold ids) and become "id X is not in the benchmark";
+    the "none of the ids matches" summary names no gold id; the file is the upload's name, and any server
+    path in ``scrub`` is replaced. Returns (problems as dicts, total count).
+    """
+    m = re.match(r"^(\d+) problem", err.summary or "")
+    total = int(m.group(1)) if m else len(err.problems)
+    out = []
+    for p in err.problems[:MAX_PROBLEMS_SHOWN]:
+        found, expected, hint = p.found, p.expected, p.hint
+        if p.field == "id" and found == "unknown id":
+            found, expected, hint = f"id {p.id!r} is not in the benchmark", "the id of a benchmark item", None
+        elif found.startswith("none of the ") and "matches a gold id" in found:
+            n = re.match(r"none of the (\d+)", found)
+            found = f"none of the {n.group(1) if n else ''} ids is an item of this benchmark"
+            expected, hint = "ids of the benchmark's items", "wrong benchmark or id scheme?"
+        elif p.field == "id" and hint and "did you mean" in hint:
+            hint = None
+        elif hint and "--allow-missing" in hint:
+            hint = "the leaderboard scores complete files only: give one line per item"
+        d = Problem(found, expected=expected, file=display_name if p.file is not None else None, line=p.line,
+                    id=p.id, field=p.field, hint=hint).to_dict()
+        d["message"] = str(Problem(found, expected=expected, file=d.get("file"), line=p.line, id=p.id,
+                                   field=p.field, hint=hint))
+        for k, v in list(d.items()):
+            if isinstance(v, str):
+                for s in scrub:
+                    if s:
+                        v = v.replace(s, "<server>")
+                d[k] = v
+        out.append(d)
+    return out, total
+
+
+def redact(results: dict, board: BoardConfig, upload_name: str) -> dict:
+    """The results object as a board shows it: the upload's own file name; for a test phase, only the
+    headline per-split metrics (no per-class, confusion, conflict breakdown or per-dimension detail)."""
+    out = dict(results)
+    out["predictions"] = {**results.get("predictions", {}), "file": upload_name}
+    if board.hidden_phase:
+        for k in REDACTED_KEYS:
+            out.pop(k, None)
+        out["predictions"].pop("missing_ids", None)
+        out["redacted"] = list(REDACTED_KEYS)
+    return out
+
+
+class Leaderboard:
+    """The service: configuration, database, gold of every board (server-side), and the operations."""
+
+    def __init__(self, config: LeaderboardConfig, db: Database | None = None):
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        (config.data_dir / "uploads").mkdir(exist_ok=True)
+        (config.data_dir / "tmp").mkdir(exist_ok=True)
+        self.db = db or Database(config.database_url)
+        self.boards = {b.key: b for b in config.boards}
+        self._gold: dict[str, object] = {}
+        self._gold_lock = threading.Lock()
+        self.on_accept = None  # called with the submission id after a commit (wakes the worker)
+
+    # -- boards and gold ---------------------------------------------------------------------------------
+
+    def board(self, key: str) -> BoardConfig:
+        b = self.boards.get(key)
+        if b is None:
+            raise ServiceError(404, "unknown_board", f"no board {key!r}; the boards are {sorted(self.boards)}")
+        return b
+
+    def find_board(self, benchmark: str, phase: str | None) -> BoardConfig:
+        """The board of a benchmark (and phase, or its only open phase)."""
+        if phase:
+            return self.board(f"{benchmark}/{phase}")
+        cands = [b for b in self.boards.values() if b.name == benchmark]
+        if not cands:
+            raise ServiceError(404, "unknown_board", f"no board for benchmark {benchmark!r}; the boards are "
+                                                     f"{sorted(self.boards)}")
+        open_ = [b for b in cands if b.open]
+        if len(open_) == 1:
+            return open_[0]
+        raise ServiceError(400, "phase_needed", f"benchmark {benchmark!r} has phases "
+                                                f"{[b.phase for b in cands]}: say which (--phase)")
+
+    def gold(self, board: BoardConfig):
+        with self._gold_lock:
+            g = self._gold.get(board.key)
+            if g is None:
+                g = self._gold[board.key] = board.spec().load_gold()
+            return g
+
+    def server_paths(self, board: BoardConfig) -> list[str]:
+        spec = board.spec()
+        paths = [str(spec.gold_path), str(spec.gold_path.parent), str(self.config.data_dir.resolve()),
+                 str(self.config.data_dir)]
+        if spec.spec_path:
+            paths += [str(spec.spec_path), str(spec.spec_path.parent)]
+        return sorted(set(paths), key=len, reverse=True)
+
+    def revealed(self, board: BoardConfig) -> bool:
+        if not board.hidden_phase:
+            return True
+        with self.db.read() as s:
+            ph = s.get(Phase, board.key)
+            return bool(ph and ph.revealed_at)
+
+    def reveal(self, board_key: str, admin: User | None = None, hide: bool = False) -> None:
+        """Reveal a test phase's scores (or hide them again with ``hide=True``)."""
+        board = self.board(board_key)
+        if not board.hidden_phase:
+            raise ServiceError(400, "not_hidden", f"board {board_key!r} is a dev phase: its scores are public")
+        with self.db.write() as s:
+            ph = s.get(Phase, board.key) or Phase(board=board.key)
+            ph.revealed_at = None if hide else utcnow()
+            ph.revealed_by = admin.id if admin else None
+            s.add(ph)
+
+    # -- users and tokens --------------------------------------------------------------------------------
+
+    def create_user(self, username: str, password: str, admin: bool = False) -> User:
+        if not USERNAME.match(username or ""):
+            raise ServiceError(400, "bad_username", f"username {username!r}: use 1-64 letters, digits, '_', '.', '-'"
+                                                    ", starting with a letter or digit")
+        if len(password or "") < MIN_PASSWORD:
+            raise ServiceError(400, "weak_password", f"a password needs at least {MIN_PASSWORD} characters")
+        with self.db.write() as s:
+            if s.scalar(select(User.id).where(User.username == username)) is not None:
+                raise ServiceError(409, "user_exists", f"user {username!r} exists already")
+            user = User(username=username, password_hash=hash_password(password), is_admin=admin)
+            s.add(user)
+        return user
+
+    def set_password(self, username: str, password: str) -> None:
+        if len(password or "") < MIN_PASSWORD:
+            raise ServiceError(400, "weak_password", f"a password needs at least {MIN_PASSWORD} characters")
+        with self.db.write() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise ServiceError(404, "unknown_user", f"no user {username!r}")
+            user.password_hash = hash_password(password)
+
+    def user(self, user_id: int | None) -> User | None:
+        if user_id is None:
+            return None
+        with self.db.read() as s:
+            return s.get(User, user_id)
+
+    def user_by_name(self, username: str) -> User | None:
+        with self.db.read() as s:
+            return s.scalar(select(User).where(User.username == username))
+
+    def check_password(self, username: str, password: str) -> User | None:
+        user = self.user_by_name(username)
+        if user is None:
+            verify_password(password, hash_password("timing"))  # same work whether or not the user exists
+            return None
+        return user if verify_password(password, user.password_hash) else None
+
+    def create_token(self, user_id: int, name: str = "") -> str:
+        """A new API token for the user; returns the token (shown once, stored hashed)."""
+        token = new_token()
+        with self.db.write() as s:
+            s.add(Token(user_id=user_id, name=name[:100], token_hash=token_hash(token), prefix=token[:10]))
+        return token
+
+    def tokens(self, user_id: int) -> list[Token]:
+        with self.db.read() as s:
+            return list(s.scalars(select(Token).where(Token.user_id == user_id, Token.revoked.is_(False))
+                                  .order_by(Token.id)))
+
+    def revoke_token(self, user_id: int, token_id: int) -> None:
+        with self.db.write() as s:
+            t = s.get(Token, token_id)
+            if t is None or t.user_id != user_id:  # someone else's token is "not found", not "forbidden"
+                raise ServiceError(404, "unknown_token", f"no token {token_id} of yours")
+            t.revoked = True
+
+    def user_for_token(self, token: str | None) -> User | None:
+        if not token:
+            return None
+        with self.db.read() as s:
+            t = s.scalar(select(Token).where(Token.token_hash == token_hash(token), Token.revoked.is_(False)))
+            return s.get(User, t.user_id) if t else None
+
+    # -- submissions -------------------------------------------------------------------------------------
+
+    def accept(self, user: User, board_key: str, upload: Path, upload_name: str | None, form: dict,
+               idempotency_key: str | None = None) -> tuple[Submission, bool]:
+        """Validate an uploaded file and queue it; returns (submission, created). ``upload`` is a temporary
+        file that this call moves into the store or deletes."""
+        try:
+            board = self.board(board_key)
+            if idempotency_key is not None:
+                idempotency_key = str(idempotency_key)[:100]
+                prior = self._by_idempotency(user.id, idempotency_key)
+                if prior is not None:
+                    return prior, False
+            if not board.open:
+                raise ServiceError(409, "board_closed", f"board {board.key!r} does not take submissions now")
+            name = check_file_name(upload_name)
+            meta = Metadata.parse(form)
+            self._check_expansion(upload, name)
+            n_lines = self._validate(board, upload, name)
+            return self._insert(user, board, upload, name, meta, n_lines, idempotency_key)
+        finally:
+            if upload.exists():
+                upload.unlink()
+
+    def _by_idempotency(self, user_id: int, key: str) -> Submission | None:
+        with self.db.read() as s:
+            return s.scalar(select(Submission).where(Submission.user_id == user_id,
+                                                     Submission.idempotency_key == key))
+
+    def _check_expansion(self, upload: Path, name: str) -> None:
+        """A gzip upload must not expand past ``max_uncompressed_mb`` (a small file can hold gigabytes)."""
+        limit = self.config.max_uncompressed_bytes
+        with open(upload, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                return
+        total = 0
+        try:
+            with gzip.open(upload, "rb") as g:
+                while chunk := g.read(1 << 20):
+                    total += len(chunk)
+                    if total > limit:
+                        raise ServiceError(413, "too_large", f"{name} expands to more than "
+                                                             f"{self.config.max_uncompressed_mb:g} MB uncompressed")
+        except (OSError, EOFError, zlib.error):
+            return  # corrupt gzip: the parser names the problem
+
+    def _validate(self, board: BoardConfig, upload: Path, name: str) -> int:
+        """Parse with the evaluate parser; ServiceError 422 with sanitised, line-numbered problems."""
+        from casebench.evaluate import prediction_arrays, scored_tasks
+        from casebench.predictions import parse_predictions
+
+        gold = self.gold(board)
+        bench = board.spec()
+        try:
+            preds = parse_predictions(upload, gold)
+            tasks = scored_tasks(bench, preds)
+            prediction_arrays(preds, gold, tasks)
+        except InputError as e:
+            problems, total = sanitize_problems(e, name, [str(upload), *self.server_paths(board)])
+            raise ServiceError(422, "invalid_predictions",
+                               f"{total} problem{'s' if total != 1 else ''} in {name}; nothing was queued and "
+                               "no quota was used", problems=problems, n_problems=total) from None
+        return preds.n_lines
+
+    def _insert(self, user: User, board: BoardConfig, upload: Path, name: str, meta: Metadata, n_lines: int,
+                idem: str | None) -> tuple[Submission, bool]:
+        import hashlib
+
+        from casebench.results import zero_shot
+
+        h = hashlib.sha256()
+        with open(upload, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        size = upload.stat().st_size
+        stored = self.config.data_dir / "uploads" / f"{uuid.uuid4().hex}.jsonl"
+        shutil.move(str(upload), stored)
+        os.chmod(stored, 0o600)
+        zs, _ = zero_shot(board.spec(), meta.trained_on)
+        try:
+            with self.db.write() as s:
+                # lock the user's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)
+                s.execute(select(User.id).where(User.id == user.id).with_for_update())
+                self._check_quota(s, user, board)
+                sub = Submission(board=board.key, user_id=user.id, status="queued", idempotency_key=idem,
+                                 upload_path=stored.name, upload_name=name, upload_sha256="sha256:" + h.hexdigest(),
+                                 upload_bytes=size, n_lines=n_lines, model_name=meta.model_name,
+                                 model_revision=meta.model_revision, model_url=meta.model_url,
+                                 model_parameters=meta.parameters, trained_on=orjson.dumps(meta.trained_on).decode(),
+                                 description=meta.description, zero_shot=zs)
+                s.add(sub)
+        except IntegrityError:  # the same idempotency key raced in from another request
+            stored.unlink(missing_ok=True)
+            prior = self._by_idempotency(user.id, idem) if idem else None
+            if prior is None:
+                raise
+            return prior, False
+        except BaseException:
+            stored.unlink(missing_ok=True)
+            raise
+        if self.on_accept:
+            self.on_accept(sub.id)
+        return sub, True
+
+    def _check_quota(self, s, user: User, board: BoardConfig) -> None:
+        counted = (Submission.user_id == user.id, Submission.board == board.key, Submission.status != "failed")
+        if board.quota_total:
+            n = s.scalar(select(func.count()).select_from(Submission).where(*counted))
+            if n >= board.quota_total:
+                raise ServiceError(429, "quota_exceeded", f"quota reached: {n} of {board.quota_total} submissions "
+                                                          f"in all on {board.key}")
+        if board.quota_per_day:
+            now = utcnow()
+            day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            n = s.scalar(select(func.count()).select_from(Submission).where(*counted, Submission.created_at >= day))
+            if n >= board.quota_per_day:
+                wait = int((day + _dt.timedelta(days=1) - now).total_seconds()) + 1
+                raise ServiceError(429, "quota_exceeded",
+                                   f"daily quota reached: {n} of {board.quota_per_day} submissions today (UTC) on "
+                                   f"{board.key}; the next one is possible in {wait // 3600} h {wait % 3600 // 60} min",
+                                   headers={"Retry-After": str(wait)})
+
+    def quota_left(self, user: User, board: BoardConfig) -> dict:
+        with self.db.read() as s:
+            counted = (Submission.user_id == user.id, Submission.board == board.key, Submission.status != "failed")
+            total = s.scalar(select(func.count()).select_from(Submission).where(*counted))
+            day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+            today = s.scalar(select(func.count()).select_from(Submission).where(*counted,
+                                                                                Submission.created_at >= day))
+        return {"today": today, "per_day": board.quota_per_day, "total": total, "quota_total": board.quota_total}
+
+    def submission(self, sub_id: int) -> Submission | None:
+        with self.db.read() as s:
+            return s.get(Submission, sub_id)
+
+    def submissions_of(self, user_id: int) -> list[Submission]:
+        with self.db.read() as s:
+            return list(s.scalars(select(Submission).where(Submission.user_id == user_id)
+                                  .order_by(Submission.id.desc())))
+
+    def own_submission(self, viewer: User | None, sub_id: int) -> Submission:
+        """The submission if the viewer may see it (its submitter or an admin); else 404 (not 403: whether
+        someone else's submission exists is not the viewer's business)."""
+        sub = self.submission(sub_id)
+        if sub is None or viewer is None or (sub.user_id != viewer.id and not viewer.is_admin):
+            raise ServiceError(404, "unknown_submission", f"no submission {sub_id} of yours")
+        return sub
+
+    def can_see_scores(self, sub: Submission, viewer: User | None) -> bool:
+        board = self.boards.get(sub.board)
+        if board is None or sub.status != "done":
+            return False
+        if not board.hidden_phase or self.revealed(board):
+            return True
+        if viewer is not None and viewer.is_admin:
+            return True
+        return board.visibility == "submitter" and viewer is not None and viewer.id == sub.user_id
+
+    def results_view(self, sub: Submission, viewer: User | None) -> dict:
+        """The (redacted) results object of a submission the viewer may see; 404 otherwise."""
+        if not self.can_see_scores(sub, viewer) or not sub.results:
+            raise ServiceError(404, "no_results", f"no visible results for submission {sub.id}")
+        return redact(orjson.loads(sub.results), self.boards[sub.board], sub.upload_name)
+
+    def status_view(self, sub: Submission, viewer: User | None) -> dict:
+        """A submission's public-to-its-owner status (no scores unless visible)."""
+        board = self.boards.get(sub.board)
+        out = {"id": sub.id, "board": sub.board, "status": sub.status, "created_at": _iso(sub.created_at),
+               "started_at": _iso(sub.started_at), "finished_at": _iso(sub.finished_at),
+               "file": sub.upload_name, "sha256": sub.upload_sha256, "n_lines": sub.n_lines,
+               "model": {"name": sub.model_name, "revision": sub.model_revision, "url": sub.model_url,
+                         "parameters": sub.model_parameters, "trained_on": orjson.loads(sub.trained_on),
+                         "zero_shot": sub.zero_shot, "description": sub.description},
+               "scores_visible": self.can_see_scores(sub, viewer)}
+        if sub.status == "failed":
+            out["error"] = "scoring failed on the server; the submission does not count against your quota"
+        if out["scores_visible"]:
+            res = self.results_view(sub, viewer)
+            out["splits"] = res["splits"]
+            out["results_url"] = f"/api/submissions/{sub.id}/results.json"
+        elif sub.status == "done" and board is not None and board.hidden_phase:
+            out["hidden"] = "test-phase scores are hidden until the organiser reveals them"
+        return out
+
+    def board_submissions(self, board: BoardConfig) -> list[Submission]:
+        """Scored submissions of a board, the latest per (user, model name, revision)."""
+        with self.db.read() as s:
+            subs = list(s.scalars(select(Submission).where(Submission.board == board.key,
+                                                           Submission.status == "done")
+                                  .order_by(Submission.id)))
+        latest: dict[tuple, Submission] = {}
+        for sub in subs:
+            latest[(sub.user_id, sub.model_name, sub.model_revision)] = sub
+        return list(latest.values())
+
+    def usernames(self) -> dict[int, str]:
+        with self.db.read() as s:
+            return dict(s.execute(select(User.id, User.username)).all())
+
+    def comparisons(self, pairs: list[tuple[int, int]], request: bool = True) -> dict[tuple[int, int], dict]:
+        """Paired p-values ``{(a, b): {split: {metric: p}}}`` of the pairs already compared (either order);
+        with ``request``, queue the others for the worker (it computes them when no submission waits)."""
+        from casebench.leaderboard.db import Comparison
+
+        want = {(min(a, b), max(a, b)) for a, b in pairs if a != b}
+        if not want:
+            return {}
+        with self.db.read() as s:
+            ids = sorted({x for p in want for x in p})
+            rows = s.execute(select(Comparison.a_id, Comparison.b_id, Comparison.status, Comparison.p_values)
+                             .where(Comparison.a_id.in_(ids), Comparison.b_id.in_(ids))).all()
+        have = {(a, b): (st, pv) for a, b, st, pv in rows}
+        out = {}
+        for (a, b), (st, pv) in have.items():
+            if st == "done" and pv:
+                out[(a, b)] = out[(b, a)] = orjson.loads(pv)
+        missing = [p for p in want if p not in have]
+        if request and missing:
+            try:
+                with self.db.write() as s:
+                    for a, b in missing:
+                        s.add(Comparison(a_id=a, b_id=b))
+            except IntegrityError:
+                pass  # another request queued the same pair first
+            if self.on_accept:
+                self.on_accept(None)
+        return out
+
+    def requeue_running(self) -> int:
+        """At start-up: jobs left ``running`` by a stopped server go back to ``queued``."""
+        with self.db.write() as s:
+            return s.execute(update(Submission).where(Submission.status == "running")
+                             .values(status="queued", claim=None)).rowcount
+
+
+def _iso(t: _dt.datetime | None) -> str | None:
+    return None if t is None else t.replace(tzinfo=_dt.timezone.utc).isoformat(timespec="seconds")
