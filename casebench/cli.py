@@ -402,6 +402,238 @@ def transcribe(
     console.print(f"report: {summary['report']}")
 
 
+# -- leaderboard (casebench/leaderboard/; deployment notes in leaderboard/README.md) ------------------------
+
+leaderboard_app = typer.Typer(help="Run a leaderboard with hidden test labels: serve, accounts, reveal, export.",
+                              no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+LbConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Leaderboard config (TOML; see "
+                                                                            "leaderboard/example.toml).")]
+LbDbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite file in --data-dir; "
+                                                             "postgresql+psycopg://... for PostgreSQL).")]
+LbDataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Where uploads, the SQLite file and the "
+                                                                      "secret key live (default leaderboard-data).")]
+LbBenchOpt = Annotated[str | None, typer.Option(
+    "--benchmarks", "-b", help="Comma-separated boards NAME[:PHASE] (phase dev or test), e.g. "
+                               "casebench-mini,casebench-mini:test; a spec YAML path works for NAME.")]
+
+
+def _lb_config(config: Path | None, db: str | None, data_dir: Path | None, benchmarks: str | None = None,
+               **board_opts):
+    from casebench.leaderboard.config import LeaderboardConfig, parse_board_arg
+
+    cfg = LeaderboardConfig.load(config) if config else LeaderboardConfig()
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    if db:
+        cfg.db_url = db
+    if benchmarks:
+        opts = {k: v for k, v in board_opts.items() if v is not None}
+        boards = []
+        for item in benchmarks.split(","):
+            if item.strip():
+                kw = dict(opts)
+                if not item.strip().endswith(":test"):
+                    kw.pop("visibility", None)
+                boards.append(parse_board_arg(item, **kw))
+        cfg.boards = boards
+        cfg.__post_init__()
+    return cfg
+
+
+def _leaderboard(cfg):
+    from casebench.leaderboard.service import Leaderboard
+
+    return Leaderboard(cfg)
+
+
+@leaderboard_app.command("serve")
+def leaderboard_serve(
+    benchmarks: LbBenchOpt = None,
+    config: LbConfigOpt = None,
+    db: LbDbOpt = None,
+    data_dir: LbDataOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes (0 = in a thread).")
+                       ] = None,
+    n_boot: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per score.")] = None,
+    quota_per_day: Annotated[int | None, typer.Option("--quota-per-day", min=0,
+                                                         help="Submissions per user per board per UTC day.")] = None,
+    quota_total: Annotated[int | None, typer.Option("--quota-total", min=0,
+                                                       help="Submissions per user per board in all.")] = None,
+    visibility: Annotated[str | None, typer.Option(
+        "--visibility", help="Test phases: 'hidden' (until revealed) or 'submitter' (only the submitter sees "
+                             "scores).")] = None,
+    max_upload_mb: Annotated[float | None, typer.Option("--max-upload-mb", help="Upload size limit.")] = None,
+    rate_burst: Annotated[int | None, typer.Option("--rate-burst", min=1, help="Uploads at once per token.")
+                          ] = None,
+    rate_per_minute: Annotated[float | None, typer.Option("--rate-per-minute", help="Upload refill rate per "
+                                                                                       "token.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the leaderboard web app (pages + JSON API) and its scoring worker.
+
+    One command for the embedded benchmark: casebench leaderboard serve --benchmarks casebench-mini"""
+    import uvicorn
+
+    from casebench.leaderboard.app import make_app
+
+    cfg = _lb_config(config, db, data_dir, benchmarks, quota_per_day=quota_per_day, quota_total=quota_total,
+                     visibility=visibility)
+    if not cfg.boards:
+        from casebench.leaderboard.config import parse_board_arg
+
+        cfg.boards = [parse_board_arg("casebench-mini")]
+    for name, value in (("workers", workers), ("n_boot", n_boot), ("max_upload_mb", max_upload_mb)):
+        if value is not None:
+            setattr(cfg, name, value)
+    if rate_burst is not None:
+        cfg.rate_limit.burst = rate_burst
+    if rate_per_minute is not None:
+        cfg.rate_limit.per_minute = rate_per_minute
+    app_ = make_app(cfg)
+    lb = app_.state.lb
+    boards = ", ".join(f"{b.key}" for b in cfg.boards)
+    err_console.print(f"leaderboard: http://{host}:{port}/  ·  boards {boards}  ·  data {cfg.data_dir}  ·  "
+                      f"db {lb.db.engine.url.render_as_string(hide_password=True)}")
+    if not lb.usernames():
+        err_console.print("no accounts yet: casebench leaderboard create-admin NAME"
+                          + (f" --data-dir {data_dir}" if data_dir else "") + (f" --config {config}" if config else ""))
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+def _password(password_stdin: bool) -> str:
+    import os
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    env = os.environ.get("CASEBENCH_PASSWORD")
+    if env:
+        return env
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+def _add_user(username: str, admin: bool, config, db, data_dir, password_stdin: bool, token: bool,
+              as_json: bool) -> None:
+    lb = _leaderboard(_lb_config(config, db, data_dir))
+    user = lb.create_user(username, _password(password_stdin), admin=admin)
+    out = {"username": user.username, "is_admin": user.is_admin}
+    if token:
+        out["token"] = lb.create_token(user.id, "cli")
+    if as_json:
+        _print_json(out)
+        return
+    console.print(f"{'admin' if admin else 'user'} [bold]{user.username}[/] created in "
+                  f"{lb.db.engine.url.render_as_string(hide_password=True)}")
+    if token:
+        console.print(f"API token (shown once): {out['token']}\n  export CASEBENCH_TOKEN={out['token']}")
+
+
+PwStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input "
+                                                                   "(else CASEBENCH_PASSWORD, else a prompt).")]
+TokenOpt = Annotated[bool, typer.Option("--token", help="Also create an API token and print it once.")]
+
+
+@leaderboard_app.command("create-admin")
+def leaderboard_create_admin(
+    username: Annotated[str, typer.Argument(help="The organiser's user name.")],
+    config: LbConfigOpt = None, db: LbDbOpt = None, data_dir: LbDataOpt = None,
+    password_stdin: PwStdinOpt = False, token: TokenOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Create an organiser account (can reveal test phases and see every submission)."""
+    _add_user(username, True, config, db, data_dir, password_stdin, token, as_json)
+
+
+@leaderboard_app.command("add-user")
+def leaderboard_add_user(
+    username: Annotated[str, typer.Argument(help="User name (letters, digits, '_', '.', '-').")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an organiser.")] = False,
+    config: LbConfigOpt = None, db: LbDbOpt = None, data_dir: LbDataOpt = None,
+    password_stdin: PwStdinOpt = False, token: TokenOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Create a submitter account (password hashed with scrypt)."""
+    _add_user(username, admin, config, db, data_dir, password_stdin, token, as_json)
+
+
+@leaderboard_app.command("reveal")
+def leaderboard_reveal(
+    benchmark: Annotated[str, typer.Argument(help="Benchmark name of the board.")],
+    phase: Annotated[str, typer.Option("--phase", help="The phase to reveal.")] = "test",
+    hide: Annotated[bool, typer.Option("--hide", help="Hide the scores again.")] = False,
+    benchmarks: LbBenchOpt = None, config: LbConfigOpt = None, db: LbDbOpt = None, data_dir: LbDataOpt = None,
+) -> None:
+    """Reveal (or hide again) the scores of a test phase."""
+    lb = _leaderboard(_lb_config(config, db, data_dir, benchmarks or f"{benchmark}:{phase}"))
+    lb.reveal(f"{benchmark}/{phase}", hide=hide)
+    console.print(f"{benchmark}/{phase}: scores {'hidden' if hide else 'revealed'}")
+
+
+@leaderboard_app.command("export")
+def leaderboard_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the static site.")] = Path("site"),
+    benchmarks: LbBenchOpt = None, config: LbConfigOpt = None, db: LbDbOpt = None, data_dir: LbDataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a static copy (HTML + results JSON) of the public boards, for HF Spaces or GitHub Pages."""
+    from casebench.leaderboard.export import export_site
+
+    cfg = _lb_config(config, db, data_dir, benchmarks)
+    if not cfg.boards:
+        from casebench.leaderboard.config import parse_board_arg
+
+        cfg.boards = [parse_board_arg("casebench-mini")]
+    summary = export_site(_leaderboard(cfg), out)
+    if as_json:
+        _print_json(summary)
+        return
+    for b in summary["boards"]:
+        console.print(f"{b['board']}: {b['rows']} row(s)" + ("" if b["visible"] else " (hidden: no scores exported)"))
+    console.print(f"{summary['results']} results file(s); site in {summary['out']}")
+
+
+@app.command()
+def submit(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSON Lines, optionally gzip).")],
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="Benchmark name of the board.")],
+    server: Annotated[str, typer.Option("--server", help="Leaderboard URL, e.g. http://127.0.0.1:8000.")],
+    phase: Annotated[str | None, typer.Option("--phase", help="dev or test (default: the open phase).")] = None,
+    model_name: Annotated[str, typer.Option("--model-name", help="Model name shown on the board.")] = "",
+    model_revision: Annotated[str, typer.Option("--model-revision", help="Commit, tag or checkpoint.")] = "",
+    model_url: Annotated[str, typer.Option("--model-url", help="Link to the model.")] = "",
+    parameters: Annotated[int | None, typer.Option("--parameters", min=0, help="Parameter count.")] = None,
+    trained_on: Annotated[str | None, typer.Option("--trained-on", help="Comma-separated training corpora "
+                                                                            "(sets the zero-shot flag).")] = None,
+    description: Annotated[str, typer.Option("--description", help="One paragraph about the model.")] = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the submission is scored.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit predictions to a leaderboard (API token from CASEBENCH_TOKEN). The file is checked by the server
+    with the parser of `casebench evaluate`; an invalid file costs no quota."""
+    from casebench.errors import ConfigError
+    from casebench.leaderboard.client import submit as run
+
+    if not model_name:
+        raise ConfigError("--model-name is required: the board shows one row per model revision")
+    status = run(predictions, benchmark, server, phase=phase, model_name=model_name, model_revision=model_revision,
+                 model_url=model_url, parameters=parameters, trained_on=_split_list(trained_on),
+                 description=description, wait=wait)
+    if as_json:
+        _print_json(status)
+        return
+    console.print(f"submission {status['id']} on {status['board']}: [bold]{status['status']}[/]  ·  "
+                  f"{server.rstrip('/')}/submissions/{status['id']}")
+    if status.get("hidden"):
+        console.print(status["hidden"])
+    from casebench.report import fmt
+
+    for split, metrics in (status.get("splits") or {}).items():
+        console.print(f"  {split}: " + ", ".join(f"{m} {fmt(e)}" for m, e in list(metrics.items())[:4]))
+    if status["status"] == "failed":
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:

@@ -267,52 +267,13 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
                 f.write(chunk)
         return tmp
 
-    def board_rows(board) -> list[dict]:
-        names = lb.usernames()
-        rows = []
-        for sub in lb.board_submissions(board):  # only called for a public board (dev, or test revealed)
-            res = orjson.loads(sub.results)
-            rows.append({"id": sub.id, "model": sub.model_name, "revision": sub.model_revision,
-                         "url": sub.model_url, "parameters": sub.model_parameters, "zero_shot": sub.zero_shot,
-                         "trained_on": orjson.loads(sub.trained_on), "description": sub.description,
-                         "user": names.get(sub.user_id, "?"),
-                         "created_at": sub.created_at.isoformat(timespec="seconds"),
-                         "results_url": f"/api/submissions/{sub.id}/results.json", "results": res})
-        return rows
-
-    def board_data(board, request: Request, user) -> dict:
-        from casebench.leaderboard.board import build_board
-
+    def board_data(board, request: Request) -> dict:
         qp = request.query_params
-        visible = not board.hidden_phase or lb.revealed(board)
-        rows = board_rows(board) if visible else []
         metrics = [m for m in (qp.get("metrics") or "").split(",") if m.strip()]
-        cache: dict = {}
+        return lb.board_view(board, sort=qp.get("sort"), order=qp.get("order"), q=qp.get("q", ""),
+                             zero_shot=qp.get("zero_shot", ""), metrics=metrics)
 
-        def p_value(a, b, col):
-            key = (min(a, b), max(a, b))
-            pv = cache.get(key)
-            return None if pv is None else pv.get(col["split"], {}).get(col["metric"])
-
-        data = build_board(board.spec(), rows, sort=qp.get("sort"), order=qp.get("order"), q=qp.get("q", ""),
-                           zero_shot=qp.get("zero_shot", ""), metrics=metrics)
-        if data["pairs"]:
-            cache.update(lb.comparisons(data["pairs"]))
-            data = build_board(board.spec(), rows, sort=qp.get("sort"), order=qp.get("order"),
-                               q=qp.get("q", ""), zero_shot=qp.get("zero_shot", ""), metrics=metrics,
-                               p_value=p_value)
-        data["visible"] = visible
-        return data
-
-    def board_meta(board) -> dict:
-        spec = board.spec()
-        return {"key": board.key, "benchmark": spec.name, "version": spec.version, "phase": board.phase,
-                "visibility": board.visibility, "revealed": lb.revealed(board), "open": board.open,
-                "title": board.title or f"{spec.name} v{spec.version} · {board.phase} phase",
-                "description": spec.description, "quota_per_day": board.quota_per_day,
-                "quota_total": board.quota_total, "splits": [s.name for s in spec.splits],
-                "tasks": [t.kind for t in spec.tasks], "taxonomy": spec.taxonomy.name,
-                "labels": list(spec.taxonomy.labels)}
+    board_meta = lb.board_meta
 
     # -- pages -------------------------------------------------------------------------------------------
 
@@ -328,7 +289,7 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
     def board_page(request: Request, benchmark: str, phase: str):
         board = lb.board(f"{benchmark}/{phase}")
         user = viewer(request)
-        data = board_data(board, request, user)
+        data = board_data(board, request)
         pending = False
         if user is not None:
             pending = any(s.board == board.key and s.status in ("queued", "running")
@@ -449,7 +410,7 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
     @app.get("/api/boards/{benchmark}/{phase}")
     def api_board(request: Request, benchmark: str, phase: str):
         board = lb.board(f"{benchmark}/{phase}")
-        data = board_data(board, request, viewer(request))
+        data = board_data(board, request)
         return {"board": board_meta(board), **data}
 
     @app.post("/api/submissions")

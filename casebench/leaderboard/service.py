@@ -512,6 +512,53 @@ class Leaderboard:
             latest[(sub.user_id, sub.model_name, sub.model_revision)] = sub
         return list(latest.values())
 
+    def board_meta(self, board: BoardConfig) -> dict:
+        """What a board is (no scores): benchmark, phase, visibility, reveal state, quotas, splits, tasks."""
+        spec = board.spec()
+        return {"key": board.key, "benchmark": spec.name, "version": spec.version, "phase": board.phase,
+                "visibility": board.visibility, "revealed": self.revealed(board), "open": board.open,
+                "title": board.title or f"{spec.name} v{spec.version} · {board.phase} phase",
+                "description": spec.description, "quota_per_day": board.quota_per_day,
+                "quota_total": board.quota_total, "splits": [s.name for s in spec.splits],
+                "tasks": [t.kind for t in spec.tasks], "taxonomy": spec.taxonomy.name,
+                "labels": list(spec.taxonomy.labels)}
+
+    def board_rows(self, board: BoardConfig, results_url: str = "/api/submissions/{id}/results.json") -> list[dict]:
+        """Rows for :func:`~casebench.leaderboard.board.build_board`: every scored model revision with its
+        results object. Call only for a board whose scores are public."""
+        names = self.usernames()
+        rows = []
+        for sub in self.board_submissions(board):
+            rows.append({"id": sub.id, "model": sub.model_name, "revision": sub.model_revision,
+                         "url": sub.model_url, "parameters": sub.model_parameters, "zero_shot": sub.zero_shot,
+                         "trained_on": orjson.loads(sub.trained_on), "description": sub.description,
+                         "user": names.get(sub.user_id, "?"),
+                         "created_at": sub.created_at.isoformat(timespec="seconds"),
+                         "results_url": results_url.format(id=sub.id), "results": orjson.loads(sub.results)})
+        return rows
+
+    def board_view(self, board: BoardConfig, *, sort: str | None = None, order: str | None = None, q: str = "",
+                   zero_shot: str = "", metrics: list[str] | None = None, request_comparisons: bool = True,
+                   results_url: str = "/api/submissions/{id}/results.json") -> dict:
+        """The board as data (see :func:`~casebench.leaderboard.board.build_board`) with ``visible``; no rows
+        while a test phase is hidden. Rank ties use the paired tests computed so far (and queue the missing
+        neighbour pairs for the worker)."""
+        from casebench.leaderboard.board import build_board
+
+        visible = not board.hidden_phase or self.revealed(board)
+        rows = self.board_rows(board, results_url) if visible else []
+        kw = dict(sort=sort, order=order, q=q, zero_shot=zero_shot, metrics=metrics)
+        data = build_board(board.spec(), rows, **kw)
+        if data["pairs"]:
+            pv = self.comparisons(data["pairs"], request=request_comparisons)
+            if pv:
+                def p_value(a, b, col):
+                    return pv.get((a, b), {}).get(col["split"], {}).get(col["metric"])
+
+                data = build_board(board.spec(), rows, p_value=p_value, **kw)
+        data["visible"] = visible
+        return data
+
     def usernames(self) -> dict[int, str]:
         with self.db.read() as s:
             return dict(s.execute(select(User.id, User.username)).all())
