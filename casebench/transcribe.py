@@ -287,14 +287,22 @@ def _run_ray(batches: Sequence[Batch], *, backend: str, model: str | None, backe
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
     backend_kwargs = dict(backend_kwargs)
     backend_kwargs.setdefault("cpu_threads", max(1, int(num_cpus)))
-    ds = ray.data.from_items([{"batch": b.to_json()} for b in batches], override_num_blocks=len(batches))
-    actor_kwargs = {"backend": backend, "model": model, "backend_kwargs": backend_kwargs,
-                    "packing": packing.to_dict(), "config_hash": config_hash}
-    ds = ds.map_batches(RayTranscriber, batch_size=1, batch_format="numpy", concurrency=concurrency,
-                        num_cpus=num_cpus, fn_constructor_kwargs=actor_kwargs)
-    for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for text in block["result"]:
-            yield BatchResult.from_json(str(text))
+    if not batches:
+        return
+    ctx = ray.data.DataContext.get_current()
+    bars, ctx.enable_progress_bars = ctx.enable_progress_bars, False  # the step shows its own
+    try:
+        ds = ray.data.from_items([{"batch": b.to_json()} for b in batches], override_num_blocks=len(batches))
+        actor_kwargs = {"backend": backend, "model": model, "backend_kwargs": backend_kwargs,
+                        "packing": packing.to_dict(), "config_hash": config_hash}
+        ds = ds.map_batches(RayTranscriber, batch_size=1, batch_format="numpy",
+                            compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
+                            fn_constructor_kwargs=actor_kwargs)
+        for block in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for text in block["result"]:
+                yield BatchResult.from_json(str(text))
+    finally:
+        ctx.enable_progress_bars = bars
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +428,7 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
         report_progress(None)
     elapsed = time.perf_counter() - t0
 
-    table = journal.finish()
+    table = _in_clip_order(ws, journal.finish(), clips.column("clip_id").to_pylist())
     n_now = sum(modes.values())
     report = {
         "step": STEP, "workspace": str(ws.root), "model": asr.model_id, "config_hash": journal.config_hash,
@@ -434,8 +442,25 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
         "realtime_factor": round(audio_s / elapsed, 3) if elapsed > 0 and audio_s else None,
         "corpus_wer": corpus_wer_of(ws, table, journal.config_hash),
     }
-    atomic_write_text(ws.reports_dir / "transcribe.json", json.dumps(report, indent=2, default=str) + "\n")
+    path = ws.reports_dir / "transcribe.json"
+    report["report"] = str(path)
+    atomic_write_text(path, json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def _in_clip_order(ws: Workspace, table: Any, clip_ids: Sequence[str]) -> Any:
+    """The transcripts table with its rows in clips-table order (rows of other clips last), rewritten if the
+    journal's order (the order batches finished, with Ray) differs."""
+    import pyarrow as pa
+
+    rank = {cid: i for i, cid in enumerate(clip_ids)}
+    ids = table.column("clip_id").to_pylist()
+    order = sorted(range(len(ids)), key=lambda i: (rank.get(ids[i], len(rank)), i))
+    if order == list(range(len(ids))):
+        return table
+    table = table.take(pa.array(order, pa.int64()))
+    ws.write_table("transcripts", table)
+    return table
 
 
 def corpus_wer_of(ws: Workspace, transcripts: Any, config_hash: str) -> dict:
