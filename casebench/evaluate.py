@@ -127,17 +127,16 @@ def confusion(acoustic, pred, k: int) -> list[list[int]]:
 
 def conflict_breakdown(acoustic, pred, semantic, labels: Sequence[str]) -> list[dict]:
     """For each acoustic x semantic pair of conflict items: share of predictions following voice, text, other."""
-    rows = []
+    k = len(labels)
     conf = (acoustic >= 0) & (semantic >= 0) & (acoustic != semantic)
     a, p, s = acoustic[conf], pred[conf], semantic[conf]
-    k = len(labels)
-    for code in np.unique(a * k + s):
-        m = (a * k + s) == code
-        n = int(m.sum())
-        voice, text = int(np.sum(p[m] == a[m])), int(np.sum(p[m] == s[m]))
-        rows.append({"acoustic": labels[code // k], "semantic": labels[code % k], "n": n,
-                     "voice": voice / n, "text": text / n, "other": (n - voice - text) / n})
-    return rows
+    pair = a * k + s
+    n = np.bincount(pair, minlength=k * k)
+    voice = np.bincount(pair[p == a], minlength=k * k)
+    text = np.bincount(pair[p == s], minlength=k * k)
+    return [{"acoustic": labels[c // k], "semantic": labels[c % k], "n": int(n[c]), "voice": float(voice[c] / n[c]),
+             "text": float(text[c] / n[c]), "other": float((n[c] - voice[c] - text[c]) / n[c])}
+            for c in np.flatnonzero(n)]
 
 
 # --------------------------------------------------------------------------------------------------------

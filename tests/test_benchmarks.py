@@ -90,3 +90,11 @@ def test_parquet_gold(tmp_path):
     pd.DataFrame({"clip_id": ["a", "b"], "acoustic_label": ["angry", "sad"], "valence": [1.0, np.nan]}).to_parquet(p)
     g = load_gold(p, "ekman7")
     assert g.ids.tolist() == ["a", "b"] and np.isnan(g.vad["valence"][1])
+
+
+def test_csv_with_bom_crlf_and_zero_padded_ids(tmp_path):
+    p = tmp_path / "gold.csv"
+    p.write_bytes(b"\xef\xbb\xbfid,acoustic_label,semantic_label\r\n007,Angry ,\r\n0010,,sad\r\n")
+    g = load_gold(p, "ekman7")
+    assert g.ids.tolist() == ["007", "0010"]  # ids stay strings, zero padding kept
+    assert g.acoustic.tolist() == [0, -1] and g.semantic.tolist() == [-1, 5]  # case and spaces folded; empty = unknown
