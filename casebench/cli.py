@@ -634,6 +634,204 @@ def submit(
         raise typer.Exit(1)
 
 
+# -- annotation with Label Studio (casebench/labelstudio.py) and aggregation (casebench/aggregate.py) -------
+
+annotate_app = typer.Typer(help="Label Studio annotation: push clips as tasks, pull or import ratings, import a "
+                                "long CSV, print the generated labelling configs.", no_args_is_help=True)
+app.add_typer(annotate_app, name="annotate")
+
+LsUrlOpt = Annotated[str | None, typer.Option("--url", help="Label Studio URL, e.g. http://127.0.0.1:8080 (default: "
+                                                             "LABEL_STUDIO_URL, else the one recorded by push).")]
+LsTokenOpt = Annotated[str | None, typer.Option("--token", help="Personal access token or legacy token (default: "
+                                                                 "LABEL_STUDIO_API_KEY); never stored.")]
+LsMapOpt = Annotated[list[str] | None, typer.Option("--map", help="Rename a control: FROM_NAME=DIMENSION "
+                                                                   "(repeatable).")]
+
+
+def _render_import(summary: dict) -> None:
+    console.print(f"{summary['tasks']} task(s), {summary['annotations']} annotation(s) -> {summary['rows']} "
+                  f"rating row(s): [green]{summary['added']} added[/], {summary['updated']} updated, "
+                  f"{summary['unchanged']} unchanged")
+    console.print(f"cancelled (kept apart, not counted as ratings): {summary['cancelled']}  ·  ground truth: "
+                  f"{summary['ground_truth']}  ·  drafts (not imported): {summary['drafts']}")
+    if summary["n_empty_results"]:
+        ids = ", ".join(summary["empty_results"][:20])
+        console.print(f"[yellow]{summary['n_empty_results']} annotation(s) with an empty result, not "
+                      f"imported:[/] {ids}")
+    for f in summary["files"]:
+        console.print(f"  from {f}", highlight=False)
+
+
+@annotate_app.command("push")
+def annotate_push(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with a clips table (and audio).")],
+    url: LsUrlOpt = None,
+    token: LsTokenOpt = None,
+    document_root: Annotated[Path | None, typer.Option(
+        "--document-root", help="The server's LOCAL_FILES_DOCUMENT_ROOT (default: that variable, else the "
+                                "workspace); it must contain the workspace's audio/.")] = None,
+    raters_per_clip: Annotated[int | None, typer.Option(
+        "--raters-per-clip", min=1,
+        help="Overlap: annotations per task (default: raters_per_clip of casebench.toml).")] = None,
+    project: Annotated[list[str] | None, typer.Option(
+        "--project", help="Only this project: acoustic or semantic (repeatable; default both).")] = None,
+    title: Annotated[str | None, typer.Option("--title",
+                                              help="Project title prefix (default: workspace name).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the acoustic (audio only) and semantic (transcript only) Label Studio projects and import the
+    clips as tasks; project ids go to the annotation.label_studio table of casebench.toml. Safe to re-run: only new
+    clips are added."""
+    from casebench.labelstudio import PROJECT_KINDS, push
+    from casebench.workspace import Workspace
+
+    result = push(Workspace.open(workspace), url, token, document_root=document_root,
+                  raters_per_clip=raters_per_clip, kinds=project or PROJECT_KINDS, title=title)
+    if as_json:
+        _print_json(result)
+        return
+    for kind, p in result["projects"].items():
+        console.print(f"{kind}: project {p['project']} ({'created' if p['created'] else 'reused'}), "
+                      f"{p['tasks_added']} task(s) added, {p['tasks_already_there']} already there, "
+                      f"{p['maximum_annotations']} rater(s) per clip  ·  {result['url']}/projects/{p['project']}")
+
+
+@annotate_app.command("pull")
+def annotate_pull(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder pushed with `casebench annotate push`.")],
+    url: LsUrlOpt = None,
+    token: LsTokenOpt = None,
+    mapping: LsMapOpt = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not keep the raw exports in "
+                                                             "reports/label-studio/.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export every task of the workspace's projects from the live server and import the annotations into
+    tables/annotations.parquet (idempotent: keyed by Label Studio's annotation id)."""
+    from casebench.labelstudio import parse_mapping, pull
+    from casebench.workspace import Workspace
+
+    summary = pull(Workspace.open(workspace), url, token, mapping=parse_mapping(mapping),
+                   save_exports=not no_save).to_dict()
+    if as_json:
+        _print_json(summary)
+    else:
+        _render_import(summary)
+
+
+@annotate_app.command("import")
+def annotate_import(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    exports: Annotated[list[Path], typer.Argument(help="Label Studio JSON export file(s) (Export -> JSON).")],
+    mapping: LsMapOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import Label Studio JSON export file(s) a curator downloaded (same rules as pull)."""
+    from casebench.labelstudio import import_exports, parse_mapping
+    from casebench.workspace import Workspace
+
+    summary = import_exports(Workspace.open(workspace), exports, mapping=parse_mapping(mapping)).to_dict()
+    if as_json:
+        _print_json(summary)
+    else:
+        _render_import(summary)
+
+
+@annotate_app.command("import-csv")
+def annotate_import_csv(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    csv_file: Annotated[Path, typer.Argument(help="Long CSV: clip_id, rater_id, dimension, value (+ optional "
+                                                  "annotation_id, lead_time_s, created_at, cancelled, "
+                                                  "ground_truth, channel).")],
+    mapping: LsMapOpt = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source recorded on each row "
+                                                                "(default csv:<file name>).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import ratings made with another tool from a long CSV; errors name the line, clip and column."""
+    from casebench.labelstudio import import_csv, parse_mapping
+    from casebench.workspace import Workspace
+
+    summary = import_csv(Workspace.open(workspace), csv_file, mapping=parse_mapping(mapping),
+                         source=source).to_dict()
+    if as_json:
+        _print_json(summary)
+        return
+    console.print(f"{summary['rows']} rating row(s): [green]{summary['added']} added[/], {summary['updated']} "
+                  f"updated, {summary['unchanged']} unchanged; cancelled {summary['cancelled']}, ground truth "
+                  f"{summary['ground_truth']}")
+
+
+@annotate_app.command("config")
+def annotate_config(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    project: Annotated[str, typer.Option("--project", help="acoustic or semantic.")] = "acoustic",
+) -> None:
+    """Print the Label Studio labelling config generated for a project (validated with LabelInterface)."""
+    from casebench.labelstudio import labeling_config
+    from casebench.workspace import Workspace
+
+    sys.stdout.write(labeling_config(Workspace.open(workspace), project))
+
+
+@app.command("aggregate")
+def aggregate_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with an annotations table.")],
+    method: Annotated[str | None, typer.Option(
+        "--method",
+        help="majority, dawid-skene or mace (default: the aggregate section of casebench.toml, else "
+             "majority).")] = None,
+    tie: Annotated[str | None, typer.Option(
+        "--tie", help="Majority ties: none (no hard label; default) or taxonomy-order.")] = None,
+    smoothing: Annotated[float | None, typer.Option("--smoothing", min=0.0, help="Additive smoothing of the "
+                                                                                  "distributions.")] = None,
+    min_agreement: Annotated[float | None, typer.Option(
+        "--min-agreement", min=0.0, max=1.0,
+        help="Share of a channel's raters behind its label (default 0.5).")] = None,
+    min_raters: Annotated[int | None, typer.Option("--min-raters", min=1,
+                                                   help="Raters per channel (default 1).")] = None,
+    max_ambiguous_share: Annotated[float | None, typer.Option(
+        "--max-ambiguous-share", min=0.0, max=1.0, help="Largest share of is_ambiguous votes (default 0.5).")] = None,
+    max_ambiguous_votes: Annotated[int | None, typer.Option(
+        "--max-ambiguous-votes", min=0, help="Largest number of is_ambiguous votes (default: no limit).")] = None,
+    exclude_ground_truth: Annotated[bool, typer.Option(
+        "--exclude-ground-truth", help="Do not count ground-truth annotations as ratings.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of MACE's restarts.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Aggregate the annotations into tables/labels.parquet: hard labels, distributions, V/A/D, per-item
+    agreement, thresholds and conflict tags; report in reports/aggregate.json."""
+    from casebench.aggregate import aggregate as run
+    from casebench.workspace import Workspace
+
+    result = run(Workspace.open(workspace), method=method, tie=tie, smoothing=smoothing,
+                 min_agreement=min_agreement, min_raters=min_raters, max_ambiguous_share=max_ambiguous_share,
+                 max_ambiguous_votes=max_ambiguous_votes,
+                 include_ground_truth=False if exclude_ground_truth else None, seed=seed)
+    r = result.report
+    if as_json:
+        _print_json(r)
+        return
+    c = r["clips"]
+    console.print(f"{c['rated']} clip(s) rated by {r['method']}: [green]{c['passing']} pass the thresholds[/] "
+                  f"({c['conflict']} conflict, {c['congruent']} congruent), [yellow]{c['failing']} fail[/], "
+                  f"{c['without_ratings']} without ratings")
+    for reason, n in c["failures_by_reason"].items():
+        console.print(f"  failing: {reason}: {n}")
+    k = r["counted"]
+    console.print(f"{k['ratings']} rating(s) counted; left out: {k['cancelled_rows']} cancelled, "
+                  f"{k['rows_without_value']} without value, {k['repeated_ratings_dropped']} repeated")
+    for channel, m in (r.get("intended") or {}).items():
+        if channel == "conflict":
+            console.print(f"intended conflicts tagged: {m['tagged_and_intended']}/{m['intended']}")
+        else:
+            lm = m.get("label_match")
+            labels = f", labels {100 * lm:.1f}%" if lm is not None else ""
+            console.print(f"{channel}: ratings match the intended emotion "
+                          f"{100 * (m['rating_match'] or 0):.1f}%{labels}")
+    console.print(f"labels: {r['labels_table']}  ·  report: {r['report']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:

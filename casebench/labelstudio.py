@@ -965,6 +965,20 @@ def import_export(ws: Workspace, export: str | os.PathLike | list, *, mapping: M
     return merge_annotations(ws, rows, summary=summary)
 
 
+def import_exports(ws: Workspace, paths: Sequence[str | os.PathLike], *,
+                   mapping: Mapping[str, str] | None = None) -> ImportSummary:
+    """Import several export files at once: all are checked before anything is written."""
+    schema = AnnotationSchema.from_workspace(ws)
+    summary = ImportSummary()
+    kinds = _recorded_kinds(ws)
+    rows: list[dict] = []
+    for path in paths:
+        summary.files.append(str(path))
+        rows += parse_export(load_export(path), schema, mapping=mapping, file=str(path), project_kinds=kinds,
+                             summary=summary)
+    return merge_annotations(ws, rows, summary=summary)
+
+
 def import_csv(ws: Workspace, path: str | os.PathLike, *, mapping: Mapping[str, str] | None = None,
                source: str | None = None) -> ImportSummary:
     """Import a long CSV (``clip_id, rater_id, dimension, value``) from another tool; see :func:`parse_long_csv`."""
