@@ -524,7 +524,8 @@ def _label_problem(v, tax: Taxonomy) -> tuple[str, str, str | None]:
         return _describe(v), expected, hint
     fixed = v.strip().lower()
     if fixed in tax.index:
-        return f"unknown label {_short(v)!r}", expected, f"labels are lower-case: did you mean {fixed!r}?"
+        why = "labels are lower-case" if fixed == v.lower() else "labels have no surrounding spaces"
+        return f"unknown label {_short(v)!r}", expected, f"{why}: did you mean {fixed!r}?"
     return f"unknown label {_short(v)!r}", expected, did_you_mean(v, tax.labels)
 
 
