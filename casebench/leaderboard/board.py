@@ -82,7 +82,7 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
             results object).
         sort: a column key (``split.metric``) or ``model``/``date``/``parameters``; default
             :func:`default_sort`.
-        order: ``desc`` or ``asc``; default best first for a metric, A-Z for ``model``, newest first for
+        order: ``desc`` or ``asc`` (of the values); default best first for a metric, A-Z for ``model``, newest first for
             ``date``.
         q: keep rows whose model name, revision or user contains this (case-insensitive).
         zero_shot: ``"1"`` only zero-shot rows, ``"0"`` only the others, else all.
@@ -131,13 +131,11 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
     if order not in ("asc", "desc"):
         order = None
     if sort in col_by_key:
-        out_rows.sort(key=lambda r: position[r["id"]])
-        best_first_desc = "desc"
-        if order is None:
-            order = best_first_desc
+        out_rows.sort(key=lambda r: position[r["id"]])  # best first
         hib = col_by_key[sort]["higher_is_better"]
-        # position is best first; "asc"/"desc" name the value order
-        if (order == "asc") == hib:
+        best_first = "desc" if hib else "asc"  # "asc"/"desc" name the order of the values
+        order = order or best_first
+        if order != best_first:
             defined = [r for r in out_rows if r["cells"][sort]["value"] is not None]
             out_rows = defined[::-1] + [r for r in out_rows if r["cells"][sort]["value"] is None]
     elif sort == "model":
