@@ -416,6 +416,12 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
     @app.post("/api/submissions")
     async def api_submit(request: Request):
         user, token = api_user(request)
+        idem = request.headers.get("idempotency-key")
+        if idem:  # a retry of an upload that was accepted: answer at once (no rate limit, body unread)
+            prior = await run_in_threadpool(lb.by_idempotency_key, user.id, idem[:100])
+            if prior is not None:
+                return JSONResponse({**lb.status_view(prior, user), "url": f"/submissions/{prior.id}",
+                                     "created": False}, status_code=200)
         rate_limit(f"token:{token}")
         form = await request.form(max_files=1, max_fields=30)
         file = form.get("file")

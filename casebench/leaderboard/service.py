@@ -327,7 +327,7 @@ class Leaderboard:
             board = self.board(board_key)
             if idempotency_key is not None:
                 idempotency_key = str(idempotency_key)[:100]
-                prior = self._by_idempotency(user.id, idempotency_key)
+                prior = self.by_idempotency_key(user.id, idempotency_key)
                 if prior is not None:
                     return prior, False
             if not board.open:
@@ -341,7 +341,7 @@ class Leaderboard:
             if upload.exists():
                 upload.unlink()
 
-    def _by_idempotency(self, user_id: int, key: str) -> Submission | None:
+    def by_idempotency_key(self, user_id: int, key: str) -> Submission | None:
         with self.db.read() as s:
             return s.scalar(select(Submission).where(Submission.user_id == user_id,
                                                      Submission.idempotency_key == key))
@@ -410,7 +410,7 @@ class Leaderboard:
                 s.add(sub)
         except IntegrityError:  # the same idempotency key raced in from another request
             stored.unlink(missing_ok=True)
-            prior = self._by_idempotency(user.id, idem) if idem else None
+            prior = self.by_idempotency_key(user.id, idem) if idem else None
             if prior is None:
                 raise
             return prior, False
