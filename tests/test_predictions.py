@@ -552,3 +552,58 @@ def test_valid_files_in_any_order(tmp_path, order, with_probs):
     preds = parse_predictions(path, SMALL_GOLD, require=["label"])
     assert preds.label.tolist() == [0, 1, 2, 3, 4]
     assert same(preds, run(path, SMALL_GOLD, True, require=["label"]))
+
+
+# -- the columnar (Arrow) path must agree with the line-by-line path ------------------------------------
+
+
+def _both_paths(path, gold, monkeypatch, **kw):
+    import casebench.predictions as P
+
+    fast = P.parse_predictions(path, gold, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(P, "_parse_columnar", lambda *a, **k: None)
+        slow = P.parse_predictions(path, gold, **kw)
+    return fast, slow
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_columnar_path_equals_line_path(tmp_path, monkeypatch, shuffle):
+    import casebench.predictions as P
+    from casebench.benchmarks import get_benchmark
+
+    bench = get_benchmark("casebench-mini")
+    gold = bench.load_gold()
+    lines = (bench.gold_path.parent / "examples" / "voice-model.jsonl").read_text().splitlines()
+    if shuffle:
+        np.random.default_rng(0).shuffle(lines)
+    p = tmp_path / "p.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    assert P._parse_columnar(p.read_bytes(), gold, ()) is not None  # the clean file does take the Arrow path
+    fast, slow = _both_paths(p, gold, monkeypatch)
+    for name in ("label", "probs", "distribution", "present"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    assert fast.vad.keys() == slow.vad.keys()
+    for d in fast.vad:
+        np.testing.assert_array_equal(fast.vad[d], slow.vad[d])
+    assert fast.notes == slow.notes and fast.sha256 == slow.sha256 and fast.n_lines == slow.n_lines
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda s: s.replace('"label": "sad"', '"label": "Sad"', 1),                      # unknown label
+    lambda s: s.replace('"valence": ', '"valence": NaN, "x": ', 1),                  # Arrow accepts NaN
+    lambda s: s.replace("}\n", "}{\"id\": \"mini-0000\", \"label\": \"sad\"}\n", 1),  # two objects on a line
+    lambda s: s.replace('"angry": ', '"angry": -', 1),                               # negative probability
+    lambda s: s.replace("\n", "\n\n", 1),                                            # a blank line
+    lambda s: s.replace('"label": "sad"', '"label": null', 1),                       # null
+])
+def test_columnar_path_steps_aside_for_anything_unusual(tmp_path, mutate):
+    import casebench.predictions as P
+    from casebench.benchmarks import get_benchmark
+
+    bench = get_benchmark("casebench-mini")
+    gold = bench.load_gold()
+    text = (bench.gold_path.parent / "examples" / "voice-model.jsonl").read_text()
+    p = tmp_path / "p.jsonl"
+    p.write_text(mutate(text))
+    assert P._parse_columnar(p.read_bytes(), gold, ()) is None

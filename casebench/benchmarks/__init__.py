@@ -280,7 +280,7 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     n = table.num_rows
     first_line = 2 if Path(path).suffix.lower() != ".parquet" else 1
     id_arr = pc.cast(table.column(id_col), "string")
-    ids = id_arr.to_numpy(zero_copy_only=False).astype(object)
+    ids = id_arr.to_numpy(zero_copy_only=False)
     missing_id = pc.is_null(id_arr).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(missing_id)[:50]:
         problems.append(Problem("empty id", file=src, line=int(i) + first_line, field="id"))
@@ -294,15 +294,15 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     def labels(col: str) -> np.ndarray | None:
         if col not in names:
             return None
-        # dictionary-encode first: a million labels have a handful of distinct values to look up
-        text = pc.utf8_lower(pc.utf8_trim_whitespace(pc.cast(table.column(col), "string")))
-        enc = pc.dictionary_encode(text).combine_chunks()
-        lookup = np.array([tax.index.get(u, -2) for u in enc.dictionary.to_pylist()] + [-1], dtype=np.int64)
+        # dictionary-encode first: a million labels have a handful of distinct values to fold and look up
+        enc = pc.dictionary_encode(pc.cast(table.column(col), "string")).combine_chunks()
+        folded = [u.strip().lower() for u in enc.dictionary.to_pylist()]
+        lookup = np.array([tax.index.get(u, -2) for u in folded] + [-1], dtype=np.int64)
         codes = pc.fill_null(enc.indices, len(lookup) - 1).to_numpy(zero_copy_only=False)
         out = lookup[codes]
         bad = np.flatnonzero(out == -2)
         for i in bad[:50]:
-            problems.append(tax.check_label(text[int(i)].as_py(), file=src, line=int(i) + first_line, id=ids[i],
+            problems.append(tax.check_label(folded[codes[i]], file=src, line=int(i) + first_line, id=ids[i],
                                             field=col))
         if bad.size > 50:
             problems.append(Problem(f"... {bad.size} unknown labels in column {col!r} in all", file=src))
@@ -331,9 +331,7 @@ def load_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     known_cols = {id_col, "acoustic_label", "semantic_label", *tax.labels, *DIMENSIONS}
     columns = {c: table.column(c).to_numpy(zero_copy_only=False).astype(object)
                for c in names if c not in known_cols}
-    speaker = columns["speaker_id"].astype(str) if "speaker_id" in columns else None
-    if speaker is not None:
-        columns["speaker_id"] = speaker
+    speaker = columns.get("speaker_id")
     return Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
                 distribution=dist, vad=vad, columns=columns, source=src, fingerprint=fingerprint_gold(path))
 
