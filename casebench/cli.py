@@ -832,6 +832,207 @@ def aggregate_cmd(
     console.print(f"labels: {r['labels_table']}  ·  report: {r['report']}")
 
 
+# -- splits, leakage audit and publishing (casebench/splits.py, audit.py, publish.py) -------------------------
+
+
+@app.command("split")
+def split_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with a clips table (labels used when present).")],
+    method: Annotated[str, typer.Option(
+        "--method", help="holdout (train/dev/test), kfold (fold0..fold<k-1>) or import (official lists).")
+    ] = "holdout",
+    ratios: Annotated[str, typer.Option(
+        "--ratios", help="Split shares: '0.8,0.1,0.1' (train,dev,test), '0.8,0.2' or 'train=0.7,test=0.3'.")
+    ] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
+    folds: Annotated[int | None, typer.Option(
+        "--folds", min=2, help="Also number speaker-independent cross-validation folds inside train.")] = None,
+    k: Annotated[int, typer.Option("--k", min=2, help="Folds for --method kfold.")] = 5,
+    group_by: Annotated[str, typer.Option(
+        "--group-by", help="Columns whose shared values keep clips together, e.g. speaker_id,session.")
+    ] = "speaker_id",
+    official: Annotated[Path | None, typer.Option(
+        "--official", help="For --method import: a folder of <split>.txt/.csv lists, or one CSV with a split "
+                           "column.")] = None,
+    allow_unassigned: Annotated[bool, typer.Option(
+        "--allow-unassigned", help="Import: leave clips in no list out of the splits (counted).")] = False,
+    allow_missing_classes: Annotated[bool, typer.Option(
+        "--allow-missing-classes", help="Warn instead of failing when a class is missing from a split.")] = False,
+    stratify_source: Annotated[str, typer.Option(
+        "--stratify-source", help="auto (labels if present), labels, or intended (synth design).")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Speaker-disjoint splits stratified by acoustic label x conflict status (or k folds, or official lists)
+    into tables/splits.parquet; method, ratios and seed are recorded in casebench.toml (split section)."""
+    from casebench.splits import split as run
+
+    summary = run(workspace, method=method, ratios=ratios, seed=seed, folds=folds, k=k,
+                  group_by=_split_list(group_by) or ["speaker_id"], source=official,
+                  allow_unassigned=allow_unassigned, require_all_classes=not allow_missing_classes,
+                  stratify_source=stratify_source)
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    cfg = summary["config"]
+    table = Table("split", "clips", "share", "speakers", "conflict", "congruent", "unknown", "classes",
+                  title=f"{cfg['method']} split, seed {cfg.get('seed', '-')}, grouped by "
+                        f"{', '.join(cfg.get('group_by', ['(official)']))}", title_justify="left")
+    for name, s in summary["splits"].items():
+        table.add_row(name, str(s["n_clips"]), f"{s['share']:.1%}", str(s["n_speakers"]),
+                      str(s["status"]["conflict"]), str(s["status"]["congruent"]), str(s["status"]["unknown"]),
+                      str(len([c for c in s["acoustic"] if c != "?"])))
+    console.print(table)
+    if summary["views"] and any(summary["views"].values()):
+        console.print("views of test: " + ", ".join(f"{k} {v}" for k, v in summary["views"].items()))
+    for w in summary["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"splits: {summary['splits_table']}  ·  report: {summary['report']}  ·  "
+                  "next: casebench audit " + str(workspace))
+
+
+@app.command("audit")
+def audit_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with a splits table.")],
+    no_audio: Annotated[bool, typer.Option(
+        "--no-audio", help="Skip the near-identical audio check (reads no audio).")] = False,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", help="Checks that count as leaks (comma-separated; default speakers, identical_audio, "
+                          "near_audio, identical_text, near_text).")] = None,
+    warn_on: Annotated[str | None, typer.Option(
+        "--warn-on", help="Checks reported as warnings (default sessions, distribution_shift).")] = None,
+    near_audio_ber: Annotated[float | None, typer.Option(
+        "--near-audio-ber", min=0.0, max=0.5, help="Largest bit error rate of near-identical audio (0.2).")] = None,
+    near_text_jaccard: Annotated[float | None, typer.Option(
+        "--near-text-jaccard", min=0.0, max=1.0, help="Smallest token Jaccard of near-identical texts (0.8).")
+    ] = None,
+    max_tvd: Annotated[float | None, typer.Option(
+        "--max-tvd", min=0.0, max=1.0, help="Distribution shift above this total variation distance (0.1).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leakage audit of the splits (shared speakers, identical or near-identical audio and text, sessions,
+    distribution shift), JSON + HTML report in reports/. Exit code 1 when it finds leakage."""
+    from casebench.audit import audit as run
+    from casebench.audit import summary_lines
+
+    report = run(workspace, audio=not no_audio, progress=not (no_progress or as_json), fail_on=fail_on,
+                 warn_on=warn_on, near_audio_ber=near_audio_ber, near_text_jaccard=near_text_jaccard,
+                 max_tvd=max_tvd)
+    if as_json:
+        _print_json(report)
+    else:
+        from rich.table import Table
+
+        from casebench.audit import CHECKS
+
+        table = Table("pair", *CHECKS, title=f"{report['n_clips']} clips in {len(report['splits'])} splits",
+                      title_justify="left")
+        for p in report["pairs"] + report["folds"]:
+            cells = []
+            for c in CHECKS:
+                r = p["checks"].get(c)
+                if r is None:
+                    cells.append("–")
+                elif r["flagged"]:
+                    color = {"fail": "red", "warn": "yellow"}.get(r["severity"], "cyan")
+                    cells.append(f"[{color}]{r['n']}[/]")
+                else:
+                    cells.append("[green]0[/]" if c != "distribution_shift" else "[green]ok[/]")
+            table.add_row(f"{p['a']}/{p['b']}", *cells)
+        console.print(table)
+        for line in summary_lines(report):
+            color = "red" if line.startswith(("FAILED", "leak")) else "yellow" if line.startswith("warning") \
+                else "green"
+            console.print(f"[{color}]{line}[/]", highlight=False)
+        for check, why in report["not_run"].items():
+            console.print(f"not run: {check} ({why})")
+        console.print(f"report: {report['report_html']}")
+    if not report["passed"]:
+        # main() does not pass typer.Exit codes on, so leave with the exit code directly
+        sys.exit(1)
+
+
+@app.command("publish")
+def publish_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with clips, splits and labels.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the Hugging Face dataset to (new or empty).")],
+    repo_id: Annotated[str | None, typer.Option(
+        "--repo-id", help="Also upload to this Hub dataset repo, ORG/NAME (token: HF_TOKEN or "
+                          "huggingface-cli login).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the Hub repo private.")] = False,
+    token: Annotated[str | None, typer.Option("--token", help="Hugging Face token (default HF_TOKEN / login).")
+                     ] = None,
+    hide_test_labels: Annotated[bool, typer.Option(
+        "--hide-test-labels", help="Publish test audio without labels; the labels go to a local gold CSV.")] = False,
+    gold: Annotated[Path | None, typer.Option(
+        "--gold", help="Where to write the hidden test labels (default <workspace>/gold/<name>-test-gold.csv).")
+    ] = None,
+    allow_leakage: Annotated[str | None, typer.Option(
+        "--allow-leakage", help="Publish although the audit fails; the REASON is printed in the data card.")
+    ] = None,
+    licence: Annotated[str | None, typer.Option("--licence", help="Licence (SPDX id, e.g. CC-BY-4.0).")] = None,
+    licence_url: Annotated[str | None, typer.Option("--licence-url", help="Link to the licence text.")] = None,
+    consent: Annotated[str | None, typer.Option("--consent", help="How the speakers consented (card).")] = None,
+    summary_text: Annotated[str | None, typer.Option("--summary", help="One-paragraph description (card).")] = None,
+    authors: Annotated[str | None, typer.Option("--authors", help="Comma-separated authors (card).")] = None,
+    guidelines: Annotated[str | None, typer.Option(
+        "--guidelines", help="Link to / summary of the annotation guidelines (card).")] = None,
+    pretty_name: Annotated[str | None, typer.Option("--pretty-name", help="Display name on the Hub.")] = None,
+    shard_size: Annotated[str, typer.Option("--shard-size", help="Largest Parquet shard, e.g. 500MB.")] = "500MB",
+    no_audio_audit: Annotated[bool, typer.Option(
+        "--no-audio-audit", help="Audit without the near-identical audio check.")] = False,
+    n_boot: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for the agreement CIs.")] = 1000,
+    no_views: Annotated[bool, typer.Option(
+        "--no-views", help="Do not publish the conflict_test / congruent_test views.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier published folder.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish as a Hugging Face dataset: Parquet shards (configs default, distributions, annotations), README
+    with the Hub's YAML header and the generated data card, croissant.json; optionally upload it."""
+    from casebench.publish import parse_size
+    from casebench.publish import publish as run
+
+    card = {"licence": licence, "licence_url": licence_url, "consent": consent, "summary": summary_text,
+            "authors": authors, "guidelines": guidelines, "pretty_name": pretty_name}
+    prompt = None
+    if not as_json and sys.stdin.isatty():
+        def prompt(name: str, what: str) -> str:
+            return typer.prompt(f"{name} ({what})", default="", show_default=False)
+    result = run(workspace, out, repo_id=repo_id, private=private, token=token, hide_test_labels=hide_test_labels,
+                 gold_path=gold, allow_leakage=allow_leakage, card=card, prompt=prompt,
+                 shard_bytes=parse_size(shard_size), audit_audio=not no_audio_audit, n_boot=n_boot,
+                 views=not no_views, overwrite=overwrite, progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table("config", *result["splits"], title=f"{result['name']} → {result['out_dir']}",
+                  title_justify="left")
+    for cfg, counts in result["configs"].items():
+        table.add_row(cfg, *(str(counts.get(s, "–")) for s in result["splits"]))
+    console.print(table)
+    audit = result["audit"]
+    if audit["passed"]:
+        console.print("[green]leakage audit passed[/]")
+    else:
+        console.print(f"[yellow]leakage audit failed ({len(audit['leaks'])} leak(s)); published with the reason: "
+                      f"{result['allow_leakage']}[/]", highlight=False)
+    console.print(f"{result['audio_bytes'] / 1e6:.1f} MB of audio at {result['mb_per_s_write']} MB/s  ·  "
+                  f"card: {result['readme']}  ·  croissant: {result['croissant']} (valid)")
+    if result["gold"]:
+        console.print(f"hidden test labels (local only): {result['gold']}")
+    for what, n in result["left_out"].items():
+        if n:
+            console.print(f"[yellow]left out:[/] {n} {what.replace('_', ' ')}")
+    if result["upload"]:
+        console.print(f"uploaded: {result['upload']['repo_url']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:
