@@ -176,7 +176,8 @@ class AnnotationSchema:
                 specs[name] = DimensionSpec(name, "emotion", tuple(tax.labels), title=_TITLES[name])
             elif name in RATING_DIMENSIONS or name == "confidence":
                 lo, hi = conf_scale if name == "confidence" else scale
-                widget = "rating" if vad_widget == "rating" or name == "confidence" else "choices"
+                # confidence: stars when they can show the scale, else buttons
+                widget = ("rating" if lo == 1 else "choices") if name == "confidence" else vad_widget
                 if widget == "rating" and lo != 1:
                     raise ConfigError(f"{where}: [annotation] {'confidence_scale' if name == 'confidence' else 'scale'}"
                                       f" = [{lo}, {hi}] cannot be shown as stars (they count from 1); "
@@ -368,40 +369,65 @@ def write_labeling_configs(ws: Workspace, out_dir: str | os.PathLike | None = No
 
 
 def guidelines(kind: ProjectKind, schema: AnnotationSchema) -> str:
-    """The rater guidelines of a project: annotation/<dimension>.md of each of its dimensions, joined.
+    """The rater guidelines of a project: annotation/<dimension>.md of its dimensions, joined
+    (``valence_arousal_dominance.md`` for the three ratings).
 
     Reads the repository's ``annotation/`` folder; falls back to the one-line instructions of the config
     when the package is installed without it.
     """
     parts = []
-    for dim in schema.projects[kind]:
-        path = GUIDELINES_DIR / f"{dim}.md"
+    names = dict.fromkeys("valence_arousal_dominance" if d in RATING_DIMENSIONS else d for d in schema.projects[kind])
+    for name in names:
+        path = GUIDELINES_DIR / f"{name}.md"
         if path.is_file():
             parts.append(path.read_text("utf-8").strip())
     return "\n\n".join(parts) if parts else _INSTRUCTIONS[kind]
 
 
 def _markdown_html(text: str) -> str:
-    """Just enough markdown for Label Studio's instruction panel (headings, bullets, paragraphs)."""
+    r"""Just enough markdown for Label Studio's instruction panel: headings, bullets, paragraphs (wrapped
+    lines joined), **bold**, *italic* and `code`.
+
+    >>> _markdown_html("## Voice\n- judge **how**,\n  not what\n\nText `x`.")
+    '<h3>Voice</h3>\n<ul>\n<li>judge <b>how</b>, not what</li>\n</ul>\n<p>Text <code>x</code>.</p>'
+    """
+    import re
     from html import escape
 
-    out, in_list = [], False
+    blocks: list[list[str]] = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("- ") or s.startswith("* "):
+        if not s:
+            blocks.append(["blank", ""])
+        elif s.startswith(("- ", "* ")):
+            blocks.append(["li", s[2:]])
+        elif s.startswith("#"):
+            blocks.append(["h", s])
+        elif blocks and blocks[-1][0] in ("li", "p"):
+            blocks[-1][1] += " " + s
+        else:
+            blocks.append(["p", s])
+
+    def inline(t: str) -> str:
+        t = re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(t))
+        t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+        return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", t)
+
+    out, in_list = [], False
+    for kind, body in blocks:
+        if kind != "li" and in_list:
+            out.append("</ul>")
+            in_list = False
+        if kind == "li":
             if not in_list:
                 out.append("<ul>")
                 in_list = True
-            out.append(f"<li>{escape(s[2:])}</li>")
-            continue
-        if in_list:
-            out.append("</ul>")
-            in_list = False
-        if s.startswith("#"):
-            level = min(len(s) - len(s.lstrip("#")) + 1, 6)
-            out.append(f"<h{level}>{escape(s.lstrip('#').strip())}</h{level}>")
-        elif s:
-            out.append(f"<p>{escape(s)}</p>")
+            out.append(f"<li>{inline(body)}</li>")
+        elif kind == "h":
+            level = min(len(body) - len(body.lstrip("#")) + 1, 6)
+            out.append(f"<h{level}>{inline(body.lstrip('#').strip())}</h{level}>")
+        elif kind == "p":
+            out.append(f"<p>{inline(body)}</p>")
     if in_list:
         out.append("</ul>")
     return "\n".join(out)
@@ -567,9 +593,9 @@ def _annotation_rows(ann: Mapping, task_id: Any, clip_id: str, data: Mapping, sc
     if len(problems) > n_problems:
         return []
     kind = _annotation_kind(project, values, data, project_kinds)
-    for dim, w in mixed_weights.items():
-        if dim in values:
-            values[dim] = _apply_weights(values[dim], w, schema.taxonomy)
+    for dim, v in values.items():
+        if "labels" in v or dim in mixed_weights:
+            values[dim] = _apply_weights(v, mixed_weights.get(dim, {}), schema.taxonomy)
     if not values:
         if cancelled:
             dim = EMOTION_OF.get(kind or "")
@@ -638,7 +664,7 @@ def _result_value(item: Mapping, spec: DimensionSpec, tax: Taxonomy, where: dict
             return None
         if len(choices) == 1:
             return {"value": choices[0]}
-        return _apply_weights({"value": None, "labels": list(choices)}, {}, tax)
+        return {"value": choices[0], "labels": list(dict.fromkeys(choices))}  # weighted after all results
     if spec.kind == "rating":
         v = _number(item)
         if v is None or v != int(v) or not (spec.low <= v <= spec.high):
@@ -923,7 +949,7 @@ def merge_annotations(ws: Workspace, rows: Sequence[Mapping], *, summary: Import
                                                f"workspace {ws.name}; nothing was imported (clips are keyed by "
                                                "the task's data.clip_id, else the task id)")
     old = ws.read_df("annotations") if ws.has_table("annotations") else pd.DataFrame(columns=list(_COMPARE))
-    old_rows = old.to_dict("records")
+    old_rows = [{k: (None if _isnan(v) else v) for k, v in r.items()} for r in old.to_dict("records")]
     old_by_key = {_row_key(r): r for r in old_rows}
     new_annotations = {str(r["annotation_id"]) for r in rows if r.get("annotation_id") is not None}
     new_keys = {_row_key(r) for r in rows}
@@ -936,11 +962,11 @@ def merge_annotations(ws: Workspace, rows: Sequence[Mapping], *, summary: Import
         else:
             summary.updated += 1
     kept = [r for r in old_rows if _row_key(r) not in new_keys
-            and (r.get("annotation_id") is None or _isnan(r.get("annotation_id"))
-                 or str(r["annotation_id"]) not in new_annotations)]
+            and (r.get("annotation_id") is None or str(r["annotation_id"]) not in new_annotations)]
     merged = pd.DataFrame(kept + rows) if (kept or rows) else old
-    for col in ("meta_channel", "meta_weights"):
-        if col in merged.columns:
+    for col in ("annotation_id", "clip_id", "rater_id", "dimension", "value", "source", "meta_channel",
+                "meta_weights"):
+        if col in merged.columns:  # text columns: missing is None, never a float NaN
             merged[col] = merged[col].astype(object).where(merged[col].notna(), None)
     if "created_at" in merged.columns:
         merged["created_at"] = pd.to_datetime(merged["created_at"], utc=True)
