@@ -499,6 +499,24 @@ def gold_table(meta: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"500MB"``, ``"1.5GB"``, ``"64MiB"`` or a number of bytes.
+
+    >>> parse_size("500MB"), parse_size("64MiB"), parse_size(1000)
+    (500000000, 67108864, 1000)
+    """
+    if isinstance(text, int):
+        return text
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?)B?\s*", str(text), flags=re.IGNORECASE)
+    if not m:
+        raise ConfigError(f"size {text!r}; expected e.g. 500MB, 1GB, 64MiB or a number of bytes")
+    base = 1024 if m.group(3) else 1000
+    power = " KMGT".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * base ** power)
+
+
 # --------------------------------------------------------------------------------------------------
 # The step
 
