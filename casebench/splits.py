@@ -444,7 +444,8 @@ def holdout_splits(clips: pd.DataFrame, labels: pd.DataFrame | None = None, *,
             lacks the conflict or congruent clips the corpus has; otherwise list them as warnings.
         max_units: most StratifiedGroupKFold units (:func:`choose_units`).
         tries: assignments tried (seeds derived from ``seed``); the one with the fewest missing classes,
-            then the closest class distributions, is kept (:func:`_best_of`).
+            then the smallest sum of the gaps between realised and asked shares and between each split's
+            strata distribution and the corpus's (total variation), is kept (:func:`_best_of`).
 
     Raises:
         InputError: fewer groups than splits (or train groups than folds); a class missing from a split.
@@ -466,6 +467,7 @@ def holdout_splits(clips: pd.DataFrame, labels: pd.DataFrame | None = None, *,
     y, stratify = _usable_strata(frame, n_units)
     # the smaller splits (test, dev) are dealt their units first
     names = sorted(alloc, key=lambda k: (k == "train", list(ratios).index(k)))
+    total = sum(ratios.values())
 
     def attempt(sub_seed: int):
         unit = _sgkf(n_units, sub_seed, y, frame["group"].to_numpy())
@@ -479,7 +481,9 @@ def holdout_splits(clips: pd.DataFrame, labels: pd.DataFrame | None = None, *,
         trial = frame.copy()
         trial["split"] = [unit_split[int(u)] for u in unit]
         problems = class_problems(trial, list(ratios))
-        return (len(problems), round(_distribution_gap(trial, "split"), 9)), trial, problems
+        shares = trial["split"].value_counts(normalize=True)
+        off = sum(abs(float(shares.get(k, 0.0)) - v / total) for k, v in ratios.items())
+        return (len(problems), round(off + _distribution_gap(trial, "split"), 9)), trial, problems
 
     (_, frame, problems), chosen = _best_of(tries, seed, attempt)
     frame["fold"] = pd.array([pd.NA] * len(frame), dtype="Int32")
