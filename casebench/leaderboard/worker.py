@@ -80,10 +80,22 @@ def compare_job(bench_ref: str, path_a: str, path_b: str, n_boot: int, seed: int
                          for split, metrics in res["splits"].items()})
 
 
-def _warm() -> None:
-    """Import the scorer in a fresh pool process before the first job arrives."""
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def _init_process() -> None:
+    """A pool process: one BLAS thread (the pool already has one process per core: more threads only
+    oversubscribe them), then import the scorer before the first job arrives."""
+    import os
+
+    for var in _THREAD_VARS:
+        os.environ.setdefault(var, "1")
     import casebench.evaluate  # noqa: F401
     import casebench.predictions  # noqa: F401
+
+
+def _noop() -> None:
+    pass
 
 
 # -- the worker ---------------------------------------------------------------------------------------
@@ -117,9 +129,10 @@ class Worker:
             import multiprocessing
 
             # spawn, not fork: the server process has threads and database connections
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
-            for f in [self._pool.submit(_warm) for _ in range(self.processes)]:
-                f.add_done_callback(lambda _f: None)
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_process)
+            for _ in range(self.processes):
+                self._pool.submit(_noop)  # start the processes now rather than at the first upload
         for i in range(max(1, self.processes)):
             t = threading.Thread(target=self._loop, name=f"casebench-scorer-{i}", daemon=True)
             t.start()
