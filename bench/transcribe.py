@@ -118,7 +118,7 @@ def run_casebench(rows: list[dict], clip_dir: Path, out: Path, threads: int, bat
     from casebench.transcribe import transcribe
     from casebench.workspace import Workspace
 
-    root = out / ("ws" if packing else "ws-nopack")
+    root = out / f"ws-{'pack' if packing else 'nopack'}-{batch_size}"
     shutil.rmtree(root, ignore_errors=True)
     ws = Workspace.create(root, "bench-transcribe")
     table = []
@@ -145,7 +145,10 @@ def main() -> None:
                     help="CPU threads of each run")
     ap.add_argument("--batch-size", type=int, default=4, help="casebench: windows decoded together")
     ap.add_argument("--no-plain", action="store_true", help="skip the plain loop (tuning casebench only)")
-    ap.add_argument("--no-pack", action="store_true", help="also run casebench with packing off")
+    ap.add_argument("--no-pack", action="store_true",
+                    help="also run casebench with packing off (batched pipeline alone)")
+    ap.add_argument("--unbatched", action="store_true",
+                    help="also run casebench with packing on and one window per batch (packing alone)")
     ap.add_argument("--show", type=int, default=0, help="print this many transcripts that differ")
     args = ap.parse_args()
 
@@ -161,6 +164,8 @@ def main() -> None:
     if args.no_pack:
         results["casebench, no packing"] = run_casebench(rows, out / "clips", out, args.threads,
                                                          args.batch_size, packing=False)
+    if args.unbatched:
+        results["casebench, batch 1"] = run_casebench(rows, out / "clips", out, args.threads, 1)
     print(f"\n{'run':<24}{'wall s':>8}{'clips/s':>9}{'CPU s':>8}{'CPU s/clip':>11}{'WER %':>7}")
     for name, r in results.items():
         print(f"{name:<24}{r['wall_s']:>8.1f}{len(rows) / r['wall_s']:>9.2f}{r['cpu_s']:>8.1f}"

@@ -334,6 +334,56 @@ def _clip_tasks(ws: Workspace, clips: Any,
     return tasks, languages
 
 
+def _whisper_code(code: str) -> str:
+    """A BCP-47 tag as Whisper's language code: its primary subtag, lower case (``en-US`` -> ``en``)."""
+    return code.replace("_", "-").split("-")[0].strip().lower()
+
+
+def _check_language(language: str, asr: AsrBackend) -> str:
+    """``language`` as a code the model accepts, or ConfigError (English-only model, unknown code)."""
+    from casebench.errors import did_you_mean
+
+    code = _whisper_code(language)
+    known = asr.languages()
+    if code not in known:
+        if not asr.multilingual:
+            raise ConfigError(f"--language {language!r}: the model ({asr.model_id}) is English-only; expected "
+                              "'en', or a multilingual model (--model)")
+        hint = did_you_mean(code, known)
+        raise ConfigError(f"--language {language!r}: not a Whisper language; expected a code such as 'en', "
+                          "'de', 'zh'" + (f" ({hint})" if hint else ""))
+    return code
+
+
+def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
+                    asr: AsrBackend) -> tuple[list[str | None], list[str]]:
+    """The language each clip is decoded in (None: detect) and notes on the choices made.
+
+    ``language`` wins; else an English-only model decodes everything as ``en`` (clips labelled otherwise
+    are counted in a note); else ``clips.language`` when Whisper knows it, else detection (noted).
+    """
+    if language is not None:
+        return [language] * len(clip_langs), []
+    notes = []
+    given = [_whisper_code(x) if x else None for x in clip_langs]
+    if not asr.multilingual:
+        other = Counter(x for x in given if x not in (None, "en"))
+        if other:
+            notes.append(f"{sum(other.values())} clip(s) labelled {dict(other)} in clips.language were "
+                         "transcribed as English: the model is English-only")
+        return ["en"] * len(given), notes
+    known = asr.languages()
+    unknown = Counter(x for x in given if x is not None and x not in known)
+    if unknown:
+        notes.append(f"clips.language {dict(unknown)} is not a Whisper language; those clips' language was "
+                     "detected instead")
+    out = [x if x in known else None for x in given]
+    if None in out:
+        notes.append(f"{out.count(None)} clip(s) without a usable clips.language were decoded one at a time "
+                     "with language detection (set clips.language or --language to pack them)")
+    return out, notes
+
+
 def step_config(backend: AsrBackend, packing: PackingConfig, language: str | None) -> dict:
     """The config whose hash keys the journal: everything that changes the rows, nothing that does not."""
     return {"asr": backend.identity(), "packing": packing.to_dict(), "language": language,
@@ -382,6 +432,8 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
     backend_kwargs = {"options": options.to_dict(), "device": device, "compute_type": compute_type,
                       "cpu_threads": cpu_threads}
     asr = get_backend(backend, model, **{**backend_kwargs, "options": options})
+    if language is not None:
+        language = _check_language(language, asr)
     config = step_config(asr, packing, language)
     journal = ws.resumable(STEP, config, table="transcripts")
     ws.set_section(STEP, config)
@@ -394,12 +446,7 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
     pending = [(t, lang) for t, lang in zip(tasks, clip_langs, strict=True) if t.clip_id not in done]
     if limit is not None:
         pending = pending[:limit]
-    if language is not None:
-        langs = [language] * len(pending)
-    elif not asr.multilingual:
-        langs = ["en"] * len(pending)
-    else:
-        langs = [lang for _, lang in pending]
+    langs, notes = _clip_languages([lang for _, lang in pending], language, asr)
     batches = plan_batches([t for t, _ in pending], langs, packing, batch_size)
 
     total = len(pending)
@@ -434,13 +481,14 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
         "step": STEP, "workspace": str(ws.root), "model": asr.model_id, "config_hash": journal.config_hash,
         "config": config, "engine": engine, "batch_size": batch_size,
         "n_clips": len(clips), "n_already_done": n_before, "n_transcribed": n_now,
-        "n_pending": len(tasks) - n_before - n_now - len(problems),
+        "n_pending": len(set(clips.column("clip_id").to_pylist()) - journal.done_ids()) - len(problems),
         "n_unreadable": len(problems), "unreadable": [p.to_dict() for p in problems],
         "modes": dict(modes), "fallback_reasons": dict(reasons), "n_windows": n_windows,
         "audio_s": round(audio_s, 3), "elapsed_s": round(elapsed, 3),
         "clips_per_s": round(n_now / elapsed, 3) if elapsed > 0 and n_now else None,
         "realtime_factor": round(audio_s / elapsed, 3) if elapsed > 0 and audio_s else None,
         "corpus_wer": corpus_wer_of(ws, table, journal.config_hash),
+        "notes": notes,
     }
     path = ws.reports_dir / "transcribe.json"
     report["report"] = str(path)

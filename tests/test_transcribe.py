@@ -214,6 +214,108 @@ def test_split_words_rules():
 
 
 # --------------------------------------------------------------------------------------------------
+# The batch runner with a fake backend (no model)
+
+
+class FakeBackend(AsrBackend):
+    """Emits one word per stretch of sound (runs of non-zero samples), so packing is checkable by hand;
+    ``drop_in_packed`` drops the words of that stretch index when a window holds several stretches."""
+
+    name, source, licence = "fake", "https://example.org/fake", "none"
+
+    def __init__(self, drop_in_packed: int | None = None, multilingual: bool = False):
+        self.drop, self._multi, self.calls = drop_in_packed, multilingual, []
+
+    model_id = "fake 0: none @0"
+
+    @property
+    def multilingual(self):
+        return self._multi
+
+    def languages(self):
+        return frozenset({"en", "de", "fr"}) if self._multi else frozenset({"en"})
+
+    def identity(self):
+        return {"backend": "fake"}
+
+    def detect_language(self, audio):
+        return "de", 0.9
+
+    def decode(self, audios, language):
+        from casebench.asr.base import Decoded, Segment
+
+        self.calls.append(len(audios))
+        out = []
+        for audio in audios:
+            loud = np.flatnonzero(np.diff(np.r_[0, (audio != 0).astype(int), 0]))
+            runs = [(a / 16000, b / 16000) for a, b in zip(loud[::2], loud[1::2], strict=True)]
+            words = tuple(Word(f" w{i}", s, e, 0.9) for i, (s, e) in enumerate(runs)
+                          if not (len(runs) > 1 and i == self.drop))
+            lang, prob = (language, None) if language else self.detect_language(audio)
+            out.append(Decoded(lang, prob, (Segment(0.0, len(audio) / 16000, "".join(w.word for w in words),
+                                                    -0.1, 0.01, words),)))
+        return out
+
+
+def _fake_tasks(tmp_path, durations):
+    import soundfile as sf
+
+    from casebench.transcribe import ClipTask
+
+    tasks = []
+    for i, d in enumerate(durations):
+        path = tmp_path / f"f{i}.wav"
+        sf.write(path, np.full(int(d * 16000), 0.1, np.float32), 16000)
+        tasks.append(ClipTask(f"f{i}", str(path), d, "w0 extra"))
+    return tasks
+
+
+def test_run_batch_packs_and_redoes_unclean_clips_alone(tmp_path):
+    from casebench.transcribe import run_batch
+
+    tasks = _fake_tasks(tmp_path, [1.0, 2.0, 1.5, 12.0])
+    tasks.append(type(tasks[0])("gone", str(tmp_path / "gone.wav"), 1.0, None))
+    fake = FakeBackend(drop_in_packed=1)
+    res = run_batch(fake, [tasks[:3], [tasks[3]], [tasks[4]]], language="en", packing=PackingConfig(),
+                    config_hash="h" * 16)
+    assert fake.calls == [2, 1]  # one call for the windows, one for the clip redone alone
+    assert dict(res.modes) == {"packed": 2, "single": 1, "fallback": 1}
+    assert dict(res.fallback_reasons) == {"no words": 1} and res.n_windows == 3
+    assert [p.id for p in res.problems] == ["gone"]
+    rows = {r["clip_id"]: r for r in res.rows}
+    assert rows["f1"]["text"] == "w0" and rows["f1"]["words"][0]["end"] == pytest.approx(2.0)
+    assert rows["f2"]["words"][0]["start"] == 0.0 and rows["f2"]["words"][0]["end"] == pytest.approx(1.5)
+    assert rows["f0"]["wer"] == pytest.approx(0.5)  # "w0" against "w0 extra"
+    assert rows["f3"]["language"] == "en" and rows["f3"]["language_prob"] is None
+
+
+def test_clip_languages_choices():
+    from casebench.transcribe import _check_language, _clip_languages, plan_batches
+
+    en, multi = FakeBackend(), FakeBackend(multilingual=True)
+    assert _clip_languages(["en-US", None, "fr"], None, en)[0] == ["en", "en", "en"]
+    assert "English-only" in _clip_languages(["fr"], None, en)[1][0]
+    langs, notes = _clip_languages(["de-DE", None, "xx"], None, multi)
+    assert langs == ["de", None, None] and len(notes) == 2
+    assert _clip_languages(["de", None], "fr", multi)[0] == ["fr", "fr"]
+    with pytest.raises(ConfigError, match="English-only"):
+        _check_language("de", en)
+    with pytest.raises(ConfigError, match="not a Whisper language"):
+        _check_language("klingon", multi)
+    # clips of unknown language are never packed; each language is packed on its own
+    batches = plan_batches([_Task(str(i), 2.0) for i in range(5)], ["de", None, "de", None, "fr"],
+                           PackingConfig(), batch_size=8)
+    assert [(b.language, [len(w) for w in b.windows]) for b in batches] == [("de", [2]), (None, [1, 1]),
+                                                                           ("fr", [1])]
+
+
+def _Task(cid, d):
+    from casebench.transcribe import ClipTask
+
+    return ClipTask(cid, f"/nowhere/{cid}.wav", d)
+
+
+# --------------------------------------------------------------------------------------------------
 # Backends registry (no model)
 
 
@@ -374,6 +476,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(espeak_clips, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own deprecated context fields
 def test_ray_engine_matches_the_local_engine(espeak_clips, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is the optional extra casebench[scale]")
     from casebench.transcribe import transcribe

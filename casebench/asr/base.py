@@ -107,6 +107,10 @@ class AsrBackend(ABC):
         """False for an English-only model (its language is always ``en``)."""
 
     @abstractmethod
+    def languages(self) -> frozenset[str]:
+        """Language codes the model can be told to transcribe (Whisper's: ``en``, ``fr``, ``yue``...)."""
+
+    @abstractmethod
     def identity(self) -> dict[str, Any]:
         """Everything about the backend and model that changes its output (hashed into the step config)."""
 

@@ -142,6 +142,9 @@ class FasterWhisperBackend(AsrBackend):
     def multilingual(self) -> bool:
         return bool(self._model[0].model.is_multilingual)
 
+    def languages(self) -> frozenset[str]:
+        return frozenset(self._model[0].supported_languages)
+
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "faster_whisper": _version("faster-whisper"),
                 "ctranslate2": _version("ctranslate2"), "model": self.model_name,

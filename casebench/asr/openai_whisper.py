@@ -113,6 +113,11 @@ class OpenAIWhisperBackend(AsrBackend):
     def multilingual(self) -> bool:
         return bool(self._model.is_multilingual)
 
+    def languages(self) -> frozenset[str]:
+        from whisper.tokenizer import LANGUAGES
+
+        return frozenset(("en",) if not self.multilingual else LANGUAGES)
+
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "openai_whisper": _version("openai-whisper"),
                 "torch": _version("torch"), "model": self.model_name, "model_fingerprint": self.fingerprint,
