@@ -23,11 +23,13 @@ defined (NaN resamples, e.g. a cluster resample with no conflict items, are left
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 ALPHA = 0.05
+_COPIES_CACHE: dict[tuple, np.ndarray] = {}  # cluster resamples by (seed, n_boot, layout)
 _MAX_DENSE = 40_000_000  # elements of a (resamples x cells) block before we chunk
 
 
@@ -59,9 +61,21 @@ class Bootstrap:
             _, clusters = np.unique(self.clusters[mask], return_inverse=True)
         return Bootstrap(self.n_boot, self.seed, clusters)
 
-    def _cluster_copies(self, rng: np.random.Generator) -> np.ndarray:
-        g = int(self.clusters.max()) + 1 if self.clusters.size else 0
-        return rng.multinomial(g, np.full(g, 1.0 / g), size=self.n_boot) if g else np.zeros((self.n_boot, 0))
+    def _cluster_copies(self) -> np.ndarray:
+        """(n_boot, G) copies of each cluster. They depend only on the seed and the cluster layout, so every
+        metric of a split shares one draw (paired across metrics), and repeated scoring against the same
+        gold (a leaderboard) reuses it from a small cache."""
+        key = (self.seed, self.n_boot, self.clusters.size, hashlib.sha1(self.clusters.tobytes()).hexdigest())
+        copies = _COPIES_CACHE.get(key)
+        if copies is None:
+            g = int(self.clusters.max()) + 1 if self.clusters.size else 0
+            rng = np.random.default_rng([self.seed, g, self.clusters.size])
+            copies = (rng.multinomial(g, np.full(g, 1.0 / g), size=self.n_boot).astype(np.float64) if g
+                      else np.zeros((self.n_boot, 0)))
+            if len(_COPIES_CACHE) >= 32:
+                _COPIES_CACHE.pop(next(iter(_COPIES_CACHE)))
+            _COPIES_CACHE[key] = copies
+        return copies
 
     def counts(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
         """Resampled counts of each cell code: shape (n_boot, n_codes)."""
@@ -78,7 +92,7 @@ class Bootstrap:
             return out
         g = int(self.clusters.max()) + 1
         per_cluster = np.bincount(self.clusters * n_codes + codes, minlength=g * n_codes).reshape(g, n_codes)
-        return self._cluster_copies(rng) @ per_cluster.astype(np.float64)
+        return self._cluster_copies() @ per_cluster.astype(np.float64)
 
     def sums(self, stats: np.ndarray) -> np.ndarray:
         """Resampled column sums of per-item statistics ``stats`` (n, S): shape (n_boot, S)."""
@@ -89,7 +103,7 @@ class Bootstrap:
             g = int(self.clusters.max()) + 1
             per_cluster = np.zeros((g, stats.shape[1]))
             np.add.at(per_cluster, self.clusters, stats)
-            return self._cluster_copies(rng) @ per_cluster
+            return self._cluster_copies() @ per_cluster
         out = np.empty((self.n_boot, stats.shape[1]))
         step = max(1, _MAX_DENSE // max(n, 1))
         for start in range(0, self.n_boot, step):
