@@ -195,8 +195,10 @@ class ShardWriter:
     """Writes one config × split as size-bounded Parquet shards, one row group per :meth:`write`.
 
     Shards are ``<dir>/<split>-<i>.parquet.part`` while open and renamed to
-    ``<split>-<iiiii>-of-<nnnnn>.parquet`` by :meth:`close`. A new shard starts before a row group would be
-    written to a shard that already holds ``shard_bytes``.
+    ``<split>-<iiiii>-of-<nnnnn>.parquet`` by :meth:`close`. A new shard starts when the next row group
+    would take the current one past ``shard_bytes``, so a shard stays under ``shard_bytes`` plus its footer,
+    unless a single row group is larger; callers cut row groups at :attr:`group_bytes` (a quarter of a shard
+    at most; one larger clip is a row group of its own).
     """
 
     def __init__(self, root: Path, folder: str, split: str, features: Any, shard_bytes: int,
@@ -206,6 +208,8 @@ class ShardWriter:
         self.folder, self.split, self.features = folder, split, features
         self.schema = features.arrow_schema
         self.shard_bytes = shard_bytes
+        # a shard can overshoot by one row group: keep row groups to a quarter of a shard at most
+        self.group_bytes = min(ROW_GROUP_BYTES, max(shard_bytes // 4, 1))
         self.options = _parquet_options(self.schema, audio_columns)
         self.parts: list[Path] = []
         self.rows = 0
@@ -240,11 +244,11 @@ class ShardWriter:
 
         if not rows:
             return
-        if self._writer is not None and self._file.tell() >= self.shard_bytes:
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        if self._writer is not None and self._file.tell() + table.nbytes > self.shard_bytes:
             self._close_current()
         if self._writer is None:
             self._open()
-        table = pa.Table.from_pylist(rows, schema=self.schema)
         self._writer.write_table(table, row_group_size=len(rows))
         self.rows += table.num_rows
         self.arrow_bytes += table.nbytes
@@ -583,8 +587,8 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
         raise ConfigError(f"publish folder {out_dir} is inside the workspace {ws.root}; choose a folder outside it")
     if allow_leakage is not None and not str(allow_leakage).strip():
         raise ConfigError("allow_leakage needs a reason (it is printed in the data card)")
-    if shard_bytes < 1024 ** 2:
-        raise ConfigError(f"shard_bytes {shard_bytes}; expected at least 1 MiB")
+    if shard_bytes < 64 * 1024:
+        raise ConfigError(f"shard size {shard_bytes} bytes; expected at least 64 KiB")
     with_annotations = ws.has_table("annotations")
     fields = datacard.card_fields(ws, card, prompt=prompt, with_annotations=with_annotations)
     licence = datacard.hub_licence(fields["licence"], fields.get("licence_url"))
@@ -662,15 +666,15 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
                         problems.append(Problem("audio file does not match clips.sha256 (changed since it was "
                                                 "recorded)", file=str(path), id=r["clip_id"], field="sha256",
                                                 expected=sha[:16] + "..."))
+                    if rows and (len(rows) >= ROW_GROUP_ROWS or pending + len(data) > w.group_bytes):
+                        if not problems:
+                            w.write(rows)
+                        rows, pending = [], 0
                     row = _default_row(r, tax_index, split in hidden)
                     row["audio"] = {"bytes": data, "path": _audio_name(r["path"])}
                     rows.append(row)
                     pending += len(data)
                     audio_bytes += len(data)
-                    if len(rows) >= ROW_GROUP_ROWS or pending >= ROW_GROUP_BYTES:
-                        if not problems:
-                            w.write(rows)
-                        rows, pending = [], 0
                     advance()
                 if rows and not problems:
                     w.write(rows)
