@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -179,7 +180,7 @@ def counted_ratings(annotations: pd.DataFrame, *, include_ground_truth: bool = T
     """The rows aggregation counts as ratings, and counts of what it left out (and why).
 
     Leaves out cancelled rows, rows with no value, ground-truth rows unless ``include_ground_truth``, and
-    all but the latest rating of a rater for the same clip and dimension.
+    all but the latest rating of a rater for the same clip, dimension and channel (``meta_channel``).
     """
     df = annotations.copy()
     n = len(df)
@@ -196,7 +197,9 @@ def counted_ratings(annotations: pd.DataFrame, *, include_ground_truth: bool = T
     df = df[~empty]
     if "created_at" in df.columns:
         df = df.sort_values("created_at", kind="stable", na_position="first")
-    dup = df.duplicated(["clip_id", "rater_id", "dimension"], keep="last")
+    # confidence and is_ambiguous are asked in both projects: a rater's two answers are two ratings
+    key = ["clip_id", "rater_id", "dimension"] + (["meta_channel"] if "meta_channel" in df.columns else [])
+    dup = df.duplicated(key, keep="last")
     out["repeated_ratings_dropped"] = int(dup.sum())
     df = df[~dup]
     out["ratings"] = len(df)
@@ -213,7 +216,11 @@ def _crowdkit(method: str, df: pd.DataFrame, seed: int) -> dict:
         raise MissingDependencyError(f"{method} needs crowd-kit; install casebench[annotation]") from e
     data = df.rename(columns={"rater_id": "worker", "clip_id": "task", "value": "label"})[["worker", "task", "label"]]
     model = DawidSkene(n_iter=100) if method == "dawid-skene" else MACE(n_restarts=10, n_iter=50, random_state=seed)
-    return model.fit_predict(data).to_dict()
+    with warnings.catch_warnings():
+        # crowd-kit 1.4 still uses pandas keywords (inplace=, copy=) that newer pandas deprecates
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        return model.fit_predict(data).to_dict()
 
 
 def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, method: Method = "majority",
@@ -464,9 +471,10 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
               include_ground_truth: bool | None = None, seed: int = 0, write: bool = True) -> AggregateResult:
     """Aggregate the workspace's annotations into its ``labels`` table and ``reports/aggregate.json``.
 
-    Settings not given come from the ``[aggregate]`` section of ``casebench.toml``, then the defaults
-    (majority, tie none, no smoothing, :class:`Thresholds`); the settings used are saved back to
-    ``[aggregate]``. The report includes :func:`intended_match` for synthesized clips. With
+    Settings not given come from the ``[aggregate]`` section of ``casebench.toml`` (written by the curator,
+    never by this step, so one run with another method does not change the next), then the defaults
+    (majority, tie none, no smoothing, :class:`Thresholds`); the settings used are in the report and the
+    ``method`` column. The report includes :func:`intended_match` for synthesized clips. With
     ``write=False`` nothing is written.
     """
     from casebench.workspace import atomic_write_text
@@ -507,7 +515,6 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
         report_path = ws.reports_dir / "aggregate.json"
         result.report["report"] = str(report_path)
         atomic_write_text(report_path, json.dumps(result.report, indent=2, default=_json) + "\n")
-        ws.set_section("aggregate", {**cfg, **settings})
     return result
 
 
