@@ -14,7 +14,7 @@ What is stored per clip (``tables/transcripts.parquet``, schema in :mod:`caseben
   when the clip has a prompt (synthesised clips); the pooled corpus WER goes into the report.
 
 Speed. Whisper pads every input to 30 s, so short emotional clips are packed into windows of up to 28 s
-with 0.8 s of silence between them (:mod:`casebench.asr.packing`), decoded once with word timestamps, and
+with 0.5 s of silence between them (:mod:`casebench.asr.packing`), decoded once with word timestamps, and
 the words split back to their clips by time; clips whose words cannot be assigned cleanly are decoded again
 alone, and clips longer than 10 s are never packed. ``batch_size`` windows are decoded together
 (faster-whisper's batched pipeline). Measured figures: ``bench/transcribe.py``.
