@@ -88,7 +88,7 @@ FP_FLOOR_DB = 40.0
 FP_SMOOTH = 4
 FP_MAX_SHIFT = 8
 FP_MIN_OVERLAP = 0.8
-FP_VERSION = 1
+FP_VERSION = 2
 #: Least share of set bits of a fingerprint that can match another (speech has about half).
 FP_MIN_DENSITY = 0.15
 
@@ -202,8 +202,11 @@ def fingerprint(x: np.ndarray, sr: int) -> Fingerprint:
         x = resample(x, sr, FP_SR)
     if len(x) < FP_FRAME * 2:
         x = np.pad(x, (0, FP_FRAME * 2 - len(x)))
+    from scipy.fft import rfft  # several times faster than numpy's on float32 frames
+
     frames = np.lib.stride_tricks.sliding_window_view(x, FP_FRAME)[::FP_HOP] * _WINDOW
-    energy = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).astype(np.float32) @ _BANDS
+    spectrum = rfft(frames, axis=1)
+    energy = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) @ _BANDS
     if len(energy) > FP_SMOOTH:
         c = np.cumsum(np.vstack([np.zeros((1, FP_BANDS), np.float64), energy]), axis=0)
         energy = c[FP_SMOOTH:] - c[:-FP_SMOOTH]

@@ -334,6 +334,15 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
     ctx["synth"] = {k: v for k, v in ws.section("synth").items() if k != "config_hash"}
     ctx["collect"] = {k: v for k, v in ws.section("collect").items() if k not in ("config_hash", "source")}
     ctx["synthetic"] = bool(ctx["synth"]) or any(str(r["name"]).startswith("synth") for r in ctx["sources"])
+    # per-clip backend parameters written by synth (meta_tts_params, JSON text): the most common settings
+    all_clips = ws.read_df("clips")
+    if "meta_tts_params" in all_clips.columns:
+        params = all_clips.loc[all_clips["clip_id"].isin(meta["clip_id"]), "meta_tts_params"].dropna().astype(str)
+        counts = params.value_counts()
+        ctx["tts_params"] = [{"params": k, "n": int(v)} for k, v in counts.head(8).items()]
+        ctx["tts_params_distinct"] = int(len(counts))
+    else:
+        ctx["tts_params"], ctx["tts_params_distinct"] = [], 0
     # transcription
     if transcripts is not None and len(transcripts):
         tx = transcripts[transcripts["clip_id"].isin(meta["clip_id"])]
