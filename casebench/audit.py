@@ -564,6 +564,8 @@ def audit_splits(splits: pd.DataFrame, clips: pd.DataFrame, *, labels: pd.DataFr
                                    settings, not_run, FOLD_CHECKS)
                 folds.append(rep)
     leaks, warns = [], []
+    if len(names) < 2:
+        warns.append(f"only one split ({', '.join(names) or 'none'}): there is no pair of splits to compare")
     for rep in pairs + folds:
         for check, res in rep["checks"].items():
             if res.get("flagged"):
