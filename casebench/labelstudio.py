@@ -58,13 +58,14 @@ contains the workspace's ``audio/``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -1038,8 +1039,11 @@ def _credentials(url: str | None, token: str | None, ws: Workspace | None) -> tu
     return url.rstrip("/"), token
 
 
-def client(url: str, token: str, *, timeout: float = 60.0):
-    """A label-studio-sdk client (``LabelStudio``) for ``url`` with a legacy token or personal access token."""
+def client(url: str, token: str, *, timeout: float = 60.0, httpx_client: Any = None):
+    """A label-studio-sdk client (``LabelStudio``) for ``url`` with a legacy token or personal access token.
+
+    The client keeps HTTP connections open; :func:`connect` closes them when done.
+    """
     try:
         from label_studio_sdk.client import LabelStudio
     except ImportError as e:  # pragma: no cover
@@ -1047,7 +1051,18 @@ def client(url: str, token: str, *, timeout: float = 60.0):
 
         raise MissingDependencyError("label-studio-sdk is needed to talk to Label Studio; install "
                                      "casebench[annotation]") from e
+    if httpx_client is not None:
+        return LabelStudio(base_url=url, api_key=token, httpx_client=httpx_client)
     return LabelStudio(base_url=url, api_key=token, timeout=timeout)
+
+
+@contextlib.contextmanager
+def connect(url: str, token: str, *, timeout: float = 60.0) -> Iterator[Any]:
+    """``with connect(url, token) as ls:`` a :func:`client` whose connections are closed when the block ends."""
+    import httpx
+
+    with httpx.Client(timeout=timeout, follow_redirects=True) as http:
+        yield client(url, token, httpx_client=http)
 
 
 class _Server:
@@ -1184,8 +1199,7 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
     if recorded.get("url") and recorded["url"].rstrip("/") != url:
         recorded = {}  # another server: its project ids mean nothing here
     result: dict[str, Any] = {}
-    ls = client(url, token)
-    with _Server(url):
+    with _Server(url), connect(url, token) as ls:
         for kind in kinds:
             pid = recorded.get(f"{kind}_project")
             project = None
@@ -1230,8 +1244,7 @@ def title_for(ws: Workspace, kind: str, title: str | None = None) -> str:
 
 def export_project(url: str, token: str, project_id: int) -> list:
     """The JSON export (all tasks) of one project, as parsed JSON."""
-    ls = client(url, token)
-    with _Server(url):
+    with _Server(url), connect(url, token) as ls:
         stream = ls.projects.exports.download_sync(int(project_id), export_type="JSON", download_all_tasks=True,
                                                    download_resources=False)
         data = b"".join(stream) if not isinstance(stream, (bytes, bytearray)) else bytes(stream)

@@ -379,28 +379,28 @@ def round_trip(label_studio):
     ws = make_workspace(server.document_root, n_clips=N_CLIPS, seed=SEED, with_audio=True, subdir="sim",
                         raters_per_clip=N_RATERS)
     pushed = L.push(ws, server.url, server.token, document_root=server.document_root)
-    ls = L.client(server.url, server.token)
-    raters = [ls.users.create(username=f"sim{i}", email=f"sim{i}@casebench.test", password="sim-password-1")
-              for i in range(N_RATERS)]
-    posted = _simulate(ls, ws, raters, SEED)
-    extra = ls.users.create(username="skipper", email="skipper@casebench.test", password="sim-password-1")
-    rec = ws.section("annotation")["label_studio"]
-    acoustic_tasks = list(ls.tasks.list(project=rec["acoustic_project"], fields="all"))
-    semantic_tasks = list(ls.tasks.list(project=rec["semantic_project"], fields="all"))
-    for task in acoustic_tasks[:3]:  # skipped by a sixth rater
-        ls.annotations.create(id=task.id, result=[], completed_by=extra.id, was_cancelled=True)
-    ls.annotations.create(id=semantic_tasks[0].id, result=[], completed_by=extra.id)  # submitted empty
-    gt = ls.annotations.create(id=semantic_tasks[1].id, completed_by=extra.id, ground_truth=True,
-                               result=[_choice("semantic_emotion", "neutral", to="transcript")])
-    r = httpx.post(f"{server.url}/api/tasks/{acoustic_tasks[4].id}/drafts",
-                   headers={"Authorization": f"Token {server.token}"},
-                   json={"result": [_choice("acoustic_emotion", "sad")], "lead_time": 1.0})
-    assert r.status_code == 201, r.text
-    first = L.pull(ws, server.url, server.token)
-    second = L.pull(ws, server.url, server.token)
-    return SimpleNamespace(ws=ws, pushed=pushed, posted=posted, first=first, second=second, ls=ls,
-                           raters=raters, extra=extra, gt=gt, server=server, acoustic_tasks=acoustic_tasks,
-                           semantic_tasks=semantic_tasks)
+    with L.connect(server.url, server.token) as ls:
+        raters = [ls.users.create(username=f"sim{i}", email=f"sim{i}@casebench.test", password="sim-password-1")
+                  for i in range(N_RATERS)]
+        posted = _simulate(ls, ws, raters, SEED)
+        extra = ls.users.create(username="skipper", email="skipper@casebench.test", password="sim-password-1")
+        rec = ws.section("annotation")["label_studio"]
+        acoustic_tasks = list(ls.tasks.list(project=rec["acoustic_project"], fields="all"))
+        semantic_tasks = list(ls.tasks.list(project=rec["semantic_project"], fields="all"))
+        for task in acoustic_tasks[:3]:  # skipped by a sixth rater
+            ls.annotations.create(id=task.id, result=[], completed_by=extra.id, was_cancelled=True)
+        ls.annotations.create(id=semantic_tasks[0].id, result=[], completed_by=extra.id)  # submitted empty
+        gt = ls.annotations.create(id=semantic_tasks[1].id, completed_by=extra.id, ground_truth=True,
+                                   result=[_choice("semantic_emotion", "neutral", to="transcript")])
+        r = httpx.post(f"{server.url}/api/tasks/{acoustic_tasks[4].id}/drafts",
+                       headers={"Authorization": f"Token {server.token}"},
+                       json={"result": [_choice("acoustic_emotion", "sad")], "lead_time": 1.0})
+        assert r.status_code == 201, r.text
+        first = L.pull(ws, server.url, server.token)
+        second = L.pull(ws, server.url, server.token)
+        yield SimpleNamespace(ws=ws, pushed=pushed, posted=posted, first=first, second=second, ls=ls,
+                               raters=raters, extra=extra, gt=gt, server=server, acoustic_tasks=acoustic_tasks,
+                               semantic_tasks=semantic_tasks)
 
 
 @pytest.mark.slow
@@ -528,12 +528,17 @@ def test_token_and_connection_errors(label_studio, tmp_path):
 
 def _golden_scenario(server) -> dict[str, list]:
     """The annotations behind tests/assets/labelstudio/export-*.json, made on a live server."""
-    import httpx
 
     ws = make_workspace(server.document_root, n_clips=3, seed=7, with_audio=True, subdir="golden",
                         raters_per_clip=2)
     L.push(ws, server.url, server.token, document_root=server.document_root, title="golden")
-    ls = L.client(server.url, server.token)
+    with L.connect(server.url, server.token) as ls:
+        return _golden_annotations(ls, ws, server)
+
+
+def _golden_annotations(ls, ws, server) -> dict[str, list]:
+    import httpx
+
     a, b, c = (ls.users.create(username=f"golden{x}", email=f"golden-{x}@casebench.test", password="golden-pw-1")
                for x in "abc")
     rec = ws.section("annotation")["label_studio"]
@@ -587,3 +592,17 @@ def test_golden_export_matches_live_format(label_studio):
                     {k for t in tasks for d in t["drafts"] for k in d})
 
         assert keys(golden) == keys(export)  # the same fields as the server writes today
+
+
+@pytest.mark.slow
+def test_personal_access_token_works_as_well_as_the_legacy_token(round_trip):
+    """Label Studio 1.23 also issues personal access tokens (JWT refresh tokens); the SDK exchanges them for
+    access tokens itself, so push and pull take either kind."""
+    server = round_trip.server
+    with L.connect(server.url, server.token) as ls:
+        pat = ls.tokens.create().token
+    assert pat.count(".") == 2  # a JWT, not a legacy key
+    with L.connect(server.url, pat) as ls:
+        assert ls.users.whoami().email == round_trip.ls.users.whoami().email
+    summary = L.pull(round_trip.ws, server.url, pat, save_exports=False)
+    assert summary.added == 0 and summary.unchanged == len(round_trip.ws.read_df("annotations"))
