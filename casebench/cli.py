@@ -1033,6 +1033,46 @@ def publish_cmd(
         console.print(f"uploaded: {result['upload']['repo_url']}")
 
 
+@app.command("agreement")
+def agreement_cmd(
+    path: Annotated[Path, typer.Argument(
+        help="A workspace folder, a long table (CSV/Parquet: clip_id, rater_id, value[, dimension]) or a "
+             "Label Studio JSON export.")],
+    dimension: Annotated[str | None, typer.Option("--dimension", "-d", help="Only this dimension.")] = None,
+    level: Annotated[str | None, typer.Option(
+        "--level", help="nominal|ordinal|interval|ratio; default: from the annotation schema "
+                        "(categories nominal, ratings interval).")] = None,
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="Taxonomy of a bare Label Studio export.")] = "ekman7",
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write JSON + HTML + rater heatmaps here (default: the workspace's reports/agreement).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Inter-rater agreement per dimension: Krippendorff's α with a bootstrap CI, Fleiss' κ, Gwet's AC1,
+    pairwise Cohen's κ and each rater's agreement with the others."""
+    from casebench.annotations import run_agreement
+
+    result = run_agreement(path, dimension=dimension, level=level, taxonomy=taxonomy, n_boot=n_boot, seed=seed)
+    if report is None and (path.is_dir() or path.name == "casebench.toml"):
+        from casebench.workspace import Workspace
+
+        report = Workspace.open(path).reports_dir / "agreement"
+    if report is not None:
+        from casebench.report import write_agreement_report
+
+        html = write_agreement_report(result, report)
+        if not as_json:
+            err_console.print(f"report: {html}")
+    if as_json:
+        _print_json(result)
+    else:
+        from casebench.report import render_agreement
+
+        render_agreement(result, console)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:

@@ -204,3 +204,100 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     html = env.get_template("report.html.j2").render(r=results, rows=rows, images=images)
     (out / "index.html").write_text(html, encoding="utf-8")
     return out / "index.html"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Agreement
+
+
+def render_agreement(result: dict, console) -> None:
+    """One row per dimension: α, Fleiss κ and Gwet AC1 with CIs; then the least-agreeing rater of each."""
+    from rich.table import Table
+
+    console.print(f"ratings: {result['source']}")
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True, pad_edge=False,
+                  title="agreement (95% CIs over clips)",
+                  title_justify="left")
+    for col in ("dimension", "level", "α", "α 95% CI", "Fleiss κ", "AC1", "units", "raters"):
+        table.add_column(col, no_wrap=True, justify="left" if col in ("dimension", "level") else "right")
+    for dim, r in result["dimensions"].items():
+        alpha = fmt(r["krippendorff_alpha"]).split(" ", 1)
+        fleiss = fmt(r["fleiss_kappa"]).split(" ")[0] if r["fleiss_kappa"].get("applicable") else "n/a"
+        ac1 = fmt(r["gwet_ac1"]).split(" ")[0] if r["gwet_ac1"].get("applicable") else "n/a"
+        table.add_row(dim, r["level"], alpha[0], alpha[1] if len(alpha) > 1 else "", fleiss, ac1,
+                      str(r["n_units"]), str(r["n_raters"]))
+    console.print(table)
+    for dim, r in result["dimensions"].items():
+        scored = [p for p in r["per_rater"] if p.get("agreement_with_consensus") is not None]
+        if scored:
+            worst = min(scored, key=lambda p: p["agreement_with_consensus"])
+            console.print(f"  {dim}: least agreement with the others — rater {worst['rater_id']} "
+                          f"({worst['agreement_with_consensus']:.2f}; {r['per_rater_measure']})")
+        if not r["fleiss_kappa"].get("applicable"):
+            console.print(f"  {dim}: Fleiss κ not applicable: {r['fleiss_kappa'].get('reason')}")
+
+
+def _plot_rater_heatmap(pair: dict, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    k = np.array([[np.nan if v is None else v for v in row] for row in pair["kappa"]], dtype=float)
+    raters = pair["raters"]
+    size = 1.5 + 0.35 * len(raters)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(k, cmap="RdYlGn", vmin=-0.2, vmax=1)
+    ax.set_xticks(range(len(raters)), raters, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(raters)), raters, fontsize=7)
+    if len(raters) <= 12:
+        for i in range(len(raters)):
+            for j in range(len(raters)):
+                if np.isfinite(k[i, j]):
+                    ax.text(j, i, f"{k[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="Cohen's κ" + (f" ({pair['weights']})" if pair.get("weights") else ""))
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_agreement_report(result: dict, out_dir: str | Path) -> Path:
+    """Write ``agreement.json``, ``index.html`` and a rater × rater Cohen's κ heatmap per dimension."""
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import orjson
+
+    from casebench.workspace import atomic_write_bytes, atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "agreement.json", orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    parts = [f"<h1>Inter-rater agreement</h1><p>{html.escape(result['source'])}</p>",
+             "<table><tr><th>dimension</th><th>level</th><th>Krippendorff α [95% CI]</th><th>Fleiss κ</th>"
+             "<th>Gwet AC1</th><th>units</th><th>raters</th><th>ratings</th></tr>"]
+    figures = []
+    for dim, r in result["dimensions"].items():
+        cells = [dim, f"{r['level']} ({r['level_source']})", fmt(r["krippendorff_alpha"]),
+                 fmt(r["fleiss_kappa"]) if r["fleiss_kappa"].get("applicable") else "n/a",
+                 fmt(r["gwet_ac1"]) if r["gwet_ac1"].get("applicable") else "n/a",
+                 r["n_units"], r["n_raters"], r["n_ratings"]]
+        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        pair = r.get("pairwise_cohen_kappa") or {}
+        if pair.get("applicable") and pair.get("raters"):
+            name = f"raters_{''.join(ch if ch.isalnum() else '_' for ch in dim)}.png"
+            _plot_rater_heatmap(pair, out / name, f"{dim}: pairwise Cohen's κ")
+            figures.append((dim, name))
+    parts.append("</table>")
+    parts += [f'<figure><img src="{n}" alt="{html.escape(d)}"><figcaption>{html.escape(d)}</figcaption></figure>'
+              for d, n in figures]
+    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>casebench agreement</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
+            "td,th{border-bottom:1px solid #ddd;padding:.3em .7em}table{border-collapse:collapse}"
+            "figure{display:inline-block}</style></head><body>" + "".join(parts) +
+            "<p><a href='agreement.json'>agreement.json</a></p></body></html>")
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"

@@ -1,0 +1,125 @@
+"""Ratings from wherever they live, as one long table, and the agreement step over them.
+
+``load_ratings`` reads a workspace (its ``annotations`` table), a long table (CSV or Parquet with
+``clip_id``, ``rater_id``, ``value`` and optional ``dimension``), or a Label Studio JSON export (same import
+rules as ``casebench annotate import``). ``run_agreement`` computes the statistics of
+:mod:`casebench.agreement` per dimension; the level of measurement comes from the annotation schema
+(categories nominal, ratings interval) or from the caller, and the report says which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean
+
+KIND_LEVEL = {"emotion": "nominal", "boolean": "nominal", "choices": "nominal", "rating": "interval"}
+
+
+def _schema(taxonomy: str, config: dict | None = None):
+    from casebench.labelstudio import AnnotationSchema
+
+    return AnnotationSchema.from_config(config or {}, taxonomy)
+
+
+def load_ratings(path: str | Path, *, taxonomy: str = "ekman7"):
+    """(ratings DataFrame, annotation schema or None, description of the source).
+
+    Cancelled annotations and ground-truth rows are left out (counted in the description); a long table
+    without a ``dimension`` column is one dimension named ``value``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir() or path.name == "casebench.toml":
+        from casebench.workspace import Workspace
+
+        ws = Workspace.open(path)
+        if not ws.has_table("annotations"):
+            raise InputError(Problem("the workspace has no annotations table yet", file=str(ws.root),
+                                     expected="ratings: run `casebench annotate pull|import|import-csv` first"))
+        df = ws.read_df("annotations")
+        from casebench.labelstudio import annotation_schema
+
+        schema = annotation_schema(ws)
+        source = f"workspace {ws.root}"
+    elif path.suffix.lower() == ".json":
+        from casebench.labelstudio import load_export, parse_export
+
+        schema = _schema(taxonomy)
+        df = pd.DataFrame(parse_export(load_export(path), schema, file=str(path)))
+        source = f"Label Studio export {path}"
+    elif path.suffix.lower() in (".csv", ".parquet", ".tsv"):
+        try:
+            df = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else \
+                pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str,
+                            keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise InputError(Problem("file not found", file=str(path))) from None
+        except Exception as e:  # pandas raises many types for unreadable files
+            raise InputError(Problem(f"cannot read table: {e}", file=str(path))) from None
+        missing = [c for c in ("clip_id", "rater_id", "value") if c not in df.columns]
+        if missing:
+            raise InputError(Problem(f"missing column(s) {missing}", file=str(path),
+                                     expected="a long table with clip_id, rater_id, value (and optional "
+                                              f"dimension); found {list(df.columns)}"))
+        if "dimension" not in df.columns:
+            df["dimension"] = "value"
+        schema = None
+        source = f"long table {path}"
+    else:
+        raise InputError(Problem("unknown kind of ratings file", file=str(path),
+                                 expected="a workspace folder, a CSV/Parquet long table or a Label Studio "
+                                          "JSON export"))
+    n_all = len(df)
+    if "cancelled" in df.columns:
+        df = df[~df["cancelled"].fillna(False).astype(bool)]
+    if "ground_truth" in df.columns:
+        df = df[~df["ground_truth"].fillna(False).astype(bool)]
+    source += f" ({len(df)} ratings used of {n_all}; cancelled and ground-truth rows left out)"
+    return df, schema, source
+
+
+def levels_for(dimensions: list[str], schema, level: str | None, dimension: str | None) -> dict[str, tuple]:
+    """dimension -> (level, where the level came from). A level is never defaulted silently."""
+    if dimension is not None:
+        if dimension not in dimensions:
+            raise ConfigError(f"no ratings for dimension {dimension!r}; the ratings have {sorted(dimensions)}"
+                              + (f" ({h})" if (h := did_you_mean(dimension, dimensions)) else ""))
+        dimensions = [dimension]
+    out = {}
+    for d in dimensions:
+        if level is not None:
+            out[d] = (level, "--level")
+            continue
+        spec = schema.dimensions.get(d) if schema is not None else None
+        if spec is None or spec.kind not in KIND_LEVEL:
+            raise ConfigError(f"dimension {d!r}: no level of measurement known; pass --level "
+                              "nominal|ordinal|interval|ratio (and --dimension to pick one dimension)")
+        out[d] = (KIND_LEVEL[spec.kind], f"annotation schema ({spec.kind})")
+    return out
+
+
+def run_agreement(path: str | Path, *, dimension: str | None = None, level: str | None = None,
+                  taxonomy: str = "ekman7", n_boot: int = 1000, seed: int = 0) -> dict:
+    """Agreement statistics per dimension for the ratings at ``path`` (see :func:`load_ratings`)."""
+    from casebench.agreement import agreement_report
+
+    df, schema, source = load_ratings(path, taxonomy=taxonomy)
+    if df.empty:
+        raise InputError(Problem("no ratings to compare", file=str(path)))
+    levels = levels_for(sorted(df["dimension"].astype(str).unique()), schema, level, dimension)
+    reports = {}
+    for d, (lvl, why) in levels.items():
+        part = df[df["dimension"] == d]
+        spec = schema.dimensions.get(d) if schema is not None else None
+        domain = None
+        if spec is not None and spec.kind == "emotion":
+            domain = list(schema.taxonomy.labels)
+        elif spec is not None and spec.kind == "rating":
+            domain = list(range(spec.low, spec.high + 1))
+        cols = ["clip_id", "rater_id", "dimension", "value"] + (["value_num"] if "value_num" in part.columns else [])
+        rep = agreement_report(part[cols], level=lvl, dimension=d, value_domain=domain, n_boot=n_boot, seed=seed)
+        rep["level_source"] = why
+        reports[d] = rep
+    return {"source": source, "dimensions": reports}
