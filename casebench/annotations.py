@@ -123,3 +123,73 @@ def run_agreement(path: str | Path, *, dimension: str | None = None, level: str 
         rep["level_source"] = why
         reports[d] = rep
     return {"source": source, "dimensions": reports}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Simulated raters (the demo, and tests that need ratings with a known truth)
+
+#: Illustrative valence/arousal/dominance prototypes (1-5 scale) per ekman7 emotion, for simulation only:
+#: the ordering follows the circumplex literature (e.g. Russell 1980), the numbers are not measurements.
+VAD_PROTOTYPES = {
+    "angry": (1.8, 4.3, 4.0), "disgust": (2.0, 3.2, 3.5), "fear": (1.9, 4.0, 1.8), "happy": (4.4, 3.8, 3.6),
+    "neutral": (3.0, 2.2, 3.0), "sad": (1.7, 1.8, 1.9), "surprise": (3.6, 4.2, 2.8),
+}
+
+
+def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: float = 0.8, seed: int = 0,
+                     scale: tuple[int, int] = (1, 5), careless: int = 0) -> list[dict]:
+    """Ratings from a seeded noise model: rater r gives a clip's intended emotion with probability
+    ``p_correct``, else a uniformly random *other* label; acoustic ratings follow ``intended_acoustic``
+    (listening), semantic ratings ``intended_semantic`` (reading); valence/arousal/dominance are the
+    prototype of the intended acoustic emotion plus N(0, 0.6) noise, rounded and clipped to ``scale``.
+    The last ``careless`` raters answer uniformly at random (to exercise the per-rater checks).
+
+    Returns rows of the ``annotations`` table (one per rater x clip x dimension), keyed by a stable
+    annotation id, so importing them twice adds nothing.
+
+    >>> import pandas as pd
+    >>> clips = pd.DataFrame({"clip_id": ["c1"], "intended_acoustic": ["sad"], "intended_semantic": ["happy"]})
+    >>> rows = simulate_ratings(clips, ["happy", "sad"], n_raters=2, p_correct=1.0)
+    >>> sorted({(r["rater_id"], r["dimension"], r["value"]) for r in rows if "emotion" in r["dimension"]})
+    [('sim-00', 'acoustic_emotion', 'sad'), ('sim-00', 'semantic_emotion', 'happy'), \
+('sim-01', 'acoustic_emotion', 'sad'), ('sim-01', 'semantic_emotion', 'happy')]
+    """
+    import datetime as dt
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lo, hi = scale
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    rows = []
+    for clip in clips.itertuples():
+        for r in range(n_raters):
+            rater = f"sim-{r:02d}"
+            careless_rater = r >= n_raters - careless
+            ann_id = f"sim-{seed}-{rater}-{clip.clip_id}"
+            base = {"clip_id": clip.clip_id, "rater_id": rater, "lead_time_s": float(rng.uniform(3, 12)),
+                    "source": f"simulated:seed={seed}", "created_at": now, "cancelled": False,
+                    "ground_truth": False}
+            for dim, truth in (("acoustic_emotion", clip.intended_acoustic),
+                               ("semantic_emotion", clip.intended_semantic)):
+                if truth is None or truth != truth:  # no intended label: nothing to simulate
+                    continue
+                if careless_rater:
+                    value = labels[int(rng.integers(len(labels)))]
+                elif rng.random() < p_correct:
+                    value = truth
+                else:
+                    others = [x for x in labels if x != truth]
+                    value = others[int(rng.integers(len(others)))]
+                rows.append({**base, "dimension": dim, "value": value, "value_num": None,
+                             "annotation_id": f"{ann_id}-{dim[:8]}"})
+            proto = VAD_PROTOTYPES.get(clip.intended_acoustic)
+            if proto is None:
+                continue
+            for dim, centre in zip(("valence", "arousal", "dominance"), proto, strict=True):
+                centre = lo + (centre - 1) * (hi - lo) / 4  # prototypes are on 1-5
+                v = rng.uniform(lo, hi) if careless_rater else centre + rng.normal(0, 0.6)
+                v = int(np.clip(round(v), lo, hi))
+                rows.append({**base, "dimension": dim, "value": str(v), "value_num": float(v),
+                             "annotation_id": f"{ann_id}-acoustic"})
+    return rows
