@@ -606,3 +606,19 @@ def test_personal_access_token_works_as_well_as_the_legacy_token(round_trip):
         assert ls.users.whoami().email == round_trip.ls.users.whoami().email
     summary = L.pull(round_trip.ws, server.url, pat, save_exports=False)
     assert summary.added == 0 and summary.unchanged == len(round_trip.ws.read_df("annotations"))
+
+
+@pytest.mark.slow
+def test_cli_push_and_pull(round_trip, capsys, monkeypatch):
+    server, ws = round_trip.server, round_trip.ws
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)  # the token never goes into casebench.toml
+    assert main(["annotate", "push", str(ws.root), "--document-root", str(server.document_root), "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert {k: p["tasks_added"] for k, p in pushed["projects"].items()} == {"acoustic": 0, "semantic": 0}
+    assert server.token not in ws.config_path.read_text()
+    assert main(["annotate", "pull", str(ws.root), "--no-save"]) == 0  # URL recorded by push
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at the terminal width
+    assert "0 added" in out and "drafts (not imported): 1" in out
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "wrong-token")
+    assert main(["annotate", "pull", str(ws.root)]) == 2
+    assert "refused the token" in capsys.readouterr().err
