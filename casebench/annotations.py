@@ -76,8 +76,20 @@ def load_ratings(path: str | Path, *, taxonomy: str = "ekman7"):
         df = df[~df["cancelled"].fillna(False).astype(bool)]
     if "ground_truth" in df.columns:
         df = df[~df["ground_truth"].fillna(False).astype(bool)]
+    if "meta_channel" in df.columns and not df.empty:
+        # confidence and is_ambiguous are asked when listening and when reading: the same rater then has two
+        # ratings of a clip, one per channel, and each channel is its own dimension for agreement
+        channels = df.groupby("dimension")["meta_channel"].nunique()
+        both = df["dimension"].isin(channels[channels > 1].index) & df["meta_channel"].notna()
+        df = df.copy()
+        df.loc[both, "dimension"] = df.loc[both, "dimension"] + ":" + df.loc[both, "meta_channel"].astype(str)
     source += f" ({len(df)} ratings used of {n_all}; cancelled and ground-truth rows left out)"
     return df, schema, source
+
+
+def _spec(schema, dimension: str):
+    """The schema entry of a dimension, also for per-channel names such as ``confidence:acoustic``."""
+    return None if schema is None else schema.dimensions.get(dimension.split(":")[0])
 
 
 def levels_for(dimensions: list[str], schema, level: str | None, dimension: str | None) -> dict[str, tuple]:
@@ -92,7 +104,7 @@ def levels_for(dimensions: list[str], schema, level: str | None, dimension: str 
         if level is not None:
             out[d] = (level, "--level")
             continue
-        spec = schema.dimensions.get(d) if schema is not None else None
+        spec = _spec(schema, d)
         if spec is None or spec.kind not in KIND_LEVEL:
             raise ConfigError(f"dimension {d!r}: no level of measurement known; pass --level "
                               "nominal|ordinal|interval|ratio (and --dimension to pick one dimension)")
@@ -112,7 +124,7 @@ def run_agreement(path: str | Path, *, dimension: str | None = None, level: str 
     reports = {}
     for d, (lvl, why) in levels.items():
         part = df[df["dimension"] == d]
-        spec = schema.dimensions.get(d) if schema is not None else None
+        spec = _spec(schema, d)
         domain = None
         if spec is not None and spec.kind == "emotion":
             domain = list(schema.taxonomy.labels)

@@ -81,3 +81,24 @@ def test_cli_writes_report_with_heatmaps(ws, capsys):
     rep = ws.reports_dir / "agreement"
     assert (rep / "index.html").exists() and (rep / "agreement.json").exists()
     assert (rep / "raters_acoustic_emotion.png").stat().st_size > 1000
+
+
+def test_dimensions_asked_in_both_projects_are_split_by_channel(tmp_path):
+    import pandas as pd
+
+    from casebench.labelstudio import merge_annotations
+    from casebench.testing import make_workspace
+
+    ws = make_workspace(tmp_path, n_clips=6, with_annotations=True, seed=1)
+    rows = []
+    for clip in ws.read_df("clips").clip_id:
+        for r in ("r1", "r2"):
+            for ch, v in (("acoustic", "4"), ("semantic", "2")):
+                rows.append({"clip_id": clip, "rater_id": r, "dimension": "confidence", "value": v,
+                             "value_num": float(v), "source": f"test:{ch}", "cancelled": False,
+                             "ground_truth": False, "annotation_id": f"{clip}-{r}-{ch}", "meta_channel": ch,
+                             "created_at": pd.Timestamp("2026-01-01", tz="UTC")})
+    merge_annotations(ws, rows)
+    res = run_agreement(ws.root, n_boot=0)
+    assert {"confidence:acoustic", "confidence:semantic"} <= set(res["dimensions"])
+    assert res["dimensions"]["confidence:acoustic"]["n_ratings"] == 12
