@@ -205,3 +205,53 @@ def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: 
                 rows.append({**base, "dimension": dim, "value": str(v), "value_num": float(v),
                              "annotation_id": f"{ann_id}-acoustic"})
     return rows
+
+
+def post_simulated(ws, url: str, token: str, *, n_raters: int = 5, p_correct: float = 0.8, seed: int = 0,
+                   careless: int = 0) -> dict:
+    """Post :func:`simulate_ratings` to a live Label Studio into the workspace's pushed projects, one user
+    per simulated rater (created when missing), as the labelling UI would: acoustic emotion and V/A/D in
+    the acoustic project, the semantic emotion in the semantic project. Returns counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from casebench.labelstudio import annotation_schema, connect
+
+    schema = annotation_schema(ws)
+    lo_hi = next(((s.low, s.high) for s in schema.dimensions.values() if s.kind == "rating"), (1, 5))
+    rows = simulate_ratings(ws.read_df("clips"), list(ws.taxonomy.labels), n_raters=n_raters,
+                            p_correct=p_correct, seed=seed, scale=lo_hi, careless=careless)
+    recorded = ws.section("annotation").get("label_studio") or {}
+    if "acoustic_project" not in recorded:
+        raise InputError(Problem("the workspace has not been pushed to Label Studio", file=str(ws.config_path),
+                                 field="annotation.label_studio", expected="run `casebench annotate push` first"))
+
+    def item(dim: str, value: str, to: str) -> dict:
+        spec = schema.dimensions[dim]
+        if spec.kind == "rating" and spec.widget == "rating":
+            return {"from_name": dim, "to_name": to, "type": "rating", "value": {"rating": int(value)}}
+        return {"from_name": dim, "to_name": to, "type": "choices", "value": {"choices": [value]}}
+
+    with connect(url, token) as ls:
+        existing = {u.username: u.id for u in ls.users.list()}
+        users = {}
+        for r in sorted({row["rater_id"] for row in rows}):
+            users[r] = existing.get(r) or ls.users.create(username=r, email=f"{r}@casebench.local",
+                                                         password="simulated-rater-pw").id
+        jobs = []
+        for kind, obj in (("acoustic", "audio"), ("semantic", "transcript")):
+            tasks = {t.data["clip_id"]: t.id for t in ls.tasks.list(project=recorded[f"{kind}_project"], fields="all")}
+            dims = [d for d in schema.projects[kind] if d in schema.dimensions]
+            results: dict[tuple, list] = {}
+            for row in rows:
+                if row["dimension"] in dims and row["clip_id"] in tasks:
+                    results.setdefault((row["clip_id"], row["rater_id"]), []).append(
+                        item(row["dimension"], row["value"], obj))
+            jobs += [(tasks[c], users[r], res) for (c, r), res in results.items()]
+
+        def post(job):
+            task_id, user_id, result = job
+            return ls.annotations.create(id=task_id, result=result, completed_by=user_id, lead_time=5.0).id
+
+        with ThreadPoolExecutor(4) as pool:  # the server answers requests in threads
+            ids = list(pool.map(post, jobs))
+    return {"raters": len(users), "annotations_posted": len(ids)}

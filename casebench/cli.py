@@ -174,14 +174,22 @@ def taxonomies(as_json: JsonOpt = False) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Where to write the demo's outputs.")] = Path("casebench-demo"),
+    label_studio: Annotated[bool, typer.Option(
+        "--label-studio/--no-label-studio",
+        help="Post the simulated raters' annotations to a real local Label Studio and pull them back, or write "
+             "them straight into the annotations table.")] = True,
+    raters: Annotated[int, typer.Option("--raters", min=2, help="Simulated raters per clip.")] = 5,
+    per_cell: Annotated[int, typer.Option("--per-cell", min=1, help="Clips per acoustic x semantic cell.")] = 2,
     n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the main job on the embedded example: score the shipped example submissions of casebench-mini,
-    compare them, and write an HTML report."""
+    """Run the whole flow on an embedded corpus: synthesize → transcribe → annotate → agreement → aggregate →
+    split → audit → publish → baselines → evaluate → leaderboard export, printing a report."""
     from casebench.demo import run_demo
 
-    summary = run_demo(out, n_boot=n_boot, console=None if as_json else console)
+    summary = run_demo(out, n_boot=n_boot, seed=seed, label_studio=label_studio, n_raters=raters,
+                       per_cell=per_cell, console=None if as_json else console)
     if as_json:
         _print_json(summary)
 

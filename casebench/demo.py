@@ -1,58 +1,198 @@
-"""``casebench demo``: the main job on the embedded example, end to end, printing a report.
+"""``casebench demo``: the whole flow on an embedded corpus, end to end, in a few minutes on 2 cores.
 
-Today the demo scores the example submissions that ship with the embedded benchmark ``casebench-mini``
-(one model that follows the voice, one that follows the words), compares them with paired tests, and
-writes an HTML report per submission.
+synthesize (espeak-ng, 10 voices, every acoustic x semantic pair of ekman7) → transcribe (the bundled
+Whisper tiny.en) → annotate (simulated raters: posted to a real local Label Studio and pulled back, or
+straight into the table with ``--no-label-studio``) → agreement → aggregate → split → audit → publish (and
+load back with ``datasets``) → reference baselines → evaluate on conflict vs congruent test clips → a local
+leaderboard exported as a static site. Every step is the library function its CLI command calls; re-running
+resumes (synthesis and transcription skip finished clips) and rewrites the rest.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from casebench.benchmarks import get_benchmark
+VOICES = ("en-us+m1", "en-us+m3", "en-us+m5", "en-us+m7", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4",
+          "en-gb+m3", "en-gb+f3")
 
 
-def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, console=None) -> dict:
+class _Steps:
+    """Runs named steps, timing each and printing a line per step when a console is given."""
+
+    def __init__(self, console):
+        self.console, self.times = console, {}
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        if self.console is not None:
+            self.console.print(f"[bold cyan]▶ {name}[/]")
+        out = fn(*args, **kwargs)
+        self.times[name] = round(time.perf_counter() - t, 1)
+        return out
+
+
+def _annotate(ws, *, label_studio: bool, n_raters: int, p_correct: float, seed: int, base: Path) -> dict:
+    from casebench.annotations import post_simulated, simulate_ratings
+    from casebench.labelstudio import merge_annotations, pull, push
+
+    if not label_studio:
+        rows = simulate_ratings(ws.read_df("clips"), list(ws.taxonomy.labels), n_raters=n_raters,
+                                p_correct=p_correct, seed=seed, careless=1)
+        summary = merge_annotations(ws, rows)
+        return {"mode": "simulated raters straight into the annotations table", "rows": len(rows),
+                "summary": summary.to_dict() if hasattr(summary, "to_dict") else str(summary)}
+    from casebench.labelstudio_server import local_server, migrated_template, version
+
+    cache = Path.home() / ".cache" / "casebench" / f"label-studio-{version()}"
+    with local_server(base / "label-studio", template_db=migrated_template(cache, base / "label-studio")) as srv:
+        push(ws, srv.url, srv.token, document_root=ws.root.parent, raters_per_clip=n_raters)
+        posted = post_simulated(ws, srv.url, srv.token, n_raters=n_raters, p_correct=p_correct, seed=seed,
+                                careless=1)
+        pulled = pull(ws, srv.url, srv.token)
+    return {"mode": f"simulated raters posted to a local Label Studio {version()} and pulled back", **posted,
+            "pulled": pulled.to_dict() if hasattr(pulled, "to_dict") else str(pulled)}
+
+
+def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio: bool = True,
+             n_raters: int = 5, p_correct: float = 0.8, per_cell: int = 2, console=None) -> dict:
     """Run the demo into ``out``; returns a summary (paths and headline figures). Prints when given a console."""
-    from casebench.evaluate import compare, evaluate
-    from casebench.report import fmt, render, render_compare, write_report
+    import os
+
+    from casebench.aggregate import aggregate
+    from casebench.annotations import run_agreement
+    from casebench.evaluate import evaluate
+    from casebench.publish import split_audit_publish
+    from casebench.report import write_agreement_report
     from casebench.results import model_info, save
+    from casebench.synth import synth
+    from casebench.transcribe import transcribe
+    from casebench.workspace import Workspace
 
-    out = Path(out)
-    bench = get_benchmark("casebench-mini")
-    examples = sorted((bench.gold_path.parent / "examples").glob("*.jsonl"))
-    summary = {"benchmark": bench.name, "out": str(out.resolve()), "models": {}}
-    for path in examples:
-        name = path.stem
-        results = evaluate(path, bench, n_boot=n_boot, seed=seed, model=model_info(name, "demo"))
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # the demo prints its own steps
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    step = _Steps(console)
+    ws = Workspace.create(out / "workspace", "casebench-demo", taxonomy="ekman7", licence="CC0-1.0",
+                          exist_ok=True)
+    summary: dict = {"out": str(out), "workspace": str(ws.root)}
+    summary["synth"] = step("synthesize conflict clips (espeak-ng)", synth, ws, voices=VOICES, per_cell=per_cell,
+                            congruent=3 * per_cell, seed=seed)
+    summary["transcribe"] = step("transcribe (faster-whisper tiny.en)", transcribe, ws)
+    summary["annotate"] = step("annotate (simulated raters)", _annotate, ws, label_studio=label_studio,
+                               n_raters=n_raters, p_correct=p_correct, seed=seed, base=out)
+    agreement = step("agreement", run_agreement, ws.root, n_boot=n_boot, seed=seed)
+    write_agreement_report(agreement, ws.reports_dir / "agreement")
+    summary["agreement"] = {d: r["krippendorff_alpha"] for d, r in agreement["dimensions"].items()}
+    summary["aggregate"] = step("aggregate (majority vote, conflict tags)", aggregate, ws)
+    release = step("split → audit → publish → load back", split_audit_publish, ws, out / "published",
+                   resplit=True, seed=seed, ratios={"train": 0.6, "dev": 0.1, "test": 0.3}, hide_test_labels=True, n_boot=min(n_boot, 200),
+                   card=_card_fields())
+    summary["release"] = {"audit_passed": release["audit"]["passed"], "loaded": release["loaded"],
+                          "audio_roundtrip": release["audio_roundtrip"], "published": str(out / "published"),
+                          "gold": release["publish"].get("gold")}
+    gold = Path(release["publish"]["gold"])
+    summary["baselines"] = {}
+    preds_dir = out / "predictions"
+    for name, preds in step("reference baselines", _baselines, ws, preds_dir, seed).items():
+        from casebench.benchmarks import adhoc_benchmark
+
+        results = evaluate(preds, adhoc_benchmark(gold, ws.taxonomy.name, name="casebench-demo-test"),
+                           n_boot=n_boot, seed=seed, model=model_info(name, "demo", trained_on=["casebench-demo"]))
         save(results, out / "results" / f"{name}.json")
-        html = write_report(results, out / "reports" / name)
-        summary["models"][name] = {
-            "report": str(html), "results": str(out / "results" / f"{name}.json"),
-            **{f"accuracy_{s}": results["splits"][s]["accuracy"] for s in ("all", "conflict", "congruent")},
-            "text_following_rate": results["splits"]["conflict"]["text_following_rate"],
-        }
-        if console is not None:
-            console.rule(f"[bold]{name}")
-            render(results, console)
-    if len(examples) >= 2:
-        cmp = compare(examples[0], examples[1], bench, n_boot=n_boot, seed=seed)
-        summary["compare"] = {"a": examples[0].stem, "b": examples[1].stem,
-                              "accuracy_conflict_diff": cmp["splits"]["conflict"]["accuracy"]["diff"],
-                              "mcnemar_conflict": cmp["mcnemar"]["conflict"]}
-        if console is not None:
-            console.rule("[bold]paired comparison")
-            render_compare(cmp, console)
+        summary["baselines"][name] = {k: results["splits"].get(s, {}).get(m) for k, s, m in (
+            ("accuracy_conflict", "conflict", "accuracy"), ("accuracy_congruent", "congruent", "accuracy"),
+            ("text_following_rate", "conflict", "text_following_rate"))}
+    summary["leaderboard"] = step("leaderboard (static export)", _leaderboard, out, gold, preds_dir, n_boot, seed)
+    summary["times_s"] = step.times
     if console is not None:
-        from rich.table import Table
-
-        console.rule("[bold]summary")
-        table = Table("model", "accuracy (all)", "conflict", "congruent", "follows the words on conflict",
-                      title="casebench-mini, 95% CIs over speakers", title_justify="left")
-        for name, m in summary["models"].items():
-            table.add_row(name, fmt(m["accuracy_all"]), fmt(m["accuracy_conflict"]), fmt(m["accuracy_congruent"]),
-                          fmt(m["text_following_rate"]))
-        console.print(table)
-        for name, m in summary["models"].items():
-            console.print(f"report for {name}: {m['report']}")
+        _print_summary(summary, ws, console)
     return summary
+
+
+def _card_fields() -> dict:
+    """The fields only a curator can fill, filled for the demo corpus."""
+    return {"licence": "CC0-1.0", "consent": "synthetic voices only (espeak-ng); no human speakers",
+            "summary": "A small CASE-style conflict set made by casebench demo: sentences whose words carry one "
+                       "ekman7 emotion spoken by espeak-ng with the prosody of another, rated by simulated raters.",
+            "authors": "casebench demo", "guidelines": "annotation/ in the casebench repository",
+            "limitations": "espeak-ng prosody is a crude emotion signal; the raters are simulated."}
+
+
+def _baselines(ws, preds_dir: Path, seed: int) -> dict[str, Path]:
+    from casebench.baselines import run_baseline
+
+    preds_dir.mkdir(parents=True, exist_ok=True)
+    return {name: run_baseline(name, ws, split="test", out=preds_dir / f"{name}.jsonl", seed=seed)["predictions"]
+            for name in ("majority", "text", "acoustic", "fusion")}
+
+
+def _leaderboard(out: Path, gold: Path, preds_dir: Path, n_boot: int, seed: int) -> dict:
+    """A local leaderboard for the demo's test set: the baselines submitted, scored by the worker's function,
+    exported as a static site."""
+    import yaml
+
+    from casebench.leaderboard.config import LeaderboardConfig, parse_board_arg
+    from casebench.leaderboard.export import export_site
+    from casebench.leaderboard.service import Leaderboard
+    from casebench.leaderboard.worker import Worker
+
+    spec = out / "benchmark" / "casebench-demo.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(yaml.safe_dump({
+        "name": "casebench-demo", "version": "1.0", "taxonomy": "ekman7", "gold": str(gold),
+        "description": "The demo corpus's test split (synthesized conflict clips).", "licence": "CC0-1.0",
+        "citation": "casebench demo", "corpora": ["casebench-demo"],
+        "tasks": [{"name": "emotion", "kind": "categorical", "main_metric": "macro_f1"}],
+        "splits": ["all", "conflict", "congruent"]}))
+    data_dir = out / "leaderboard-data"
+    cfg = LeaderboardConfig(boards=[parse_board_arg(str(spec))], data_dir=data_dir, n_boot=n_boot, seed=seed,
+                            workers=1, secret_key="casebench-demo")
+    lb = Leaderboard(cfg)
+    user = lb.user_by_name("demo") or lb.create_user("demo", "casebench-demo-password")
+    board = next(iter(lb.boards))
+    import shutil
+    import tempfile
+
+    for preds in sorted(preds_dir.glob("*.jsonl")):
+        tmp = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+        shutil.copyfile(preds, tmp)
+        lb.accept(user, board, tmp, preds.name, {"model_name": preds.stem, "model_revision": "demo"},
+                  idempotency_key=f"demo-{preds.stem}")
+    worker = Worker(lb, processes=1).start()
+    try:
+        deadline = time.monotonic() + 600
+        while any(s.status in ("queued", "running") for s in lb.submissions_of(user.id)):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    return export_site(lb, out / "site")
+
+
+def _print_summary(summary: dict, ws, console) -> None:
+    from rich.table import Table
+
+    from casebench.report import fmt
+
+    console.rule("[bold]casebench demo: summary")
+    labels = ws.read_df("labels")
+    conflict_share = float(labels["is_conflict"].fillna(False).mean()) if "is_conflict" in labels else float("nan")
+    console.print(f"clips: {len(ws.read_df('clips'))}  ·  conflict share after aggregation: {conflict_share:.0%}  "
+                  f"·  audit passed: {summary['release']['audit_passed']}")
+    agr = Table("dimension", "Krippendorff α [95% CI]", title="agreement", title_justify="left", show_edge=False)
+    for dim, entry in summary["agreement"].items():
+        agr.add_row(dim, fmt(entry))
+    console.print(agr)
+    table = Table("baseline", "accuracy, conflict clips", "accuracy, congruent clips", "follows the words",
+                  title="baselines on the test split (95% CIs over speakers)", title_justify="left",
+                  show_edge=False)
+    for name, b in summary["baselines"].items():
+        table.add_row(name, fmt(b["accuracy_conflict"]), fmt(b["accuracy_congruent"]), fmt(b["text_following_rate"]))
+    console.print(table)
+    console.print(f"workspace: {summary['workspace']}")
+    console.print(f"published dataset: {summary['release']['published']}")
+    console.print(f"reports: {ws.reports_dir}  ·  results: {Path(summary['out']) / 'results'}")
+    console.print(f"leaderboard site: {summary['leaderboard'].get('out')}/index.html")
+    console.print("step times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()))
