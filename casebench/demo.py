@@ -86,7 +86,8 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
     summary["agreement"] = {d: r["krippendorff_alpha"] for d, r in agreement["dimensions"].items()}
     summary["aggregate"] = step("aggregate (majority vote, conflict tags)", aggregate, ws)
     release = step("split → audit → publish → load back", split_audit_publish, ws, out / "published",
-                   resplit=True, seed=seed, ratios={"train": 0.6, "dev": 0.1, "test": 0.3}, hide_test_labels=True, n_boot=min(n_boot, 200),
+                   resplit=True, seed=seed, ratios={"train": 0.6, "dev": 0.1, "test": 0.3},
+                   hide_test_labels=True, n_boot=min(n_boot, 200),
                    card=_card_fields())
     summary["release"] = {"audit_passed": release["audit"]["passed"], "loaded": release["loaded"],
                           "audio_roundtrip": release["audio_roundtrip"], "published": str(out / "published"),
