@@ -12,7 +12,9 @@ Extraction is the long step of the ``acoustic`` baseline (about 0.1 s of CPU per
 and a re-run, or a later baseline on the same workspace, reads them back instead of recomputing. A row also
 records the audio file's sha256 (from ``clips.sha256``): a clip whose audio changed since is computed again.
 CPU work is spread over a process pool (``workers`` processes, spawned, each with its own openSMILE
-instance); ``workers=1`` runs in this process.
+instance); ``workers=1`` runs in this process. As with any spawned pool, a script that calls this with
+``workers`` > 1 must keep its top-level code under ``if __name__ == "__main__":`` (the workers import the
+main module); the ``casebench`` command and pytest do.
 
 A clip whose audio cannot be read is not dropped: it is listed in :attr:`FeatureTable.failed` with the
 reason (and retried on the next run); a clip too short for openSMILE's windows gets NaN features (listed
@@ -126,13 +128,27 @@ def _init_worker() -> None:
     smile()  # build the extractor once per worker, before the first task
 
 
+def _can_spawn() -> bool:
+    """False when spawned workers could not re-import the main script (``python - < script``, a REPL file
+    that is gone): then the work runs in this process, with a log line, rather than crashing the pool."""
+    import logging
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is None or Path(main_file).is_file():
+        return True
+    logging.getLogger(__name__).info("main script %r is not a file: extracting features in this process", main_file)
+    return False
+
+
 def extract_files(paths: Sequence[str | os.PathLike], *, workers: int = 2, batch_size: int = 8,
                   on_batch=None) -> list[tuple[np.ndarray | None, str | None]]:
     """Features of many files, in order: ``[(features or None, error or None)]``.
 
     ``workers`` > 1 spreads batches of ``batch_size`` files over a spawned process pool; ``on_batch(start,
     results)`` is called in this process as each batch finishes (in completion order), which is where
-    :func:`workspace_features` saves them. With ``workers`` <= 1, or a single batch, it runs here.
+    :func:`workspace_features` saves them. With ``workers`` <= 1, a single batch, or a main script that
+    spawned workers cannot re-import (:func:`_can_spawn`), it runs here.
     """
     paths = [str(p) for p in paths]
     batches = [(i, paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
@@ -144,7 +160,7 @@ def extract_files(paths: Sequence[str | os.PathLike], *, workers: int = 2, batch
         if on_batch is not None:
             on_batch(start, res)
 
-    if workers <= 1 or len(batches) <= 1:
+    if workers <= 1 or len(batches) <= 1 or not _can_spawn():
         for start, chunk in batches:
             done(start, _batch(chunk))
         return results
