@@ -1081,6 +1081,61 @@ def agreement_cmd(
         render_agreement(result, console)
 
 
+@app.command("baseline")
+def baseline_cmd(
+    name: Annotated[str, typer.Argument(
+        help="Reference system: majority, mean-distribution, text, text-minilm, acoustic or fusion.")],
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (clips, splits, labels).")],
+    split: Annotated[str, typer.Option(
+        "--split", help="Split to predict: a split of the splits table, or conflict_test / congruent_test.")] = "test",
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Predictions file to write (default: <workspace>/predictions/NAME-SPLIT.jsonl).")] = None,
+    train_split: Annotated[str, typer.Option("--train-split", help="Split to train on.")] = "train",
+    dev_split: Annotated[str, typer.Option("--dev-split", help="Split the fusion weight is tuned on.")] = "dev",
+    labels: Annotated[str, typer.Option(
+        "--labels", help="auto (the labels table, else intended emotions), labels, or intended.")] = "auto",
+    fusion_weight: Annotated[float | None, typer.Option(
+        "--fusion-weight", min=0.0, max=1.0, help="Fix the text weight of fusion instead of tuning it on dev.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for acoustic features.")] = 2,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a reference system on the workspace's train split and write predictions for a split, ready for
+    `casebench evaluate`. Acoustic features are cached in the workspace (re-runs reuse them)."""
+    from casebench.baselines import BASELINES, baseline
+    from casebench.errors import unknown_name
+
+    if name not in BASELINES:
+        raise unknown_name("baseline", name, BASELINES)
+    summary = baseline(name, workspace, split=split, out=out, train_split=train_split, dev_split=dev_split,
+                       labels=labels, workers=workers, fusion_weight=fusion_weight,
+                       progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    console.print(f"[bold]{name}[/]: {summary['summary']}")
+    console.print(f"trained on {summary['n_train']} '{summary['train_split']}' clip(s) (labels: "
+                  f"{summary['label_source']}); predicted {summary['n_clips']} '{split}' clip(s)")
+    if summary["text_sources"]:
+        console.print("text from: " + ", ".join(f"{k} {v}" for k, v in summary["text_sources"].items() if v))
+    weight = summary["model"].get("text_weight")
+    if weight is not None:
+        console.print(f"fusion weight of the text: {weight} ({summary['model']['weight_from']})")
+    table = Table("clips", "n", "accuracy", "follows the words", title="against the workspace's own labels (no CIs; "
+                  "`casebench evaluate` gives them)", title_justify="left")
+    for part in ("all", "conflict", "congruent"):
+        s = summary["scores"][part]
+        tfr = s.get("text_following_rate")
+        table.add_row(part, str(s["n"]), "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}",
+                      "-" if tfr is None else f"{tfr:.3f}")
+    console.print(table)
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"predictions: {summary['out']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:
