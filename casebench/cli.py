@@ -1136,6 +1136,102 @@ def baseline_cmd(
     console.print(f"predictions: {summary['out']}")
 
 
+# -- corpus importers and cross-corpus benchmarks (casebench/corpora/, casebench/crosscorpus.py) ---------------
+
+
+def _corpus_names() -> list[str]:
+    from casebench.corpora import CORPORA  # the importer modules import only the standard library at load
+
+    return sorted(CORPORA)
+
+
+def _parse_opts(items: list[str] | None) -> dict[str, str]:
+    from casebench.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--opt {item!r}; expected KEY=VALUE (e.g. --opt fold=2)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@app.command("import-corpus")
+def import_corpus_cmd(
+    name: Annotated[str, typer.Argument(
+        help="Corpus (the importer registry): " + ", ".join(_corpus_names()) + ".", metavar="NAME")],
+    path: Annotated[Path, typer.Argument(help="The local copy of the corpus (never downloaded).")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Workspace folder to create (default: ./NAME).")] = None,
+    taxonomy: Annotated[str | None, typer.Option(
+        "--taxonomy", help="casebench taxonomy to map the labels into (default: the corpus's own, e.g. crema6; "
+                           "ekman7 for EmoBox/EMO-SUPERB/EMIS).")] = None,
+    audio: Annotated[str, typer.Option(
+        "--audio", help="link (symlinks, default), copy, or convert (16 kHz mono FLAC).")] = "link",
+    opt: Annotated[list[str] | None, typer.Option(
+        "--opt", help="A corpus option KEY=VALUE, repeatable (emobox: dataset, fold, audio_root; emo-superb: "
+                      "corpus, label_set, fold; ravdess: song; crema-d: skip_uncertain_bad).")] = None,
+    keep_unmapped: Annotated[bool, typer.Option(
+        "--keep-unmapped", help="Keep clips whose class has no counterpart, with a null label.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an earlier import of this corpus in the same workspace.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a local copy of an existing corpus into a new workspace: clips, labels mapped into a casebench
+    taxonomy (original labels kept), official splits; every dropped class and file is counted and noted."""
+    from casebench.corpora import get_corpus, import_corpus
+
+    get_corpus(name)  # an unknown name: the registry's choices and a did-you-mean, before anything is read
+    report = import_corpus(name, path, out if out is not None else Path(name), taxonomy=taxonomy, audio=audio,
+                           options=_parse_opts(opt), keep_unmapped=keep_unmapped, overwrite=overwrite,
+                           progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    for i, line in enumerate(report.lines()):
+        style = "bold" if i == 0 else "yellow" if line.startswith(("note:", "uncertain:")) else ""
+        console.print(f"[{style}]{line}[/]" if style else line, highlight=False)
+    console.print(f"report: {report.report_path}  ·  next: casebench audit {report.workspace} --no-audio")
+
+
+@app.command("benchmark-from")
+def benchmark_from_cmd(
+    workspaces: Annotated[list[Path], typer.Argument(help="Imported workspaces, one per corpus.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for gold.csv and the spec YAML.")],
+    taxonomy: Annotated[str, typer.Option("--taxonomy", help="Benchmark taxonomy every corpus maps into.")
+                        ] = "ekman7",
+    name: Annotated[str | None, typer.Option("--name", help="Benchmark name (default xc-<corpora>).")] = None,
+    version: Annotated[str, typer.Option("--version", help="Benchmark version.")] = "1.0",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Take only this split of each workspace (e.g. test); default every labelled clip.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a cross-corpus benchmark from imported workspaces: one gold table (a corpus column, labels mapped
+    into --taxonomy, unmappable classes dropped per corpus with a note) and a spec with one cross-corpus split
+    per corpus. Score it with: casebench evaluate PREDS --benchmark OUT/NAME.yaml --trained-on ..."""
+    from casebench.crosscorpus import benchmark_from
+
+    built = benchmark_from(workspaces, out, taxonomy=taxonomy, name=name, version=version, split=split,
+                           overwrite=overwrite)
+    if as_json:
+        _print_json(built)
+        return
+    from rich.table import Table
+
+    table = Table("corpus", "taxonomy", "items", "dropped", title=f"{built['name']} v{built['version']} "
+                  f"({built['taxonomy']}; tasks {', '.join(built['tasks'])})", title_justify="left")
+    for corpus, info in built["corpora"].items():
+        table.add_row(corpus, info["taxonomy"], str(info["n_items"]),
+                      ", ".join(f"{k} {v}" for k, v in info["dropped"].items()) or "-")
+    console.print(table)
+    for note in built["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"spec: {built['spec']}  ·  gold: {built['gold']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
     try:

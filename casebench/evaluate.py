@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,9 +47,48 @@ def _num(x) -> float | None:
     return x if np.isfinite(x) else None
 
 
+#: While :func:`score` scores a split for ``samples_out``, every metric entry made is paired here with its
+#: bootstrap samples (a side channel, so the scorers' signatures stay as they are).
+_SAMPLE_SINK: contextvars.ContextVar[list | None] = contextvars.ContextVar("casebench_sample_sink", default=None)
+
+
 def _entry(point, samples: np.ndarray | None, n: int) -> dict:
     lo, hi = percentile_ci(samples) if samples is not None and len(samples) else (np.nan, np.nan)
-    return {"value": _num(point), "ci_low": _num(lo), "ci_high": _num(hi), "n": int(n)}
+    entry = {"value": _num(point), "ci_low": _num(lo), "ci_high": _num(hi), "n": int(n)}
+    sink = _SAMPLE_SINK.get()
+    if sink is not None and samples is not None:
+        sink.append((entry, samples))
+    return entry
+
+
+def cross_corpus_mean(scores: dict, samples: dict, splits: Sequence[str]) -> dict:
+    """Per metric, the mean over the cross-corpus ``splits`` that have it, with a 95% CI from the same resamples.
+
+    Resample b of the mean is the mean of resample b of each split: the corpora are disjoint item sets, each
+    resampled on its own (clusters within the split), so this is a stratified bootstrap of the mean. Each entry
+    is ``{"value", "ci_low", "ci_high", "n" (items over the splits), "splits" (the names averaged)}``; without
+    samples (``n_boot=0``) the CI is null.
+
+    >>> s = {"a": {"uar": {"value": 0.5, "n": 10}}, "b": {"uar": {"value": 0.7, "n": 20}}}
+    >>> boot = {"a": {"uar": np.array([0.4, 0.6])}, "b": {"uar": np.array([0.6, 0.8])}}
+    >>> e = cross_corpus_mean(s, boot, ["a", "b"])["uar"]
+    >>> round(e["value"], 3), e["n"], e["splits"]
+    (0.6, 30, ['a', 'b'])
+    """
+    names = [n for n in splits if n in scores]
+    metrics = list(dict.fromkeys(m for n in names for m, e in scores[n].items()
+                                 if isinstance(e, dict) and "value" in e))
+    out = {}
+    for metric in metrics:
+        have = [n for n in names if isinstance(scores[n].get(metric), dict) and "value" in scores[n][metric]]
+        values = [scores[n][metric]["value"] for n in have]
+        point = np.nan if any(v is None for v in values) else float(np.mean(values))
+        boot = [samples.get(n, {}).get(metric) for n in have]
+        mean_boot = np.mean(np.vstack(boot), axis=0) if boot and all(b is not None for b in boot) else None
+        entry = _entry(point, mean_boot, sum(scores[n][metric]["n"] for n in have))
+        entry["splits"] = have
+        out[metric] = entry
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -210,7 +250,8 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
 
 @np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted
 def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
-          n_boot: int = 1000, seed: int = 0, unit: str = "auto", with_per_class: bool = False) -> dict:
+          n_boot: int = 1000, seed: int = 0, unit: str = "auto", with_per_class: bool = False,
+          samples_out: dict | None = None) -> dict:
     """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
 
     Args:
@@ -222,31 +263,48 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
         vad: dimension -> predicted floats (NaN = none) for the dimensional task.
         n_boot, seed, unit: bootstrap resamples, seed and unit (``item``, ``speaker`` or ``auto``).
         with_per_class: also return per-class precision/recall/F1 under each split's ``per_class`` key.
+        samples_out: when a dict, filled with ``{split: {metric: bootstrap samples}}`` (for
+            :func:`cross_corpus_mean`).
     """
     k = len(gold.taxonomy)
     clusters = _clusters(gold, unit)
     boot_all = Bootstrap(n_boot, seed, clusters)
     out: dict[str, dict] = {}
     for split in splits:
-        mask = gold.mask(split)
-        res: dict[str, dict] = {}
-        if "categorical" in tasks and gold.acoustic is not None:
-            m = mask & (gold.acoustic >= 0)
-            if m.any():
-                sem = None if gold.semantic is None else gold.semantic[m]
-                res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind,
-                                             labels=gold.taxonomy.labels if with_per_class else None))
-        if "distribution" in tasks and gold.distribution is not None:
-            m = mask & np.isfinite(gold.distribution).all(1)
-            if m.any():
-                res.update(score_distribution(gold.distribution[m], dist[m], boot_all.subset(m)))
-        if "dimensional" in tasks and gold.vad:
-            m = mask & np.column_stack([np.isfinite(v) for v in gold.vad.values()]).any(1)
-            if m.any():
-                res.update(score_dimensional({d: v[m] for d, v in gold.vad.items()},
-                                             {d: v[m] for d, v in vad.items()}, boot_all.subset(m)))
+        sink: list | None = [] if samples_out is not None else None
+        token = _SAMPLE_SINK.set(sink)
+        try:
+            res = _score_split(gold, split, tasks, label, dist, vad, k, boot_all, with_per_class)
+        finally:
+            _SAMPLE_SINK.reset(token)
+        if sink is not None:
+            by_entry = {id(e): b for e, b in sink}
+            samples_out[split.name] = {m: by_entry[id(e)] for m, e in res.items() if id(e) in by_entry}
         out[split.name] = res
     return out
+
+
+def _score_split(gold: Gold, split: Split, tasks, label, dist, vad, k: int, boot_all: Bootstrap,
+                 with_per_class: bool) -> dict:
+    """The metrics of one split (see :func:`score`)."""
+    mask = gold.mask(split)
+    res: dict[str, dict] = {}
+    if "categorical" in tasks and gold.acoustic is not None:
+        m = mask & (gold.acoustic >= 0)
+        if m.any():
+            sem = None if gold.semantic is None else gold.semantic[m]
+            res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind,
+                                         labels=gold.taxonomy.labels if with_per_class else None))
+    if "distribution" in tasks and gold.distribution is not None:
+        m = mask & np.isfinite(gold.distribution).all(1)
+        if m.any():
+            res.update(score_distribution(gold.distribution[m], dist[m], boot_all.subset(m)))
+    if "dimensional" in tasks and gold.vad:
+        m = mask & np.column_stack([np.isfinite(v) for v in gold.vad.values()]).any(1)
+        if m.any():
+            res.update(score_dimensional({d: v[m] for d, v in gold.vad.items()},
+                                         {d: v[m] for d, v in vad.items()}, boot_all.subset(m)))
+    return res
 
 
 def baselines(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, n_boot: int, seed: int,
@@ -332,9 +390,19 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     preds = parse_predictions(predictions, gold, renormalize=renormalize, allow_missing=allow_missing)
     tasks = scored_tasks(benchmark, preds)
     arrays = prediction_arrays(preds, gold, tasks)
+    samples: dict = {}
     scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, with_per_class=True,
-                   **arrays)
+                   samples_out=samples, **arrays)
     extra: dict = {"per_class": {}, "confusion": {}}
+    cross = [s.name for s in benchmark.splits if s.kind == "cross-corpus"]
+    if cross:
+        from casebench.results import split_zero_shot
+
+        extra["cross_corpus_mean"] = cross_corpus_mean(scores, samples, cross)
+        flags = split_zero_shot(benchmark, (model or {}).get("trained_on") or [])
+        seen = [n for n in cross if flags.get(n)]
+        if len(seen) < len(cross):  # the model trained on some of them: also the mean over the unseen ones
+            extra["cross_corpus_mean_zero_shot"] = cross_corpus_mean(scores, samples, seen)
     if "categorical" in tasks and gold.acoustic is not None:
         labels = list(gold.taxonomy.labels)
         k = len(labels)

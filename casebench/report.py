@@ -58,7 +58,9 @@ def render(results: dict, console) -> None:
         if not metrics:
             continue
         n = max(e["n"] for e in metrics.values())
-        table = Table(title=f"{split}  (n={n})", title_justify="left", show_edge=False, pad_edge=False)
+        info = (results.get("split_info") or {}).get(split) or {}
+        shot_note = "  ·  NOT zero-shot: the model trained on this corpus" if info.get("zero_shot") is False else ""
+        table = Table(title=f"{split}  (n={n}){shot_note}", title_justify="left", show_edge=False, pad_edge=False)
         table.add_column("metric", no_wrap=True)
         table.add_column("value", justify="right", no_wrap=True)
         table.add_column("95% CI", justify="right", no_wrap=True)
@@ -75,6 +77,17 @@ def render(results: dict, console) -> None:
             table.add_row(f"{metric} {arrow}", value[0], value[1] if len(value) > 1 else "",
                           fmt(base[1]).split(" ")[0] if base else "", flag)
         console.print(table)
+    for key, what in (("cross_corpus_mean", "cross-corpus mean"),
+                      ("cross_corpus_mean_zero_shot", "cross-corpus mean over the corpora the model did not train on")):
+        means = results.get(key) or {}
+        if means:
+            table = Table(title=what, title_justify="left", show_edge=False, pad_edge=False)
+            for col in ("metric", "value", "95% CI", "over"):
+                table.add_column(col, justify="left" if col in ("metric", "over") else "right", no_wrap=True)
+            for metric, entry in means.items():
+                value = fmt(entry).split(" ", 1)
+                table.add_row(metric, value[0], value[1] if len(value) > 1 else "", ", ".join(entry.get("splits", [])))
+            console.print(table)
 
 
 def render_compare(result: dict, console) -> None:

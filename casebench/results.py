@@ -4,7 +4,11 @@ A results object is plain JSON. It carries everything needed to re-derive a scor
 version, the gold table's fingerprint, scorer version (and git commit when run from a checkout), the
 predictions file's sha256, model metadata, bootstrap settings and seed, and the scores laid out as
 ``results["splits"][SPLIT][METRIC] = {"value", "ci_low", "ci_high", "n"}`` (constant baselines under
-``results["baselines"][NAME][SPLIT][METRIC]``).
+``results["baselines"][NAME][SPLIT][METRIC]``). ``results["split_info"][SPLIT]`` says what each split is
+(``kind``, the gold ``column``/``value`` selecting it) and, for a cross-corpus split, whether the model is
+``zero_shot`` there (it did not declare that corpus in ``trained_on``). Benchmarks with cross-corpus splits
+add ``results["cross_corpus_mean"][METRIC]``: the mean over those splits with a CI from the same bootstrap
+(and ``cross_corpus_mean_zero_shot``, over the splits the model did not train on, when it trained on some).
 """
 
 from __future__ import annotations
@@ -42,19 +46,43 @@ def model_info(name: str | None = None, revision: str | None = None, url: str | 
             "trained_on": [c.strip() for c in (trained_on or []) if c.strip()], "description": description}
 
 
+def corpus_key(name: str) -> str:
+    """A corpus name folded for matching: lower case, letters and digits only, so ``CREMA-D``, ``crema_d`` and
+    ``cremad`` (EmoBox's spelling) are one corpus.
+
+    >>> corpus_key("MSP-Podcast") == corpus_key("msppodcast")
+    True
+    """
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
 def zero_shot(benchmark, trained_on: list[str]) -> tuple[bool, list[str]]:
     """Whether a model trained on ``trained_on`` is zero-shot on the benchmark, and the overlapping corpora.
 
-    Overlap is case-insensitive on the benchmark's name and its ``corpora`` (and cross-corpus split values).
+    Overlap is on :func:`corpus_key` (case, dashes and underscores ignored) of the benchmark's name and its
+    ``corpora`` (and cross-corpus split values); the overlap is listed in the benchmark's spelling.
 
     >>> from casebench.benchmarks import get_benchmark
-    >>> zero_shot(get_benchmark("casebench-mini"), ["IEMOCAP", "Mini-Acted"])
+    >>> zero_shot(get_benchmark("casebench-mini"), ["IEMOCAP", "Mini_Acted"])
     (False, ['mini-acted'])
     """
     own = {benchmark.name.lower(), *(c.lower() for c in benchmark.corpora)}
     own |= {str(s.value).lower() for s in benchmark.splits if s.kind == "cross-corpus" and s.value}
-    overlap = sorted({c.lower() for c in trained_on} & own)
+    trained = {corpus_key(c) for c in trained_on if str(c).strip()}
+    overlap = sorted(c for c in own if corpus_key(c) in trained)
     return not overlap, overlap
+
+
+def split_zero_shot(benchmark, trained_on: list[str]) -> dict[str, bool]:
+    """For each cross-corpus split: True when the model did not train on its corpus (zero-shot there).
+
+    >>> from casebench.benchmarks import get_benchmark
+    >>> split_zero_shot(get_benchmark("casebench-mini"), ["mini-acted"])
+    {'mini-acted': False}
+    """
+    trained = {corpus_key(c) for c in trained_on if str(c).strip()}
+    return {s.name: corpus_key(s.value if s.value is not None else s.name) not in trained
+            for s in benchmark.splits if s.kind == "cross-corpus"}
 
 
 def build_results(*, benchmark, gold, preds, tasks, scores, baselines, extra, n_boot, seed, unit,
@@ -63,6 +91,9 @@ def build_results(*, benchmark, gold, preds, tasks, scores, baselines, extra, n_
     model = dict(model or model_info())
     model.setdefault("trained_on", [])
     model["zero_shot"], model["not_zero_shot_on"] = zero_shot(benchmark, model["trained_on"])
+    flags = split_zero_shot(benchmark, model["trained_on"])
+    split_info = {s.name: {"kind": s.kind, "column": s.column, "value": s.value, "zero_shot": flags.get(s.name)}
+                  for s in benchmark.splits if s.name in scores}
     return {
         "schema_version": SCHEMA_VERSION,
         "benchmark": {"name": benchmark.name, "version": benchmark.version, "taxonomy": benchmark.taxonomy.name,
@@ -77,6 +108,7 @@ def build_results(*, benchmark, gold, preds, tasks, scores, baselines, extra, n_
         "seed": seed,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "splits": scores,
+        "split_info": split_info,
         "baselines": baselines,
         **extra,
     }

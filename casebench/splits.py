@@ -366,7 +366,8 @@ def _prepare(clips: pd.DataFrame, labels: pd.DataFrame | None, group_by: Sequenc
 
 
 def _speaker_list(speakers: Sequence[str], limit: int = 5) -> str:
-    speakers = sorted(set(speakers))
+    # unknown speakers arrive as None/NaN (pandas 3 keeps NaN through astype(str)); show them as "?"
+    speakers = sorted({"?" if _missing(s) else str(s) for s in speakers})
     shown = ", ".join(speakers[:limit])
     return shown + (f" and {len(speakers) - limit} more" if len(speakers) > limit else "")
 

@@ -24,6 +24,7 @@ does the part every corpus shares:
 Clip ids are ``<corpus>-<native id>`` (``crema-d-1001_DFA_ANG_XX``), so the clips of several imported
 corpora never collide in a cross-corpus benchmark (:mod:`casebench.crosscorpus`).
 
+>>> from casebench.taxonomy import get_taxonomy
 >>> native = get_taxonomy("iemocap9")
 >>> recs = [Record("a", None, label="exc", native="excited"), Record("b", None, label="fru", native="frustrated"),
 ...         Record("c", None, label="xxx", native=None)]
@@ -44,10 +45,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casebench.errors import ConfigError, InputError, Problem, did_you_mean
-from casebench.taxonomy import Taxonomy, get_taxonomy, list_taxonomies
+
+if TYPE_CHECKING:  # the taxonomy module imports numpy: loaded when an import runs, not for `casebench --help`
+    from casebench.taxonomy import Taxonomy
 
 log = logging.getLogger("casebench.corpora")
 
@@ -323,12 +326,15 @@ def word_taxonomy(words: Sequence[str], target: Taxonomy, *, name: str) -> Taxon
     ``target`` sends each word (folded through :data:`SYNONYMS`) where the first shipped taxonomy that has
     it maps it; a word none has, or one of :data:`NOT_EMOTIONS`, maps to null (dropped with a note).
 
+    >>> from casebench.taxonomy import get_taxonomy
     >>> word_taxonomy(["angry", "sad", "disgust", "fear", "neutral", "happy"], get_taxonomy("ekman7"), name="x").name
     'crema6'
     >>> t = word_taxonomy(["Angry", "Boredom", "Happy"], get_taxonomy("ekman7"), name="emodb")
     >>> t.name, t.mapping_to("ekman7")
     ('emodb', {'angry': 'angry', 'boredom': None, 'happy': 'happy'})
     """
+    from casebench.taxonomy import Taxonomy, get_taxonomy, list_taxonomies
+
     folded = [w.strip().lower() for w in words]
     if len(set(folded)) != len(folded):
         raise InputError(Problem(f"class names {list(words)} repeat after lower-casing", expected="distinct classes"))
@@ -525,6 +531,7 @@ def import_scan(scan: Scan, workspace_dir: str | os.PathLike, *, taxonomy: str |
         InputError: nothing importable was found (every count is in the message).
     """
     from casebench.progress import progress_bar
+    from casebench.taxonomy import Taxonomy, get_taxonomy, list_taxonomies
     from casebench.workspace import Workspace, atomic_write_text
 
     if audio not in AUDIO_MODES:
