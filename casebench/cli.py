@@ -959,8 +959,7 @@ def audit_cmd(
             console.print(f"not run: {check} ({why})")
         console.print(f"report: {report['report_html']}")
     if not report["passed"]:
-        # main() does not pass typer.Exit codes on, so leave with the exit code directly
-        sys.exit(1)
+        raise typer.Exit(1)  # leakage: exit code 1
 
 
 @app.command("publish")
@@ -1234,12 +1233,14 @@ def benchmark_from_cmd(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
+    from rich.markup import escape
+
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # returns the code of a typer.Exit / ctx.exit
     except CasebenchError as e:
         if isinstance(e, InputError) and "--json" in (argv if argv is not None else sys.argv):
             _print_json(e.to_dict())
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except typer.Abort:
         err_console.print("aborted")
@@ -1251,7 +1252,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ def _annotate(ws, *, label_studio: bool, n_raters: int, p_correct: float, seed: 
     from casebench.labelstudio_server import local_server, migrated_template, version
 
     cache = Path.home() / ".cache" / "casebench" / f"label-studio-{version()}"
-    with local_server(base / "label-studio", template_db=migrated_template(cache, base / "label-studio")) as srv:
-        push(ws, srv.url, srv.token, document_root=ws.root.parent, raters_per_clip=n_raters)
+    template = migrated_template(cache, base / "label-studio")
+    with local_server(base / "label-studio", template_db=template, document_root=ws.root.parent) as srv:
+        push(ws, srv.url, srv.token, document_root=srv.document_root, raters_per_clip=n_raters)
         posted = post_simulated(ws, srv.url, srv.token, n_raters=n_raters, p_correct=p_correct, seed=seed,
                                 careless=1)
         pulled = pull(ws, srv.url, srv.token)

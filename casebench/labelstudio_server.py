@@ -96,13 +96,16 @@ def migrated_template(cache_dir: Path, scratch: Path, venv: Path = VENV) -> Path
 @contextlib.contextmanager
 def local_server(base: str | Path, *, token: str = "casebench-local-token-0123456789",
                  password: str = "casebench-local-pw", template_db: Path | None = None,
-                 timeout_s: float = 300, venv: Path = VENV) -> Iterator[LabelStudioServer]:
-    """Run a Label Studio server with data under ``base`` (``data/``, ``files/``, ``server.log``)."""
+                 document_root: str | Path | None = None, timeout_s: float = 300,
+                 venv: Path = VENV) -> Iterator[LabelStudioServer]:
+    """Run a Label Studio server with data under ``base`` (``data/``, ``server.log``); audio is served from
+    ``document_root`` (default ``base/files``), which must contain the workspaces to push."""
     import httpx
 
     exe = executable(venv)
     base = Path(base)
-    data_dir, document_root = base / "data", base / "files"
+    data_dir = base / "data"
+    document_root = Path(document_root) if document_root is not None else base / "files"
     data_dir.mkdir(parents=True, exist_ok=True)
     document_root.mkdir(parents=True, exist_ok=True)
     if template_db is not None and not (data_dir / "label_studio.sqlite3").exists():
