@@ -165,7 +165,7 @@ def run_batch(backend: AsrBackend, windows: Sequence[Sequence[ClipTask]], *, lan
     for (kind, members, spans), dec in zip(plan, decoded, strict=True):
         if kind != "packed":
             task = members[0][0]
-            words = [w for s in dec.segments for w in s.words]
+            words = _clip_words(dec.segments, spans[0][1])
             result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
                                     config_hash))
             result.modes[kind] += 1
@@ -183,13 +183,19 @@ def run_batch(backend: AsrBackend, windows: Sequence[Sequence[ClipTask]], *, lan
                                     config_hash))
             result.modes["packed"] += 1
     if alone:
-        for (task, _), dec in zip(alone, backend.decode([a for _, a in alone], language), strict=True):
-            words = [w for s in dec.segments for w in s.words]
+        for (task, audio), dec in zip(alone, backend.decode([a for _, a in alone], language), strict=True):
+            words = _clip_words(dec.segments, audio.size / SAMPLE_RATE)
             result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
                                     config_hash))
             result.modes["fallback"] += 1
         result.n_windows += len(alone)
     return result
+
+
+def _clip_words(segments: Sequence[Segment], duration: float) -> list[Word]:
+    """The words of a clip decoded alone, times clamped to the clip (Whisper may stretch the last word into
+    the padding), as :func:`~casebench.asr.packing.split_words` does for packed clips."""
+    return [w.shifted(0.0, limit=duration) for s in segments for w in s.words]
 
 
 def _reason_kind(reason: str | None) -> str:
