@@ -76,15 +76,22 @@ def load_ratings(path: str | Path, *, taxonomy: str = "ekman7"):
         df = df[~df["cancelled"].fillna(False).astype(bool)]
     if "ground_truth" in df.columns:
         df = df[~df["ground_truth"].fillna(False).astype(bool)]
-    if "meta_channel" in df.columns and not df.empty:
-        # confidence and is_ambiguous are asked when listening and when reading: the same rater then has two
-        # ratings of a clip, one per channel, and each channel is its own dimension for agreement
-        channels = df.groupby("dimension")["meta_channel"].nunique()
-        both = df["dimension"].isin(channels[channels > 1].index) & df["meta_channel"].notna()
-        df = df.copy()
-        df.loc[both, "dimension"] = df.loc[both, "dimension"] + ":" + df.loc[both, "meta_channel"].astype(str)
+    df = split_channels(df)
     source += f" ({len(df)} ratings used of {n_all}; cancelled and ground-truth rows left out)"
     return df, schema, source
+
+
+def split_channels(df):
+    """Dimensions rated in both projects (``confidence``, ``is_ambiguous``: asked when listening and when
+    reading) become one dimension per channel, ``confidence:acoustic`` and ``confidence:semantic``: the same
+    rater has two ratings of a clip there, and each channel is its own question."""
+    if "meta_channel" not in df.columns or df.empty:
+        return df
+    channels = df.groupby("dimension")["meta_channel"].nunique()
+    both = df["dimension"].isin(channels[channels > 1].index) & df["meta_channel"].notna()
+    df = df.copy()
+    df.loc[both, "dimension"] = df.loc[both, "dimension"] + ":" + df.loc[both, "meta_channel"].astype(str)
+    return df
 
 
 def _spec(schema, dimension: str):
@@ -92,35 +99,59 @@ def _spec(schema, dimension: str):
     return None if schema is None else schema.dimensions.get(dimension.split(":")[0])
 
 
-def levels_for(dimensions: list[str], schema, level: str | None, dimension: str | None) -> dict[str, tuple]:
-    """dimension -> (level, where the level came from). A level is never defaulted silently."""
+#: Levels for dimensions whose schema kind alone would mislead (a 1-5 confidence is ordered, not interval).
+DIMENSION_LEVELS = {"confidence": "ordinal"}
+
+
+def levels_for(dimensions: list[str], schema, level: str | None = None, dimension: str | None = None,
+               configured: dict | None = None) -> dict[str, tuple]:
+    """dimension -> (level, where the level came from). A level is never defaulted silently: it comes from
+    ``level`` (the caller), ``[annotation] levels`` (``configured``), :data:`DIMENSION_LEVELS`, or the
+    annotation schema's kind of the dimension (categories nominal, ratings interval); else ConfigError."""
     if dimension is not None:
         if dimension not in dimensions:
             raise ConfigError(f"no ratings for dimension {dimension!r}; the ratings have {sorted(dimensions)}"
                               + (f" ({h})" if (h := did_you_mean(dimension, dimensions)) else ""))
         dimensions = [dimension]
+    configured = configured or {}
     out = {}
     for d in dimensions:
+        base = d.split(":")[0]
+        spec = _spec(schema, d)
         if level is not None:
             out[d] = (level, "--level")
-            continue
-        spec = _spec(schema, d)
-        if spec is None or spec.kind not in KIND_LEVEL:
+        elif base in configured:
+            out[d] = (configured[base], "[annotation] levels")
+        elif base in DIMENSION_LEVELS:
+            out[d] = (DIMENSION_LEVELS[base], "casebench default for this dimension")
+        elif spec is not None and spec.kind in KIND_LEVEL:
+            out[d] = (KIND_LEVEL[spec.kind], f"annotation schema ({spec.kind})")
+        else:
             raise ConfigError(f"dimension {d!r}: no level of measurement known; pass --level "
-                              "nominal|ordinal|interval|ratio (and --dimension to pick one dimension)")
-        out[d] = (KIND_LEVEL[spec.kind], f"annotation schema ({spec.kind})")
+                              "nominal|ordinal|interval|ratio (and --dimension to pick one dimension), or set "
+                              "[annotation] levels in casebench.toml")
     return out
 
 
-def run_agreement(path: str | Path, *, dimension: str | None = None, level: str | None = None,
-                  taxonomy: str = "ekman7", n_boot: int = 1000, seed: int = 0) -> dict:
-    """Agreement statistics per dimension for the ratings at ``path`` (see :func:`load_ratings`)."""
+def agreement_reports(df, schema, *, level: str | None = None, dimension: str | None = None,
+                      configured: dict | None = None, n_boot: int = 1000, seed: int = 0,
+                      collect_errors: bool = False) -> dict[str, dict]:
+    """:func:`casebench.agreement.agreement_report` per dimension of a long ratings table, with the level and
+    value domain from the schema (see :func:`levels_for`). With ``collect_errors`` a dimension that cannot be
+    scored gets ``{"error": message}`` instead of raising (the data card lists it)."""
     from casebench.agreement import agreement_report
+    from casebench.errors import CasebenchError
 
-    df, schema, source = load_ratings(path, taxonomy=taxonomy)
-    if df.empty:
-        raise InputError(Problem("no ratings to compare", file=str(path)))
-    levels = levels_for(sorted(df["dimension"].astype(str).unique()), schema, level, dimension)
+    dims = sorted(df["dimension"].dropna().astype(str).unique())
+    if collect_errors:
+        levels, failed = {}, {}
+        for d in dims if dimension is None else [dimension]:
+            try:
+                levels.update(levels_for(dims, schema, level, d, configured))
+            except CasebenchError as e:
+                failed[d] = {"error": str(e).splitlines()[0]}
+    else:
+        levels, failed = levels_for(dims, schema, level, dimension, configured), {}
     reports = {}
     for d, (lvl, why) in levels.items():
         part = df[df["dimension"] == d]
@@ -130,10 +161,32 @@ def run_agreement(path: str | Path, *, dimension: str | None = None, level: str 
             domain = list(schema.taxonomy.labels)
         elif spec is not None and spec.kind == "rating":
             domain = list(range(spec.low, spec.high + 1))
-        cols = ["clip_id", "rater_id", "dimension", "value"] + (["value_num"] if "value_num" in part.columns else [])
-        rep = agreement_report(part[cols], level=lvl, dimension=d, value_domain=domain, n_boot=n_boot, seed=seed)
+        cols = [c for c in ("clip_id", "rater_id", "dimension", "value", "value_num", "cancelled") if c in part]
+        try:
+            rep = agreement_report(part[cols], level=lvl, dimension=d, value_domain=domain, n_boot=n_boot, seed=seed)
+        except CasebenchError as e:
+            if not collect_errors:
+                raise
+            failed[d] = {"error": str(e).splitlines()[0], "level": lvl}
+            continue
         rep["level_source"] = why
         reports[d] = rep
+    return {**reports, **failed}
+
+
+def run_agreement(path: str | Path, *, dimension: str | None = None, level: str | None = None,
+                  taxonomy: str = "ekman7", n_boot: int = 1000, seed: int = 0) -> dict:
+    """Agreement statistics per dimension for the ratings at ``path`` (see :func:`load_ratings`)."""
+    df, schema, source = load_ratings(path, taxonomy=taxonomy)
+    if df.empty:
+        raise InputError(Problem("no ratings to compare", file=str(path)))
+    configured = None
+    if Path(path).is_dir() or Path(path).name == "casebench.toml":
+        from casebench.workspace import Workspace
+
+        configured = Workspace.open(path).section("annotation").get("levels")
+    reports = agreement_reports(df, schema, level=level, dimension=dimension, configured=configured,
+                                n_boot=n_boot, seed=seed)
     return {"source": source, "dimensions": reports}
 
 

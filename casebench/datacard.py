@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from casebench.errors import CasebenchError, ConfigError
+from casebench.errors import ConfigError
 
 #: Fields only the curator can fill; the card is never published with one of them empty.
 REQUIRED_FIELDS: dict[str, str] = {
@@ -58,10 +58,6 @@ OPTIONAL_FIELDS: dict[str, str] = {
 #: Folder of the card templates (top-level ``data_cards/``; overridable with CASEBENCH_DATA_CARDS).
 DATA_CARDS_DIR = Path(os.environ.get("CASEBENCH_DATA_CARDS", Path(__file__).resolve().parents[1] / "data_cards"))
 
-#: Levels of measurement used for the agreement figures when ``[annotation] levels`` does not say.
-DEFAULT_LEVELS = {"acoustic_emotion": "nominal", "semantic_emotion": "nominal", "valence": "interval",
-                  "arousal": "interval", "dominance": "interval", "confidence": "ordinal",
-                  "is_ambiguous": "nominal"}
 
 
 def _blank(v: Any) -> bool:
@@ -240,25 +236,20 @@ def conflict_heatmap(labels: pd.DataFrame, taxonomy: Sequence[str], path: Path) 
 
 
 def _agreement(annotations: pd.DataFrame, ws: Any, n_boot: int, seed: int) -> tuple[list[dict], dict]:
-    from casebench.agreement import agreement_report
+    """Rows of the card's agreement table: the same statistics, levels and channels as `casebench agreement`."""
+    from casebench.annotations import agreement_reports, split_channels
+    from casebench.labelstudio import annotation_schema
 
     configured = ws.section("annotation").get("levels", {}) or {}
+    reports = agreement_reports(split_channels(annotations), annotation_schema(ws), configured=configured,
+                                n_boot=n_boot, seed=seed, collect_errors=True)
     rows, levels = [], {}
-    tax = list(ws.taxonomy.labels)
-    for dim in sorted(annotations["dimension"].dropna().unique(), key=str):
-        part = annotations[annotations["dimension"] == dim]
-        level = configured.get(dim) or DEFAULT_LEVELS.get(dim)
-        if level is None:
-            numeric = part["value_num"].notna().all() if "value_num" in part else False
-            level = "interval" if numeric else "nominal"
-        levels[dim] = level
-        domain = tax if dim in ("acoustic_emotion", "semantic_emotion") else None
-        try:
-            rep = agreement_report(part, level=level, dimension=dim, value_domain=domain, n_boot=n_boot, seed=seed)
-        except CasebenchError as e:
-            rows.append({"dimension": dim, "level": level, "error": str(e).splitlines()[0]})
+    for dim, rep in sorted(reports.items()):
+        if "error" in rep:
+            rows.append({"dimension": dim, "level": rep.get("level"), "error": rep["error"]})
             continue
-        rows.append({"dimension": dim, "level": level, "n_units": rep["n_units"], "n_raters": rep["n_raters"],
+        levels[dim] = rep["level"]
+        rows.append({"dimension": dim, "level": rep["level"], "n_units": rep["n_units"], "n_raters": rep["n_raters"],
                      "n_ratings": rep["n_ratings"], **{k: rep[k] for k in ("krippendorff_alpha", "fleiss_kappa",
                                                                           "gwet_ac1")}})
     return rows, levels
