@@ -48,6 +48,9 @@ FEATURE_SET = "eGeMAPSv02"
 FEATURE_LEVEL = "Functionals"
 #: Journal step name in the workspace (``tables/.parts/features/<config hash>/``).
 STEP = "features"
+#: Fewest files worth a process pool: spawning a worker (Python, openSMILE, its extractor) takes about 1 s,
+#: the work of some 20-30 clips of 3 s on this project's 2-core machine (bench/features.py).
+POOL_MIN_CLIPS = 32
 #: Sample rate the features are computed at (the workspace's rate; other rates are resampled first).
 SAMPLE_RATE = 16000
 
@@ -142,13 +145,14 @@ def _can_spawn() -> bool:
 
 
 def extract_files(paths: Sequence[str | os.PathLike], *, workers: int = 2, batch_size: int = 8,
-                  on_batch=None) -> list[tuple[np.ndarray | None, str | None]]:
+                  on_batch=None, min_pool_clips: int | None = None) -> list[tuple[np.ndarray | None, str | None]]:
     """Features of many files, in order: ``[(features or None, error or None)]``.
 
     ``workers`` > 1 spreads batches of ``batch_size`` files over a spawned process pool; ``on_batch(start,
     results)`` is called in this process as each batch finishes (in completion order), which is where
-    :func:`workspace_features` saves them. With ``workers`` <= 1, a single batch, or a main script that
-    spawned workers cannot re-import (:func:`_can_spawn`), it runs here.
+    :func:`workspace_features` saves them. It runs here instead with ``workers`` <= 1, a single batch, fewer
+    than ``min_pool_clips`` files (default :data:`POOL_MIN_CLIPS`: starting the workers costs more than
+    it saves), or a main script that spawned workers cannot re-import (:func:`_can_spawn`).
     """
     paths = [str(p) for p in paths]
     batches = [(i, paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
@@ -160,7 +164,8 @@ def extract_files(paths: Sequence[str | os.PathLike], *, workers: int = 2, batch
         if on_batch is not None:
             on_batch(start, res)
 
-    if workers <= 1 or len(batches) <= 1 or not _can_spawn():
+    small = len(paths) < (POOL_MIN_CLIPS if min_pool_clips is None else min_pool_clips)
+    if workers <= 1 or len(batches) <= 1 or small or not _can_spawn():
         for start, chunk in batches:
             done(start, _batch(chunk))
         return results
@@ -218,7 +223,8 @@ def _cached(journal, want: dict[str, str | None]) -> dict[str, np.ndarray]:
 
 
 def workspace_features(workspace: Any, clip_ids: Sequence[str] | None = None, *, workers: int = 2,
-                       batch_size: int = 8, progress: bool = False) -> FeatureTable:
+                       batch_size: int = 8, progress: bool = False,
+                       min_pool_clips: int | None = None) -> FeatureTable:
     """eGeMAPS features of a workspace's clips (all, or ``clip_ids``), from the cache or computed now.
 
     Computed rows are saved batch by batch in the ``features`` journal, so an interrupted run loses at most
@@ -264,7 +270,7 @@ def workspace_features(workspace: Any, clip_ids: Sequence[str] | None = None, *,
                 journal.write(rows)
             advance(len(res))
 
-        extract_files(paths, workers=workers, batch_size=batch_size, on_batch=save)
+        extract_files(paths, workers=workers, batch_size=batch_size, on_batch=save, min_pool_clips=min_pool_clips)
     matrix = np.full((len(ids), len(names)), np.nan)
     for i, c in enumerate(ids):
         row = have.get(c, computed.get(c))
