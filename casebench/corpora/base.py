@@ -247,22 +247,34 @@ def walk_files(root: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES, *, scan: Sc
             yield Path(dirpath) / name
 
 
-def index_files(files: Iterable[Path], key_of, scan: Scan, root: Path) -> dict[str, Path]:
-    """``key -> file`` for files whose name ``key_of`` accepts (returns the key, or None: counted as
-    ``unparsed_file_names``); a second file with the same key is counted as ``duplicate_files`` and
-    ignored (the first in sorted path order wins)."""
-    out: dict[str, Path] = {}
-    for f in files:
-        key = key_of(f)
-        if key is None:
-            scan.count("unparsed_file_names", f.relative_to(root).as_posix())
+def named_files(root: Path, parse, scan: Scan, *, suffixes: Iterable[str] = (".wav",),
+                rel_to: Path | None = None) -> Iterator[tuple[Path, str, dict]]:
+    """The files under ``root`` whose name a corpus's ``parse(stem)`` reads: ``(file, path relative to
+    rel_to (default root), fields)``, in sorted order.
+
+    ``parse`` returns the fields (a dict; ``fields["key"]``, when set, is the item's id, else the stem), None
+    for a name that is not the corpus's (counted as ``unparsed_file_names``) or a string saying why a
+    corpus name is invalid (``invalid_file_names``). Every file seen counts as ``files_found``; a second file
+    with the same key as ``duplicate_files`` (the first in sorted path order wins).
+    """
+    seen: dict[str, str] = {}
+    rel_to = rel_to or root
+    for f in walk_files(root, suffixes, scan=scan):
+        scan.count("files_found")
+        rel = relpath(f, rel_to)
+        fields = parse(f.stem)
+        if fields is None:
+            scan.count("unparsed_file_names", rel)
             continue
-        if key in out:
-            scan.count("duplicate_files", f"{f.relative_to(root).as_posix()} (same id as "
-                                          f"{out[key].relative_to(root).as_posix()})")
+        if isinstance(fields, str):
+            scan.count("invalid_file_names", f"{rel} ({fields})")
             continue
-        out[key] = f
-    return out
+        key = fields.get("key", f.stem)
+        if key in seen:
+            scan.count("duplicate_files", f"{rel} (same id as {seen[key]})")
+            continue
+        seen[key] = rel
+        yield f, rel, fields
 
 
 def match_audio(scan: Scan, files: Mapping[str, Path], *, labelled: Iterable[str] | None = None) -> None:

@@ -135,22 +135,8 @@ def scan(corpus_dir: str | os.PathLike, *, skip_uncertain_bad: bool = False) -> 
         sc.note(f"no AudioWAV/ folder under {root}: looking for the wav files anywhere below it")
     demo = _demographics(root, sc)
     votes = _votes(root)
-    seen: dict[str, Path] = {}
     uncertain_present = []
-    for f in base.walk_files(wav_dir, (".wav",), scan=sc):
-        sc.count("files_found")
-        rel = f.relative_to(root).as_posix()
-        fields = parse_name(f.stem)
-        if fields is None:
-            sc.count("unparsed_file_names", rel)
-            continue
-        if isinstance(fields, str):
-            sc.count("invalid_file_names", f"{rel} ({fields})")
-            continue
-        if f.stem in seen:
-            sc.count("duplicate_files", f"{rel} (same name as {seen[f.stem].relative_to(root).as_posix()})")
-            continue
-        seen[f.stem] = f
+    for f, rel, fields in base.named_files(wav_dir, parse_name, sc, rel_to=root):
         if f.stem in KNOWN_BAD:
             sc.count("known_bad_skipped", f"{rel} (no usable audio)")
             continue

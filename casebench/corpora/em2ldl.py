@@ -33,8 +33,8 @@ Quirks handled:
 - a distribution mapped into a smaller taxonomy (ekman7) loses the mass of the petals without a counterpart
   (trust, anticipation, ...) with a note and is renormalised; ties of the argmax are counted.
 
-Uncertain: the full corpus's audio layout is not published. Audio files anywhere below ``corpus_dir``
-(``labels/`` and ``models/`` excepted) are matched by the **leading integer of the file name** (as the demos are
+Uncertain: the full corpus's audio layout is not published. Audio files anywhere below ``corpus_dir`` are
+matched by the **leading integer of the file name** (as the demos are
 named ``{id4}_{mbti}_{lang}.WAV``); where the name has a third field it is checked against the ``lang`` column
 (disagreements counted as ``file_name_disagrees_with_labels``).
 """
@@ -68,6 +68,19 @@ SPLIT_FILES = {"train": "train_ids.csv", "dev": "val_ids.csv", "test": "test_ids
 META_COLUMNS = ("speaker ID", "gender", "age", "ageClass", "mbtiSingle", "mbtiDouble", "lang")
 LANGS = {"ce": "yue,en", "me": "cmn,en", "mc": "cmn,yue"}
 _AUDIO_ID = re.compile(r"^(\d+)(?:_(.*))?$")
+
+
+def _audio_name(stem: str) -> dict | None:
+    """The AudioID (and the other ``_`` fields) of an audio file name; None when it does not start with one.
+
+    >>> _audio_name("0001_intj_ce")
+    {'key': '0001', 'audio_id': 1, 'rest': ['intj', 'ce']}
+    """
+    m = _AUDIO_ID.match(stem)
+    if not m:
+        return None
+    aid = int(m.group(1))
+    return {"key": f"{aid:04d}", "audio_id": aid, "rest": (m.group(2) or "").split("_") if m.group(2) else []}
 
 
 def _label_rows(root: Path, sc: base.Scan):
@@ -203,24 +216,11 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
     for rec in sc.records:  # the corpus has no single label: keep the argmax in its own taxonomy as the original
         rec.label = classes[max(range(len(classes)), key=lambda j: rec.dist[j])]
     files: dict[str, Path] = {}
-    for f in base.walk_files(root, base.AUDIO_SUFFIXES, scan=sc):
-        rel = f.relative_to(root).as_posix()
-        if rel.startswith(("labels/", "models/")):
-            continue
-        sc.count("files_found")
-        m = _AUDIO_ID.match(f.stem)
-        if not m:
-            sc.count("unparsed_file_names", rel)
-            continue
-        aid = int(m.group(1))
-        key = f"{aid:04d}"
-        if key in files:
-            sc.count("duplicate_files", f"{rel} (same AudioID as {files[key].relative_to(root).as_posix()})")
-            continue
-        rest = (m.group(2) or "").split("_")
+    for f, rel, fields in base.named_files(root, _audio_name, sc, suffixes=base.AUDIO_SUFFIXES):
+        aid, rest = fields["audio_id"], fields["rest"]
         if len(rest) >= 2 and aid in lang_of and rest[-1].lower() != lang_of[aid].lower():
             sc.count("file_name_disagrees_with_labels", f"{rel} (lang {lang_of[aid]} in the label file)")
-        files[key] = f
+        files[fields["key"]] = f
     base.match_audio(sc, files)
     sc.uncertain.append("the full corpus's audio layout is not published: audio files are matched by the leading "
                         "integer of their name (the audio_demos naming {id4}_{mbti}_{lang}.WAV)")

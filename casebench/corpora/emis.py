@@ -96,22 +96,8 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
 
     root = Path(corpus_dir).expanduser().resolve()
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (TTS design: voice vs words)")
-    seen: dict[str, Path] = {}
     other_tts = set()
-    for f in base.walk_files(root, (".wav",), scan=sc):
-        sc.count("files_found")
-        rel = f.relative_to(root).as_posix()
-        fields = parse_name(f.stem)
-        if fields is None:
-            sc.count("unparsed_file_names", rel)
-            continue
-        if isinstance(fields, str):
-            sc.count("invalid_file_names", f"{rel} ({fields})")
-            continue
-        if f.stem in seen:
-            sc.count("duplicate_files", f"{rel} (same name as {seen[f.stem].relative_to(root).as_posix()})")
-            continue
-        seen[f.stem] = f
+    for f, rel, fields in base.named_files(root, parse_name, sc):
         if fields["condition"] is not None and fields["text_emotion"] == "neutral":
             sc.count("neutral_text_with_condition", rel)
         if fields["tts"] not in KNOWN_TTS:

@@ -206,11 +206,10 @@ def scan(corpus_dir: str | os.PathLike, *, corpus: str | None = None, label_set:
             split=base.fold_split(split) if split else None, split_where=f"{rel}:{line}", where=f"{rel}:{line}",
             meta={"file_name": fname}))
     audio_dir = folder / "Audios"
-    files = base.index_files(base.walk_files(audio_dir, base.AUDIO_SUFFIXES, scan=sc), lambda f: f.stem, sc,
-                             folder) if audio_dir.is_dir() else {}
+    files = {f.stem: f for f, _, _ in base.named_files(audio_dir, lambda stem: {}, sc, rel_to=folder,
+                                                       suffixes=base.AUDIO_SUFFIXES)}
     if not audio_dir.is_dir():
         sc.note(f"no Audios/ folder in {folder}")
-    sc.count("files_found", n=len(files))
     base.match_audio(sc, files)
     if name == "msp-podcast":
         sc.uncertain.append("the PODCAST CSVs are not stored publicly; their layout is assumed to be the others'")

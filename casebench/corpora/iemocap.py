@@ -171,12 +171,8 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
                                        "improvised": "_impro" in info["dialog"]}))
         wav_dir = session / "sentences" / "wav"
         if wav_dir.is_dir():
-            for f in base.walk_files(wav_dir, (".wav",), scan=sc):
-                sc.count("files_found")
-                if f.stem in wavs:
-                    sc.count("duplicate_files", f.relative_to(root).as_posix())
-                    continue
-                wavs[f.stem] = f
+            # a stem names its session, so the sessions' files never share one
+            wavs.update((f.stem, f) for f, _, _ in base.named_files(wav_dir, lambda stem: {}, sc, rel_to=root))
         trans_dir = session / "dialog" / "transcriptions"
         if trans_dir.is_dir():
             for path in sorted(trans_dir.glob("*.txt")):

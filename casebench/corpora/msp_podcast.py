@@ -140,8 +140,7 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
     if problems:
         raise InputError(problems, summary=f"{len(problems)} problem(s) in {rel}")
     audio_dir = root / "Audios" if (root / "Audios").is_dir() else root
-    files = base.index_files(base.walk_files(audio_dir, (".wav",), scan=sc), lambda f: f.stem, sc, root)
-    sc.count("files_found", n=len(files))
+    files = {f.stem: f for f, _, _ in base.named_files(audio_dir, lambda stem: {}, sc, rel_to=root)}
     base.match_audio(sc, files)
     tdir = root / "Transcripts"
     if tdir.is_dir():

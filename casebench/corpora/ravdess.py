@@ -95,21 +95,9 @@ def scan(corpus_dir: str | os.PathLike, *, song: bool = True) -> base.Scan:
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (acted emotion)",
                    options={"song": song})
     parsed: dict[str, tuple[Path, dict]] = {}
-    for f in base.walk_files(root, (".wav",), scan=sc):
-        sc.count("files_found")
-        rel = f.relative_to(root).as_posix()
-        fields = parse_name(f.stem)
-        if fields is None:
-            sc.count("unparsed_file_names", rel)
-            continue
-        if isinstance(fields, str):
-            sc.count("invalid_file_names", f"{rel} ({fields})")
-            continue
+    for f, rel, fields in base.named_files(root, parse_name, sc):
         if fields["vocal_channel"] == "song" and not song:
             sc.count("song_files_skipped", rel)
-            continue
-        if f.stem in parsed:
-            sc.count("duplicate_files", f"{rel} (same name as {parsed[f.stem][0].relative_to(root).as_posix()})")
             continue
         folder = _FOLDER.match(f.parent.name)
         if folder and folder.group(1) != fields["actor"]:
