@@ -400,9 +400,9 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
 
         extra["cross_corpus_mean"] = cross_corpus_mean(scores, samples, cross)
         flags = split_zero_shot(benchmark, (model or {}).get("trained_on") or [])
-        seen = [n for n in cross if flags.get(n)]
-        if len(seen) < len(cross):  # the model trained on some of them: also the mean over the unseen ones
-            extra["cross_corpus_mean_zero_shot"] = cross_corpus_mean(scores, samples, seen)
+        unseen = [n for n in cross if flags.get(n)]
+        if len(unseen) < len(cross):  # the model trained on some of them: also the mean over the others
+            extra["cross_corpus_mean_zero_shot"] = cross_corpus_mean(scores, samples, unseen)
     if "categorical" in tasks and gold.acoustic is not None:
         labels = list(gold.taxonomy.labels)
         k = len(labels)
