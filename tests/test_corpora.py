@@ -299,6 +299,7 @@ def test_emobox_label_map_quirks(trees, tmp_path):
 def test_emo_superb_crema_d_soft_labels(trees, tmp_path):
     rep, ws, clips, labels = _import(trees, tmp_path, "emo-superb", options={"corpus": "CREMA-D"})
     assert ws.name == "crema-d" and rep.native_taxonomy == "crema6" and ws.taxonomy.name == "ekman7"
+    assert ws.config["project"]["languages"] == ["en"] and set(clips["language"]) == {"en"}
     c = "crema-d-1012_TAI_ANG_XX"
     ekman = get_taxonomy("ekman7")
     dist = labels.at[c, "acoustic_dist"]
@@ -316,6 +317,7 @@ def test_emo_superb_iemocap_speakers_and_nnime_unnamed_column(trees, tmp_path):
     assert labels.at["iemocap-Ses01F_impro01_M000", "acoustic_label"] == "happy"     # excited + happy
     rep, _, clips, labels = _import(trees, tmp_path, "emo-superb", sub="n", options={"corpus": "NNIME"})
     assert rep.counts["file_name_column_unnamed"] == 1 and labels["dominance"].isna().all()
+    assert any("language is not known" in n for n in rep.notes) and labels.shape[0] == 2
     assert labels.at["nnime-happy_12_B_026", "acoustic_label"] == "happy" and rep.dropped == {UNMAPPED_MASS: 1}
     assert {"disappointed", "relax"} <= set(rep.dropped_mass)
 

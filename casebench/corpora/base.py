@@ -134,7 +134,7 @@ class Scan:
     native: Taxonomy
     records: list[Record] = field(default_factory=list)
     method: str = "corpus"
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = ()   # the corpus's languages (ISO 639), empty when the importer does not know
     vad_scale: tuple[float, float] | None = None
     split_source: str | None = None
     split_files: list[dict] = field(default_factory=list)
@@ -583,6 +583,8 @@ def import_scan(scan: Scan, workspace_dir: str | os.PathLike, *, taxonomy: str |
                          [Problem("nothing found", file=str(scan.corpus_dir))],
                          summary=f"no {scan.corpus} clip with both a label and an audio file under {scan.corpus_dir}")
 
+    if not scan.languages:
+        scan.note("the corpus's language is not known to the importer: set [project] languages in casebench.toml")
     root = Path(workspace_dir).expanduser().resolve()
     ws = Workspace.create(root, scan.corpus, taxonomy=target.name, languages=list(scan.languages),
                           exist_ok=overwrite)

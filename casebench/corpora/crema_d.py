@@ -129,7 +129,7 @@ def scan(corpus_dir: str | os.PathLike, *, skip_uncertain_bad: bool = False) -> 
 
     root = Path(corpus_dir).expanduser().resolve()
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (acted emotion)",
-                   options={"skip_uncertain_bad": skip_uncertain_bad})
+                   languages=("en",), options={"skip_uncertain_bad": skip_uncertain_bad})
     wav_dir = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     if wav_dir == root:
         sc.note(f"no AudioWAV/ folder under {root}: looking for the wav files anywhere below it")

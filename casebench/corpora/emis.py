@@ -95,7 +95,8 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
     from casebench.taxonomy import get_taxonomy
 
     root = Path(corpus_dir).expanduser().resolve()
-    sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (TTS design: voice vs words)")
+    sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (TTS design: voice vs words)",
+                   languages=("en",))
     other_tts = set()
     for f, rel, fields in base.named_files(root, parse_name, sc):
         if fields["condition"] is not None and fields["text_emotion"] == "neutral":

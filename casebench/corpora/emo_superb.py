@@ -65,6 +65,8 @@ SOURCES = ("shared/CORPORA.md: EMO-SUPERB soft-label CSVs — verified",
 #: EMO-SUPERB corpus folder -> the corpus's name in casebench (workspace name and clip id prefix).
 CORPUS_NAMES = {"crema-d": "crema-d", "iemocap": "iemocap", "podcast": "msp-podcast", "improv": "msp-improv",
                 "nnime": "nnime", "biic_podcast": "biic-podcast"}
+#: The English corpora among them (the others' languages are left for the curator to set).
+ENGLISH = ("crema-d", "iemocap", "msp-podcast", "msp-improv")
 DIMENSIONS = {"EmoAct": "arousal", "EmoVal": "valence", "EmoDom": "dominance"}
 TAIL = ("SpkrID", "Gender", "Split_Set")
 
@@ -125,7 +127,7 @@ def scan(corpus_dir: str | os.PathLike, *, corpus: str | None = None, label_set:
     rel = csv_path.relative_to(root).as_posix()
     sc = base.Scan(name, root, native, method=f"EMO-SUPERB {label_set} soft labels (argmax = hard label)",
                    vad_scale=(float(dims["min_score"]), float(dims["max_score"])) if "min_score" in dims else None,
-                   split_source=f"{rel} Split_Set",
+                   split_source=f"{rel} Split_Set", languages=("en",) if name in ENGLISH else (),
                    options={"corpus": folder.name, "label_set": label_set, "fold": fold})
     sc.split_files = [{"split": "*", "file": rel}]
     rows = list(csv.reader(io.StringIO(base.read_text(csv_path), newline="")))
@@ -203,6 +205,7 @@ def scan(corpus_dir: str | os.PathLike, *, corpus: str | None = None, label_set:
             key=key, audio=None, dist=dist, label=emo_type[max(range(k), key=lambda j, d=dist: d[order[j]])],
             valence=vad.get("valence"), arousal=vad.get("arousal"), dominance=vad.get("dominance"),
             speaker=speaker, gender=gender if gender in ("male", "female") else None,
+            language="en" if name in ENGLISH else None,
             split=base.fold_split(split) if split else None, split_where=f"{rel}:{line}", where=f"{rel}:{line}",
             meta={"file_name": fname}))
     audio_dir = folder / "Audios"

@@ -203,7 +203,7 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
         native = base.word_taxonomy(words, target, name=f"emobox-{ds}")
         word_of = {raw: (None if w in base.NOT_EMOTIONS else w) for raw, w in word_of.items()}
         method = "EmoBox manifest emo, through label_map.json" if label_map else "EmoBox manifest emo"
-    sc = base.Scan(ds, root, native, method=method,
+    sc = base.Scan(ds, root, native, method=method, languages=("en",) if known else (),
                    options={"dataset": ds, "fold": fold, "audio_root": str(root) if audio_root else None},
                    split_source=f"EmoBox fold_{fold}" if split_of else None)
     if not known and label_map:
@@ -228,9 +228,9 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
         split, split_where = split_of.get(it["key"], (None, None))
         if split_of and split is None:
             sc.count("items_in_no_fold_file", it["key"])
-        rec = base.Record(key=key, audio=path if path.is_file() else None, label=it["emo"], native=word_of[it["emo"]],
-                          speaker=speaker, split=split, split_where=split_where, where=f"{rel}:{i}",
-                          meta={"emobox_key": it["key"]})
+        rec = base.Record(key=key, audio=path if path.is_file() else None, label=it["emo"],
+                          native=word_of[it["emo"]], speaker=speaker, language="en" if known else None, split=split,
+                          split_where=split_where, where=f"{rel}:{i}", meta={"emobox_key": it["key"]})
         if rec.audio is None:
             sc.count("label_rows_without_audio", it["wav"])
         else:

@@ -131,7 +131,7 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
 
     root = Path(corpus_dir).expanduser().resolve()
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="EmoEvaluation consensus",
-                   vad_scale=(1.0, 5.0))
+                   vad_scale=(1.0, 5.0), languages=("en",))
     problems: list[Problem] = []
     wavs: dict[str, Path] = {}
     seen: dict[str, str] = {}

@@ -87,7 +87,7 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
 
     root = Path(corpus_dir).expanduser().resolve()
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="consensus (labels_consensus.csv)",
-                   vad_scale=(1.0, 7.0))
+                   vad_scale=(1.0, 7.0), languages=("en",))
     path = base.find_first(root, LABEL_FILES, "consensus label file")
     rel = path.relative_to(root).as_posix()
     if "concensus" in path.name:

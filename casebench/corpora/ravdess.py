@@ -93,7 +93,7 @@ def scan(corpus_dir: str | os.PathLike, *, song: bool = True) -> base.Scan:
 
     root = Path(corpus_dir).expanduser().resolve()
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (acted emotion)",
-                   options={"song": song})
+                   languages=("en",), options={"song": song})
     parsed: dict[str, tuple[Path, dict]] = {}
     for f, rel, fields in base.named_files(root, parse_name, sc):
         if fields["vocal_channel"] == "song" and not song:
