@@ -885,7 +885,7 @@ def preview_scores(acoustic: np.ndarray, semantic: np.ndarray, pred: np.ndarray,
 
 def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path | None = None,
              train_split: str = "train", dev_split: str | None = "dev", labels: str = "auto", workers: int = 2,
-             fusion_weight: float | None = None, progress: bool = False) -> dict:
+             fusion_weight: float | None = None, progress: bool = False, seed: int = 0) -> dict:
     """Train reference system ``name`` on a workspace's train split and write predictions for ``split``.
 
     Args:
@@ -900,9 +900,12 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
         workers: processes for acoustic feature extraction.
         fusion_weight: fix the text weight of ``fusion`` instead of tuning it.
         progress: draw a progress bar while extracting features.
+        seed: recorded in the summary; every system here is deterministic (lbfgs logistic regression, fixed
+            grids), so the same inputs give the same file whatever the seed.
 
     Returns:
-        A JSON-ready summary: the baseline, split, clip count, output path, train split size, label and text
+        A JSON-ready summary: the baseline, split, clip count, output path (``out``, also ``predictions``),
+        train split size, label and text
         sources, what the model learned (``model``), ``notes`` (every explicit choice), ``scores`` (point
         scores against the workspace's own labels, see :func:`preview_scores`) and ``model_info`` (name,
         training corpus) for ``casebench evaluate --model-name/--trained-on``.
@@ -939,7 +942,8 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
     notes = corpus.notes + fitted.notes
     return {
         "baseline": name, "summary": model.summary, "workspace": str(ws.root), "split": split, "n_clips": len(ids),
-        "out": str(path), "train_split": train_split, "n_train": len(train), "dev_split": dev_split if dev else None,
+        "out": str(path), "predictions": str(path), "seed": seed, "train_split": train_split, "n_train": len(train),
+        "dev_split": dev_split if dev else None,
         "n_dev": len(dev), "label_source": corpus.label_source, "taxonomy": tax.name,
         "text_sources": corpus.text_sources(ids) if "text" in model.needs else None,
         "model": fitted.info, "notes": notes,
@@ -947,3 +951,7 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
         "model_info": {"name": f"casebench-baseline-{name}", "trained_on": [ws.name] if train else []},
         "elapsed_s": round(time.monotonic() - started, 3),
     }
+
+
+#: The same function under the name ``casebench.demo`` calls.
+run_baseline = baseline
