@@ -168,22 +168,17 @@ class Corpus:
 
         Raises ConfigError for an unknown name, with the names there are.
         """
-        from casebench.splits import VIEWS
+        from casebench.splits import VIEWS, conflict_status, named_views
 
         order = [c for c in self.clips.index if c in self.splits]
-        if name in VIEWS:
-            base, wanted = VIEWS[name]
-            return [c for c in order if self.splits[c] == base and self.status(c) == wanted]
+        if name in VIEWS:  # the views exactly as `split` and `publish` define them
+            labels = self.workspace.read_df("labels") if self.label_source == "labels" else None
+            status = conflict_status(self.clips.reset_index(drop=True), labels, source=self.label_source)
+            frame = pd.DataFrame({"clip_id": order, "split": [self.splits[c] for c in order]})
+            return named_views(frame, status)[name]
         if name not in set(self.splits.values()):
             raise unknown_name("split", name, self.split_names())
         return [c for c in order if self.splits[c] == name]
-
-    def status(self, cid: str) -> str:
-        """``conflict`` (both labels known and different), ``congruent`` (equal) or ``unknown``."""
-        a, s = self.acoustic.get(cid), self.semantic.get(cid)
-        if a is None or s is None:
-            return "unknown"
-        return "conflict" if a != s else "congruent"
 
     # ----- labels, text, audio
 
@@ -380,6 +375,8 @@ class Baseline:
     needs: ClassVar[tuple[str, ...]] = ("labels",)
     licence: ClassVar[str] = "casebench's own code (Apache-2.0)"
     writes_probs: ClassVar[bool] = True
+    #: Works without a train split (then :meth:`fit` gets no train clips).
+    zero_shot: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         self.options = options
@@ -484,6 +481,7 @@ class Text(Baseline):
     name = "text"
     summary = "transcript -> TF-IDF + emotion lexicon -> logistic regression (semantic labels); zero-shot lexicon"
     needs = ("labels", "text")
+    zero_shot = True
 
     def _lexicon_features(self, texts: list[str]) -> np.ndarray:
         lex = load_lexicon()
@@ -923,9 +921,10 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
         raise InputError(Problem(f"split {split!r} has no clips", file=str(ws.table_path("splits")),
                                  expected="a split with clips to predict"))
     train = corpus.split_ids(train_split) if train_split in corpus.split_names() else []
-    if not train and name != "text":
+    if not train and not model.zero_shot:
+        zs = sorted(n for n, cls in BASELINES.items() if cls.zero_shot)
         raise InputError(Problem(f"no {train_split!r} split to train on", file=str(ws.table_path("splits")),
-                                 expected=f"a {train_split!r} split; only 'text' works without one (zero-shot)"))
+                                 expected=f"a {train_split!r} split; only {zs} work without one (zero-shot)"))
     overlap = sorted(set(train) & set(ids))
     if overlap:
         raise ConfigError(f"split {split!r} shares {len(overlap)} clip(s) with the train split {train_split!r} "

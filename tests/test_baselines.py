@@ -146,7 +146,7 @@ def test_text_falls_back_to_prompts_then_to_zero_shot(tmp_path):
     res = run_baseline("text", ws, out=tmp_path / "b.jsonl")
     assert res["model"]["mode"] == "zero-shot" and res["n_train"] == 0
     assert any("zero-shot" in n for n in res["notes"])
-    with pytest.raises(InputError, match="only 'text' works without one"):
+    with pytest.raises(InputError, match=r"only \['text', 'text-minilm'\] work without one"):
         run_baseline("majority", ws, out=tmp_path / "c.jsonl")
 
 
@@ -202,7 +202,9 @@ def test_tune_fusion_weight_prefers_the_best_then_the_middle():
 def test_views_label_sources_and_split_errors(tiny, tmp_path):
     corpus = Corpus.from_workspace(tiny)
     conflict = corpus.split_ids("conflict_test")
-    assert conflict and all(corpus.status(c) == "conflict" and corpus.splits[c] == "test" for c in conflict)
+    assert conflict and all(corpus.acoustic[c] != corpus.semantic[c] and corpus.splits[c] == "test" for c in conflict)
+    congruent = corpus.split_ids("congruent_test")
+    assert sorted(conflict + congruent) == sorted(corpus.split_ids("test"))
     res = run_baseline("text", tiny, split="conflict_test", out=tmp_path / "c.jsonl")
     assert res["n_clips"] == len(conflict) and res["scores"]["congruent"]["n"] == 0
     with pytest.raises(ConfigError, match="did you mean 'test'"):
