@@ -245,7 +245,7 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
     if gold.speaker is None:
         raise InputError(Problem("speaker-cluster bootstrap asked for, but the gold has no speaker_id column",
                                  file=gold.source, field="speaker_id"))
-    return np.unique(gold.speaker.astype(str), return_inverse=True)[1]
+    return gold.speaker_codes
 
 
 @np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted

@@ -91,8 +91,14 @@ class Bootstrap:
             out[:, used] = rng.multinomial(n, freq[used] / n, size=self.n_boot)
             return out
         g = int(self.clusters.max()) + 1
-        per_cluster = np.bincount(self.clusters * n_codes + codes, minlength=g * n_codes).reshape(g, n_codes)
-        return self._cluster_copies() @ per_cluster.astype(np.float64)
+        used, local = np.unique(codes, return_inverse=True)  # only the cells that occur
+        per_cluster = np.bincount(self.clusters * used.size + local, minlength=g * used.size).reshape(g, used.size)
+        out = np.zeros((self.n_boot, n_codes))
+        # float32 is exact for counts below 2**24 (16.7 million items) and halves the product's cost
+        exact = codes.size < 2**24
+        dtype = np.float32 if exact else np.float64
+        out[:, used] = self._cluster_copies().astype(dtype) @ per_cluster.astype(dtype)
+        return out
 
     def sums(self, stats: np.ndarray) -> np.ndarray:
         """Resampled column sums of per-item statistics ``stats`` (n, S): shape (n_boot, S)."""
