@@ -85,7 +85,7 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
     agreement = step("agreement", run_agreement, ws.root, n_boot=n_boot, seed=seed)
     write_agreement_report(agreement, ws.reports_dir / "agreement")
     summary["agreement"] = {d: r["krippendorff_alpha"] for d, r in agreement["dimensions"].items()}
-    summary["aggregate"] = step("aggregate (majority vote, conflict tags)", aggregate, ws)
+    summary["aggregate"] = step("aggregate (majority vote, conflict tags)", aggregate, ws).report
     release = step("split → audit → publish → load back", split_audit_publish, ws, out / "published",
                    resplit=True, seed=seed, ratios={"train": 0.6, "dev": 0.1, "test": 0.3},
                    hide_test_labels=True, n_boot=min(n_boot, 200),

@@ -112,11 +112,3 @@ def test_benchmarks_and_taxonomies_json(capsys):
     assert any(b["name"] == "casebench-mini" for b in json.loads(capsys.readouterr().out))
     assert main(["taxonomies", "--json"]) == 0
     assert {t["name"] for t in json.loads(capsys.readouterr().out)} >= {"ekman7", "plutchik32"}
-
-
-def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--bootstrap", "100", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert Path(summary["models"]["voice-model"]["report"]).exists()
-    assert summary["models"]["text-model"]["text_following_rate"]["value"] > \
-        summary["models"]["voice-model"]["text_following_rate"]["value"]
