@@ -376,8 +376,14 @@ def prediction_arrays(preds, gold: Gold, tasks: Sequence[str]) -> dict:
 
 def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 1000, seed: int = 0,
              unit: str = "auto", renormalize: bool = False, allow_missing: bool = False,
-             model: dict | None = None, with_baselines: bool = True) -> dict:
+             model: dict | None = None, with_baselines: bool = True, group_by: str | Sequence[str] | None = None,
+             min_group_items: int | None = None) -> dict:
     """Parse ``predictions`` and score them on ``benchmark``; returns the results object (a dict).
+
+    With ``group_by`` (one gold column or several), ``results["groups"][column]`` holds the per-group breakdown
+    of the categorical task over the clean items (:func:`casebench.fairness.group_breakdown`; groups under
+    ``min_group_items`` items are not ranked). When the gold holds degraded copies (``<clip_id>@<condition>``),
+    ``results["robustness"]`` holds :func:`casebench.robustness.robustness_summary`.
 
     Raises:
         InputError: the predictions file or the gold table is invalid (every problem with file, line,
@@ -414,6 +420,8 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
         if gold.semantic is not None:
             extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels)
     extra["per_dimension"] = {name: res.pop("by_dimension") for name, res in scores.items() if "by_dimension" in res}
+    if "categorical" in tasks and gold.acoustic is not None:
+        extra.update(_robustness_and_groups(gold, arrays["label"], group_by, min_group_items, n_boot, seed, unit))
     base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit) if with_baselines else {}
     for res in base.values():
         for split_scores in res.values():
@@ -421,6 +429,24 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     return build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores, baselines=base,
                          extra=extra, n_boot=n_boot, seed=seed, unit="item" if _clusters(gold, unit) is None
                          else "speaker", model=model)
+
+
+def _robustness_and_groups(gold: Gold, label: np.ndarray, group_by, min_items: int | None, n_boot: int, seed: int,
+                           unit: str) -> dict:
+    """``robustness`` (when the gold has degraded items) and ``groups`` (when asked) for :func:`evaluate`."""
+    from casebench import fairness, robustness
+
+    out: dict = {}
+    rob = robustness.robustness_summary(gold, label, n_boot=n_boot, seed=seed, unit=unit)
+    if rob is not None:
+        out["robustness"] = rob
+    if group_by:
+        columns = [group_by] if isinstance(group_by, str) else list(group_by)
+        clean = np.array([c is None for c in robustness.item_conditions(gold)[0]]) if rob is not None else None
+        kw = {} if min_items is None else {"min_items": int(min_items)}
+        out["groups"] = {c: fairness.group_breakdown(gold, label, c, mask=clean, n_boot=n_boot, seed=seed, unit=unit,
+                                                     **kw) for c in columns}
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
