@@ -78,6 +78,11 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the results JSON here.")] = None,
     report: Annotated[Path | None, typer.Option(
         "--report", help="Write an HTML report with plots to this folder.")] = None,
+    group_by: Annotated[str | None, typer.Option(
+        "--group-by", help="Per-group scores, worst group and gaps by these gold columns (comma-separated), "
+                           "e.g. gender,language.")] = None,
+    min_group_items: Annotated[int | None, typer.Option(
+        "--min-group-items", min=1, help="Smallest group that is ranked with --group-by (default 30).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a predictions file: every split and metric with a 95% bootstrap CI, beside constant baselines."""
@@ -87,7 +92,8 @@ def evaluate(
     bench = _benchmark(benchmark, gold, taxonomy)
     model = model_info(model_name, model_revision, trained_on=(trained_on or "").split(","))
     results = run(predictions, bench, n_boot=n_boot, seed=seed, unit=unit, renormalize=renormalize,
-                  allow_missing=allow_missing, model=model)
+                  allow_missing=allow_missing, model=model, group_by=_split_list(group_by),
+                  min_group_items=min_group_items)
     if out:
         save(results, out)
     if report:
@@ -102,8 +108,46 @@ def evaluate(
         from casebench.report import render
 
         render(results, console)
+        _render_groups_and_robustness(results)
         if out:
             console.print(f"results: {out}")
+
+
+def _render_groups_and_robustness(results: dict) -> None:
+    """Rich tables for ``results["groups"]`` and ``results["robustness"]`` (when present)."""
+    from rich.table import Table
+
+    def fmt(e: dict | None) -> str:
+        if not e or e.get("value") is None:
+            return "-"
+        ci = "" if e.get("ci_low") is None else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+        return f"{e['value']:.3f}{ci}"
+
+    for column, g in (results.get("groups") or {}).items():
+        table = Table("group", "n", "speakers", "UAR", "accuracy", "ranked", title=f"by {column}",
+                      title_justify="left")
+        for name, v in g["groups"].items():
+            table.add_row(name, str(v["n"]), "-" if v["n_speakers"] is None else str(v["n_speakers"]),
+                          fmt(v["metrics"]["uar"]), fmt(v["metrics"]["accuracy"]),
+                          "yes" if v["ranked"] else f"no ({v['reason']})")
+        console.print(table)
+        if "uar" in g["largest_gap"]:
+            gap = g["largest_gap"]["uar"]
+            console.print(f"worst group (UAR): {g['worst_group']['uar']['group']}  ·  largest gap "
+                          f"{gap['best']} - {gap['worst']}: {fmt(gap['diff'])}", highlight=False)
+    rob = results.get("robustness")
+    if rob:
+        table = Table("condition", "pairs", "UAR clean", "UAR degraded", "drop (paired CI)", title="robustness",
+                      title_justify="left")
+        for name, c in rob["conditions"].items():
+            if "drop" in c:
+                table.add_row(name, str(c["n_pairs"]), fmt(c["clean"]["uar"]), fmt(c["degraded"]["uar"]),
+                              fmt(c["drop"]["uar"]))
+        console.print(table)
+        for noise, curve in rob["snr_curves"].items():
+            if curve["auc"]["uar"] is not None:
+                console.print(f"{noise} noise: UAR over SNR {curve['snr_db'][0]:g}..{curve['snr_db'][-1]:g} dB, "
+                              f"area (mean) {curve['auc']['uar']:.3f}", highlight=False)
 
 
 @app.command()
@@ -1229,6 +1273,39 @@ def benchmark_from_cmd(
     for note in built["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"spec: {built['spec']}  ·  gold: {built['gold']}")
+
+
+@app.command("degrade")
+def degrade_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder with clips, splits (and labels).")],
+    conditions: Annotated[str, typer.Option(
+        "--conditions", help="Comma-separated: snr<N>[_pink|_brown|_noise] (snrm5 = -5 dB), rt<ms>, rir, "
+                             "mp3_<k>k, opus<k>k, nb8k, gain<N>/gainm<N>, clip<dB>.")
+    ] = "snr0,snr5,snr10,snr20,rt600,opus16k,nb8k",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise, impulse responses and file picks.")] = 0,
+    split: Annotated[str, typer.Option("--split", help="The split whose clips are degraded.")] = "test",
+    noise_dir: Annotated[Path | None, typer.Option(
+        "--noise-dir", help="Folder of noise recordings (e.g. MUSAN noise/) for snr<N>_noise.")] = None,
+    rir_dir: Annotated[Path | None, typer.Option(
+        "--rir-dir", help="Folder of room impulse responses for the rir condition.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Degraded copies of a split's clips, one split per condition (test.snr5, ...; ids <clip_id>@<condition>),
+    audio under audio/degraded/<condition>/, recorded in casebench.toml (degrade section). Resumable."""
+    from casebench.degrade import degrade as run
+
+    summary = run(workspace, conditions, seed=seed, source_split=split, noise_dir=noise_dir, rir_dir=rir_dir,
+                  progress=not as_json)
+    if as_json:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table("condition", "split", "made", "reused", title=f"degraded copies of {summary['n_clips']} "
+                  f"{split} clips, seed {seed}", title_justify="left")
+    for name, c in summary["conditions"].items():
+        table.add_row(name, c["split"], str(c["made"]), str(c["reused"]))
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
