@@ -1,0 +1,164 @@
+"""casebench.degrade: SNR and sample rate of noisy copies, reproducibility, codec round trips, the workspace step."""
+
+import numpy as np
+import pytest
+
+from casebench.audio import decode, to_mono
+from casebench.degrade import (
+    add_noise,
+    apply_condition,
+    codec_roundtrip,
+    coloured_noise,
+    degrade,
+    degraded_id,
+    parse_condition,
+    parse_conditions,
+    reverberate,
+    rng_for,
+    snr_db,
+    source_of,
+    synthetic_rir,
+)
+from casebench.errors import ConfigError, InputError
+from casebench.testing import make_workspace, speechlike
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return speechlike(3, 1.0)
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 5.0, 10.0, 20.0])
+@pytest.mark.parametrize("colour", ["white", "pink", "brown"])
+def test_noise_has_requested_snr(speech, snr, colour):
+    s = speech * np.float32(0.1 / np.max(np.abs(speech)))  # quiet enough that the mixture is never rescaled
+    notes = []
+    y = add_noise(s, snr, rng=np.random.default_rng(1), colour=colour, notes=notes)
+    assert notes == []
+    assert abs(snr_db(s, y - s) - snr) < 0.5
+
+
+def test_loud_mixture_rescaled_keeps_snr(speech):
+    s = speech * np.float32(0.95 / np.max(np.abs(speech)))
+    notes = []
+    y = add_noise(s, 0.0, rng=np.random.default_rng(1), notes=notes)
+    assert np.max(np.abs(y)) <= 0.99 + 1e-6 and len(notes) == 1
+    g = 10 ** (float(notes[0].split()[3]) / 20)  # "mixture scaled by -x.x dB ..."
+    assert abs(snr_db(s, y / g - s)) < 0.5
+
+
+def test_noise_snr_after_writing_to_flac(tmp_path):
+    ws = make_workspace(tmp_path, n_clips=8, with_audio=True)
+    degrade(ws, "snr5,snr10", seed=3)
+    clips = ws.read_df("clips").set_index("clip_id")
+    for cid in ("clip-0003", "clip-0007"):
+        clean = to_mono(decode(ws.resolve(clips.loc[cid, "path"]))[0])
+        for snr in (5, 10):
+            data, sr = decode(ws.resolve(clips.loc[degraded_id(cid, f"snr{snr}"), "path"]))
+            y = to_mono(data)
+            assert sr == SR and len(y) == len(clean)
+            assert abs(snr_db(clean, y - clean) - snr) < 0.5
+
+
+def test_coloured_noise_spectrum_slopes():
+    rng = np.random.default_rng(0)
+    f = np.fft.rfftfreq(SR * 4, 1 / SR)
+    lo, hi = (f > 100) & (f < 200), (f > 1600) & (f < 3200)
+    for colour, expected_db in (("white", 0.0), ("pink", 12.0), ("brown", 24.0)):
+        p = np.abs(np.fft.rfft(coloured_noise(SR * 4, colour, rng))) ** 2
+        assert abs(10 * np.log10(p[lo].mean() / p[hi].mean()) - expected_db) < 2.5
+
+
+def test_conditions_reproducible_from_seed(speech):
+    for name in ("snr5_pink", "rt400", "clip12"):
+        cond = parse_condition(name)
+        a = apply_condition(speech, SR, cond, rng_for(7, name, "c1"))
+        b = apply_condition(speech, SR, cond, rng_for(7, name, "c1"))
+        c = apply_condition(speech, SR, cond, rng_for(8, name, "c1"))
+        assert np.array_equal(a, b)
+        if name != "clip12":  # clipping is deterministic
+            assert not np.array_equal(a, c)
+
+
+def test_workspace_copies_reproducible(tmp_path):
+    shas = []
+    for sub in ("a", "b"):
+        ws = make_workspace(tmp_path / sub, n_clips=8, with_audio=True)
+        degrade(ws, "snr10,rt300", seed=5)
+        clips = ws.read_df("clips")
+        shas.append(clips.loc[clips["clip_id"].str.contains("@"), ["clip_id", "sha256"]].values.tolist())
+    assert shas[0] == shas[1] and len(shas[0]) == 4
+
+
+@pytest.mark.parametrize("codec,kbps,codec_sr", [("mp3", 32, None), ("opus", 16, None), ("opus", 12, 8000)])
+def test_codec_roundtrip_decodable_same_length(speech, codec, kbps, codec_sr):
+    y = codec_roundtrip(speech, SR, codec, kbps, codec_sr=codec_sr)
+    assert y.dtype == np.float32 and len(y) == len(speech) and np.isfinite(y).all()
+    assert np.sqrt(np.mean(y ** 2)) > 0.3 * np.sqrt(np.mean(speech ** 2))  # still the signal, not silence
+
+
+def test_narrowband_removes_high_band(speech):
+    y = apply_condition(speech, SR, parse_condition("nb8k"), rng_for(0, "nb8k", "x"))
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    f = np.fft.rfftfreq(len(y), 1 / SR)
+    assert spec[f > 4200].sum() < 1e-3 * spec.sum()
+
+
+def test_reverb_keeps_length_and_level(speech):
+    y = reverberate(speech, synthetic_rir(0.5, SR, np.random.default_rng(0)))
+    assert len(y) == len(speech)
+    assert abs(np.sqrt(np.mean(y ** 2)) - np.sqrt(np.mean(speech ** 2))) < 1e-3
+
+
+def test_noise_folder_and_rir_folder(tmp_path, speech):
+    import soundfile as sf
+
+    (tmp_path / "noise" / "free-sound").mkdir(parents=True)
+    sf.write(tmp_path / "noise" / "free-sound" / "n1.wav", np.random.default_rng(0).normal(0, 0.1, 8000), 8000)
+    (tmp_path / "rirs").mkdir()
+    sf.write(tmp_path / "rirs" / "r1.wav", synthetic_rir(0.3, SR, np.random.default_rng(1)), SR)
+    ws = make_workspace(tmp_path / "ws", n_clips=8, with_audio=True)
+    out = degrade(ws, "snr5_noise,rir", noise_dir=tmp_path / "noise", rir_dir=tmp_path / "rirs")
+    assert out["n_copies"] == 4
+    with pytest.raises(ConfigError, match="noise_dir"):
+        degrade(ws, "snr0_noise")
+
+
+def test_parse_conditions_errors():
+    assert parse_condition("snrm5").params["snr_db"] == -5.0
+    assert parse_condition("gainm20").params["gain_db"] == -20.0
+    with pytest.raises(InputError) as e:
+        parse_conditions("snr5,snr_x,opus")
+    assert len(e.value.problems) == 2
+
+
+def test_workspace_step_rows_splits_labels_config(tmp_path):
+    ws = make_workspace(tmp_path, n_clips=8, with_audio=True)
+    out = degrade(ws, "snr5,opus16k", seed=2)
+    assert out["conditions"]["snr5"]["made"] == 2
+    clips, splits, labels = ws.read_df("clips"), ws.read_df("splits"), ws.read_df("labels")
+    deg = clips[clips["clip_id"].str.contains("@")]
+    assert sorted(deg["meta_condition"].unique()) == ["opus16k", "snr5"]
+    assert (deg["clip_id"].map(source_of) == deg["meta_source_clip"]).all()
+    assert all((ws.root / p).is_file() and p.startswith("audio/degraded/") for p in deg["path"])
+    assert sorted(splits.loc[splits["clip_id"].isin(deg["clip_id"]), "split"].unique()) == ["test.opus16k",
+                                                                                            "test.snr5"]
+    lab = labels.set_index("clip_id")
+    for cid, src in zip(deg["clip_id"], deg["meta_source_clip"], strict=True):
+        assert lab.loc[cid, "acoustic_label"] == lab.loc[src, "acoustic_label"]
+    sec = ws.section("degrade")
+    assert sec["seed"] == 2 and [c["name"] for c in sec["conditions"]] == ["snr5", "opus16k"]
+    again = degrade(ws, "snr5", seed=2)  # resumes: nothing re-made, the other condition stays
+    assert again["conditions"]["snr5"] == {**again["conditions"]["snr5"], "made": 0, "reused": 2}
+    assert len(ws.read_df("clips")) == len(clips)
+    assert [c["name"] for c in ws.section("degrade")["conditions"]] == ["opus16k", "snr5"]
+
+
+def test_cli_degrade(tmp_path):
+    from casebench.cli import main
+
+    ws = make_workspace(tmp_path, n_clips=8, with_audio=True)
+    assert main(["degrade", str(ws.root), "--conditions", "snr10,gainm6", "--json"]) == 0
+    assert main(["degrade", str(ws.root), "--conditions", "snr10,bogus"]) == 2
