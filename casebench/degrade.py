@@ -175,7 +175,7 @@ def snr_db(signal: np.ndarray, noise: np.ndarray) -> float:
     """10 log10 of the power ratio of ``signal`` to ``noise`` (whole arrays)."""
     s = float(np.sum(np.asarray(signal, dtype=np.float64) ** 2))
     n = float(np.sum(np.asarray(noise, dtype=np.float64) ** 2))
-    return float("inf") if n == 0 else 10 * np.log10(s / n)
+    return float("inf") if n == 0 else float(10 * np.log10(s / n))
 
 
 def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
@@ -270,7 +270,7 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
 def change_level(x: np.ndarray, gain_db: float) -> np.ndarray:
     """``x`` times ``gain_db`` dB, clipped to [-1, 1] as a file would be.
 
-    >>> change_level(np.array([0.1, 0.8], np.float32), 6.0).round(2).tolist()
+    >>> [round(v, 2) for v in change_level(np.array([0.1, 0.8], np.float32), 6.0).tolist()]
     [0.2, 1.0]
     """
     return np.clip(np.asarray(x, dtype=np.float32) * np.float32(10 ** (gain_db / 20)), -1.0, 1.0)
