@@ -521,6 +521,13 @@ def audit_splits(splits: pd.DataFrame, clips: pd.DataFrame, *, labels: pd.DataFr
     """
     settings = settings or AuditSettings()
     splits = _check_splits_table(splits, clips)
+    n_degraded = 0
+    if "meta_source_clip" in clips.columns:
+        # degraded copies (casebench.degrade) repeat their source clips by design; their sources are audited
+        copies = set(clips.loc[clips["meta_source_clip"].notna(), "clip_id"].astype(str))
+        keep = ~splits["clip_id"].astype(str).isin(copies)
+        n_degraded = int((~keep).sum())
+        splits = splits[keep]
     frame = splits[["clip_id", "split"] + (["fold"] if "fold" in splits.columns else [])].merge(
         clips.assign(clip_id=clips["clip_id"].astype(str)).drop(columns=["split", "fold"], errors="ignore"),
         on="clip_id", how="left")
@@ -584,8 +591,8 @@ def audit_splits(splits: pd.DataFrame, clips: pd.DataFrame, *, labels: pd.DataFr
                             "n_speakers": int(_values(part, "speaker_id").nunique()) if "speaker_id" in part
                             else None}
     return {"passed": not leaks, "leaks": leaks, "warnings": warns, "n_clips": int(len(frame)),
-            "splits": split_info, "pairs": pairs, "folds": folds, "not_run": not_run,
-            "settings": asdict(settings)}
+            "degraded_copies_not_audited": n_degraded, "splits": split_info, "pairs": pairs, "folds": folds,
+            "not_run": not_run, "settings": asdict(settings)}
 
 
 def _flag(res: dict, severity: str, summary: str, flagged: bool | None = None) -> dict:

@@ -162,3 +162,20 @@ def test_cli_degrade(tmp_path):
     ws = make_workspace(tmp_path, n_clips=8, with_audio=True)
     assert main(["degrade", str(ws.root), "--conditions", "snr10,gainm6", "--json"]) == 0
     assert main(["degrade", str(ws.root), "--conditions", "snr10,bogus"]) == 2
+
+
+def test_degraded_splits_pass_audit_and_publish(tmp_path):
+    from casebench.audit import audit
+    from casebench.publish import load_published, publish
+    from casebench.testing import make_clean_workspace
+
+    card = {"consent": "No people: synthetic test signals.", "summary": "A tiny speech-like test corpus.",
+            "licence": "cc-by-4.0", "authors": "casebench tests", "guidelines": "Rate the voice; rate the words."}
+    ws = make_clean_workspace(tmp_path / "ws", n_clips=12, n_speakers=4)
+    degrade(ws, "snr10", seed=0)
+    rep = audit(ws, audio=False)
+    assert rep["passed"] and rep["degraded_copies_not_audited"] == 3
+    publish(ws, tmp_path / "pub", card=card, n_boot=0, audit_audio=False, validate=False)
+    ds = load_published(tmp_path / "pub", cache_dir=tmp_path / "cache")
+    assert "test.snr10" in ds
+    assert sorted(ds["test.snr10"]["clip_id"]) == sorted(f"{c}@snr10" for c in ds["test"]["clip_id"])
