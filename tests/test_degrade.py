@@ -179,3 +179,22 @@ def test_degraded_splits_pass_audit_and_publish(tmp_path):
     ds = load_published(tmp_path / "pub", cache_dir=tmp_path / "cache")
     assert "test.snr10" in ds
     assert sorted(ds["test.snr10"]["clip_id"]) == sorted(f"{c}@snr10" for c in ds["test"]["clip_id"])
+
+
+def test_hidden_test_labels_hide_degraded_copies_too(tmp_path):
+    import pandas as pd
+
+    from casebench.publish import load_published, publish
+    from casebench.testing import make_clean_workspace
+
+    card = {"consent": "No people: synthetic test signals.", "summary": "A tiny speech-like test corpus.",
+            "licence": "cc-by-4.0", "authors": "casebench tests", "guidelines": "Rate the voice; rate the words."}
+    ws = make_clean_workspace(tmp_path / "ws", n_clips=12, n_speakers=4)
+    degrade(ws, "gainm6", seed=0)
+    out = publish(ws, tmp_path / "pub", card=card, n_boot=0, audit_audio=False, validate=False,
+                  hide_test_labels=True)
+    ds = load_published(tmp_path / "pub", cache_dir=tmp_path / "cache")
+    assert set(ds["test.gainm6"]["acoustic_label"]) == {None}
+    gold = pd.read_csv(out["gold"] if "gold" in out else ws.root / "gold" / f"{ws.name}-test-gold.csv")
+    assert sorted(gold["split"].unique()) == ["test", "test.gainm6"]
+    assert gold["acoustic_label"].notna().all()
