@@ -161,3 +161,27 @@ def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarr
             "unit": "speaker" if use_clusters else "item", "groups": out_groups, "ranked": ranked,
             "not_ranked": {g: v["reason"] for g, v in out_groups.items() if not v["ranked"]},
             "worst_group": worst, "largest_gap": gaps, "recall_gaps": recall_gaps}
+
+
+def plot_groups(breakdown: dict, path: Any, metric: str = "uar") -> None:
+    """Bar chart of ``metric`` per group with 95% CIs; unranked (small) groups hatched and grey."""
+    import matplotlib.pyplot as plt
+
+    names = list(breakdown["groups"])
+    entries = [breakdown["groups"][g]["metrics"][metric] for g in names]
+    vals = [e["value"] if e["value"] is not None else 0.0 for e in entries]
+    lo = [v - (e["ci_low"] if e["ci_low"] is not None else v) for e, v in zip(entries, vals, strict=True)]
+    hi = [(e["ci_high"] if e["ci_high"] is not None else v) - v for e, v in zip(entries, vals, strict=True)]
+    fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(names), 3.5))
+    bars = ax.bar(names, vals, yerr=[lo, hi], capsize=3, color="#31a354")
+    for bar, g in zip(bars, names, strict=True):
+        if not breakdown["groups"][g]["ranked"]:
+            bar.set_color("#bdbdbd")
+            bar.set_hatch("//")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{metric} (95% CI)")
+    ax.set_title(f"{metric} by {breakdown['column']} (grey: too small to rank)")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -206,6 +206,17 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
         if pc:
             _plot_per_class(pc, out / f"per_class_f1_{split}.png", f"Per-class F1 — {split}")
             images.append((f"Per-class F1 — {split}", f"per_class_f1_{split}.png"))
+    if (results.get("robustness") or {}).get("snr_curves"):
+        from casebench.robustness import plot_snr_curves
+
+        plot_snr_curves(results["robustness"], out / "robustness_snr.png")
+        images.append(("Score against SNR", "robustness_snr.png"))
+    for column, breakdown in (results.get("groups") or {}).items():
+        from casebench.fairness import plot_groups
+
+        name = f"groups_{''.join(ch if ch.isalnum() else '_' for ch in column)}.png"
+        plot_groups(breakdown, out / name)
+        images.append((f"UAR by {column}", name))
     save(results, out / "results.json")
     env = Environment(loader=PackageLoader("casebench", "templates"), autoescape=select_autoescape(["html", "j2"]))
     rows = []

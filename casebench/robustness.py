@@ -173,3 +173,28 @@ def robustness_summary(gold: Any, label: np.ndarray, *, n_boot: int = 1000, seed
     return {"metrics": list(METRICS), "unit": "speaker" if use_clusters else "item",
             "pairing": "source clip id (degraded id = <clip_id>@<condition>, or the gold's source_clip column)",
             "conditions": out, "snr_curves": curves}
+
+
+def plot_snr_curves(robustness: dict, path: Any, metric: str = "uar") -> None:
+    """Plot ``metric`` against SNR (one line with its 95% CI band per noise type, the clean score dashed)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for noise, c in robustness["snr_curves"].items():
+        x = np.array(c["snr_db"], float)
+        y = np.array([np.nan if v is None else v for v in c[metric]], float)
+        ci = np.array([[np.nan if v is None else v for v in pair] for pair in c[f"{metric}_ci"]], float)
+        line, = ax.plot(x, y, marker="o", label=f"{noise} noise")
+        if np.isfinite(ci).any():
+            ax.fill_between(x, ci[:, 0], ci[:, 1], alpha=0.2, color=line.get_color())
+        clean = [v for v in c[f"{metric}_clean"] if v is not None]
+        if clean:
+            ax.axhline(float(np.mean(clean)), ls="--", color=line.get_color(), lw=1, label=f"clean ({noise} pairs)")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel(f"{metric} (95% CI)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{metric} against SNR")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

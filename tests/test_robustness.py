@@ -103,3 +103,22 @@ def test_evaluate_on_degraded_workspace(tmp_path):
     assert set(res["groups"]["gender"]["groups"]) <= {"female", "male", "<missing>"}
     # clean items only in the group breakdown
     assert sum(g["n"] for g in res["groups"]["gender"]["groups"].values()) == int((gold["condition"] == "clean").sum())
+
+
+def test_report_plots_snr_curve_and_groups(tmp_path):
+    from casebench.fairness import group_breakdown
+    from casebench.report import write_report
+
+    gold, pred = _paired(n=120)
+    gold.columns["gender"] = np.array(["f", "m"] * 240, dtype=object)
+    from casebench.benchmarks import get_benchmark
+    from casebench.evaluate import evaluate
+
+    bench = get_benchmark("casebench-mini")
+    res = evaluate(bench.gold_path.parent / "examples" / "voice-model.jsonl", bench, n_boot=20)
+    res["robustness"] = robustness_summary(gold, pred, n_boot=50)
+    res["groups"] = {"gender": group_breakdown(gold, pred, "gender", n_boot=50)}
+    html = write_report(res, tmp_path / "rep")
+    assert (tmp_path / "rep" / "robustness_snr.png").stat().st_size > 1000
+    assert (tmp_path / "rep" / "groups_gender.png").is_file()
+    assert "robustness_snr.png" in html.read_text()
