@@ -284,9 +284,19 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
     ``meta`` is one row per published clip (clips ⋈ labels ⋈ splits): the caller's published set.
     """
     from casebench import __version__
+    from casebench.degrade import card_section
 
     tax = list(ws.taxonomy.labels)
     project = ws.config["project"]
+    # degraded copies (casebench degrade) are described in their own section, not counted as clips of the corpus
+    clips_all = ws.read_df("clips")
+    copies = set(clips_all.loc[clips_all["meta_source_clip"].notna(), "clip_id"].astype(str)) \
+        if "meta_source_clip" in clips_all.columns else set()
+    is_copy = meta["clip_id"].astype(str).isin(copies)
+    degrade_ctx = card_section(ws)
+    if degrade_ctx is not None or is_copy.any():
+        degrade_ctx = {**(degrade_ctx or {}), "n_copies": int(is_copy.sum())}
+    meta = meta[~is_copy]
     labelled = meta[~meta["split"].isin(hidden_splits)] if hide_test_labels else meta
     has_labels = "acoustic_label" in meta.columns and meta["acoustic_label"].notna().any()
     ctx: dict[str, Any] = {
@@ -296,7 +306,7 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
                    **fields},
         "created_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
         "casebench_version": __version__, "hide_test_labels": hide_test_labels, "hidden_splits": list(hidden_splits),
-        "configs": configs, "allow_leakage": allow_leakage,
+        "configs": configs, "allow_leakage": allow_leakage, "degrade": degrade_ctx,
     }
     ctx["n_clips"] = int(len(meta))
     dur = pd.to_numeric(meta.get("duration_s"), errors="coerce") if "duration_s" in meta else pd.Series(dtype=float)

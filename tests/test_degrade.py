@@ -198,3 +198,17 @@ def test_hidden_test_labels_hide_degraded_copies_too(tmp_path):
     gold = pd.read_csv(out["gold"] if "gold" in out else ws.root / "gold" / f"{ws.name}-test-gold.csv")
     assert sorted(gold["split"].unique()) == ["test", "test.gainm6"]
     assert gold["acoustic_label"].notna().all()
+
+
+def test_data_card_describes_conditions_and_counts_only_clean_clips(tmp_path):
+    from casebench.publish import publish
+    from casebench.testing import make_clean_workspace
+
+    card = {"consent": "No people: synthetic test signals.", "summary": "A tiny speech-like test corpus.",
+            "licence": "cc-by-4.0", "authors": "casebench tests", "guidelines": "Rate the voice; rate the words."}
+    ws = make_clean_workspace(tmp_path / "ws", n_clips=12, n_speakers=4)
+    degrade(ws, "snr5,nb8k", seed=4)
+    publish(ws, tmp_path / "pub", card=card, n_boot=0, audit_audio=False, validate=False)
+    text = (tmp_path / "pub" / "README.md").read_text()
+    assert "### Degraded test conditions" in text and "| `nb8k` | narrowband |" in text and "seed 4" in text
+    assert "The 6 clips of the `test.<condition>` splits" in text
