@@ -380,10 +380,11 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
              min_group_items: int | None = None) -> dict:
     """Parse ``predictions`` and score them on ``benchmark``; returns the results object (a dict).
 
-    With ``group_by`` (one gold column or several), ``results["groups"][column]`` holds the per-group breakdown
-    of the categorical task over the clean items (:func:`casebench.fairness.group_breakdown`; groups under
-    ``min_group_items`` items are not ranked). When the gold holds degraded copies (``<clip_id>@<condition>``),
-    ``results["robustness"]`` holds :func:`casebench.robustness.robustness_summary`.
+    With ``group_by`` (one gold column or several; default the benchmark's ``group_by``),
+    ``results["groups"][column]`` holds the per-group breakdown of the categorical task over the clean items
+    (:func:`casebench.fairness.group_breakdown`; groups under ``min_group_items`` items are not ranked). When
+    the gold holds degraded copies (``<clip_id>@<condition>``), ``results["robustness"]`` holds
+    :func:`casebench.robustness.robustness_summary`.
 
     Raises:
         InputError: the predictions file or the gold table is invalid (every problem with file, line,
@@ -421,6 +422,7 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
             extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels)
     extra["per_dimension"] = {name: res.pop("by_dimension") for name, res in scores.items() if "by_dimension" in res}
     if "categorical" in tasks and gold.acoustic is not None:
+        group_by = group_by if group_by is not None else (list(getattr(benchmark, "group_by", ())) or None)
         extra.update(_robustness_and_groups(gold, arrays["label"], group_by, min_group_items, n_boot, seed, unit))
     base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit) if with_baselines else {}
     for res in base.values():

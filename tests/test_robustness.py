@@ -122,3 +122,42 @@ def test_report_plots_snr_curve_and_groups(tmp_path):
     assert (tmp_path / "rep" / "robustness_snr.png").stat().st_size > 1000
     assert (tmp_path / "rep" / "groups_gender.png").is_file()
     assert "robustness_snr.png" in html.read_text()
+
+
+def test_spec_group_by_and_robustness_reach_results_and_board(tmp_path):
+    from casebench.benchmarks import get_benchmark
+    from casebench.degrade import degrade
+    from casebench.evaluate import evaluate
+    from casebench.leaderboard.board import build_board
+    from casebench.publish import gold_table, published_table
+    from casebench.testing import make_workspace
+
+    ws = make_workspace(tmp_path, n_clips=24, n_speakers=8, with_audio=True)  # 4 speakers a gender
+    degrade(ws, "snr0,snr10", seed=0)
+    meta, _ = published_table(ws)
+    gold = gold_table(meta, ws.taxonomy.labels)
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(
+        "name: tiny-robust\nversion: '1'\ntaxonomy: ekman7\ngold: gold.csv\n"
+        "tasks: [{kind: categorical, main_metric: uar}]\n"
+        "splits: [{name: test, kind: subset, column: split, value: test},\n"
+        "         {name: test.snr0, kind: subset, column: split, value: test.snr0}]\n"
+        "group_by: [gender]\nrobustness: [snr0, snr10]\n")
+    bench = get_benchmark(tmp_path / "spec.yaml")
+    assert bench.group_by == ("gender",) and bench.robustness == ("snr0", "snr10")
+    rows = []
+    for i, bad in enumerate(("@snr0", "@never")):
+        with open(tmp_path / f"p{i}.jsonl", "w") as f:
+            for cid, lab in zip(gold["id"], gold["acoustic_label"], strict=True):
+                f.write(json.dumps({"id": cid, "label": "sad" if cid.endswith(bad) else lab}) + "\n")
+        res = evaluate(tmp_path / f"p{i}.jsonl", bench, n_boot=30, min_group_items=1)
+        assert res["splits"]["test.snr0"]["uar"]["n"] == int((gold["split"] == "test.snr0").sum())
+        rows.append({"id": i, "model": f"m{i}", "results": res})
+    board = build_board(bench, rows, sort="drop.snr0.uar")
+    keys = [c["key"] for c in board["columns"]]
+    assert {"worst_group.gender.uar", "group_gap.gender.uar", "drop.snr0.uar", "drop.snr10.uar"} <= set(keys)
+    by_model = {r["model"]: r for r in board["rows"]}
+    assert by_model["m1"]["cells"]["drop.snr0.uar"]["value"] == 0
+    assert by_model["m0"]["cells"]["drop.snr0.uar"]["value"] > 0
+    assert by_model["m1"]["rank"] == 1  # the smaller drop ranks first
+    assert by_model["m0"]["cells"]["worst_group.gender.uar"]["value"] is not None

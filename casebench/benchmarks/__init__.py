@@ -136,6 +136,11 @@ class Benchmark:
     citation: str = ""
     corpora: tuple[str, ...] = ()
     spec_path: Path | None = None
+    #: Gold columns whose groups evaluate breaks the scores down by (spec ``group_by:``); the leaderboard shows
+    #: the worst group and the largest gap of each.
+    group_by: tuple[str, ...] = ()
+    #: Degraded conditions the leaderboard shows the clean-to-degraded drop of (spec ``robustness:``).
+    robustness: tuple[str, ...] = ()
 
     def load_gold(self) -> Gold:
         return load_gold(self.gold_path, self.taxonomy)
@@ -201,7 +206,17 @@ def load_spec(path: Path) -> Benchmark:
     return Benchmark(name=str(doc["name"]), version=str(doc["version"]), taxonomy=taxonomy, gold_path=gold,
                      tasks=tuple(tasks), splits=tuple(splits), description=doc.get("description", ""),
                      licence=doc.get("licence", ""), citation=doc.get("citation", ""),
-                     corpora=tuple(doc.get("corpora", ())), spec_path=path)
+                     corpora=tuple(doc.get("corpora", ())), spec_path=path,
+                     group_by=_names(doc, "group_by", path), robustness=_names(doc, "robustness", path))
+
+
+def _names(doc: dict, key: str, path: Path) -> tuple[str, ...]:
+    """An optional spec list of names (a single name is a list of one)."""
+    value = doc.get(key) or ()
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{path}: {key} = {doc.get(key)!r}; expected a list of names")
+    return tuple(value)
 
 
 def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str | None = None) -> Benchmark:

@@ -46,6 +46,34 @@ def columns(bench, metrics: Sequence[str] | None = None) -> list[dict]:
             out.append({"key": column_key(split.name, m), "split": split.name, "split_kind": split.kind,
                         "metric": m, "higher_is_better": METRICS[m].higher_is_better,
                         "description": METRICS[m].description})
+    return out + robustness_columns(bench)
+
+
+def robustness_columns(bench) -> list[dict]:
+    """Columns for a spec's ``group_by`` (worst-group score, largest gap) and ``robustness`` (drop per
+    condition), on the categorical main metric (UAR when that metric is not one the breakdowns compute). Each
+    has a ``path`` into the results object (``results["groups"]``/``results["robustness"]``)."""
+    from casebench.fairness import METRICS as GROUP_METRICS
+
+    task = next((t for t in bench.tasks if t.kind == "categorical"), None)
+    if task is None:
+        return []
+    m = task.main_metric or DEFAULT_MAIN["categorical"]
+    m = m if m in GROUP_METRICS else "uar"
+    out = []
+    for col in getattr(bench, "group_by", ()):
+        out.append({"key": f"worst_group.{col}.{m}", "split": "worst group", "split_kind": "fairness",
+                    "metric": f"{m} ({col})", "higher_is_better": True, "path": ("groups", col, "worst_group", m),
+                    "description": f"{m} of the worst-served {col} group among groups large enough to rank"})
+        out.append({"key": f"group_gap.{col}.{m}", "split": "group gap", "split_kind": "fairness",
+                    "metric": f"{m} ({col})", "higher_is_better": False,
+                    "path": ("groups", col, "largest_gap", m, "diff"),
+                    "description": f"best minus worst {col} group in {m}, with a CI"})
+    for cond in getattr(bench, "robustness", ()):
+        out.append({"key": f"drop.{cond}.{m}", "split": "drop from clean", "split_kind": "robustness",
+                    "metric": f"{m} ({cond})", "higher_is_better": False,
+                    "path": ("robustness", "conditions", cond, "drop", m),
+                    "description": f"clean minus {cond} {m} on the same items, paired-bootstrap CI"})
     return out
 
 
@@ -60,6 +88,11 @@ def default_sort(cols: Sequence[dict]) -> str:
 def _entry(results: dict | None, col: dict, where: str = "splits") -> dict | None:
     if not results:
         return None
+    if "path" in col:
+        node = results
+        for key in col["path"]:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
     return (results.get(where) or {}).get(col["split"], {}).get(col["metric"])
 
 
