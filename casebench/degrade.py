@@ -396,7 +396,8 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
 
     Resumable: a re-run skips the copies already made under the same condition, seed and folders. The
     ``splits`` and ``labels`` rows of the copies are re-synced from the source clips on every run (run it
-    again after re-splitting or re-aggregating).
+    again after re-splitting or re-aggregating: ``split`` leaves copies out, ``aggregate`` drops their labels).
+    One source split per workspace: copies whose source clip is no longer in ``source_split`` are removed.
 
     Returns:
         Summary: per condition the split name, clips made now, clips reused, notes; the ``[degrade]`` config.
@@ -465,10 +466,16 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
             summary["conditions"][cond.name] = {"split": split_name(source_split, cond.name),
                                                 "made": len(todo), "reused": len(ids) - len(todo),
                                                 "notes": notes_all[:20], **cond.to_dict()}
-    # clips: replace the degraded rows (they follow the clean ones), keeping clean rows untouched
+    # clips: replace the degraded rows (they follow the clean ones), keeping clean rows untouched; copies of
+    # clips no longer in the source split (after a re-split) are removed with their split and label rows
     made = pd.concat(all_rows, ignore_index=True)
     clips = ws.read_df("clips")
-    keep = clips[~clips["clip_id"].astype(str).isin(set(made["clip_id"]))]
+    stale = set()
+    if "meta_source_clip" in clips.columns:
+        old = clips[clips["meta_source_clip"].notna()]
+        stale = set(old.loc[~old["meta_source_clip"].astype(str).isin(set(ids)), "clip_id"].astype(str))
+        splits = splits[~splits["clip_id"].astype(str).isin(stale)]
+    keep = clips[~clips["clip_id"].astype(str).isin(set(made["clip_id"]) | stale)]
     ws.write_table("clips", pd.concat([keep, made], ignore_index=True))
     # splits: one row per copy, in the condition's split
     sp = splits[~splits["clip_id"].astype(str).isin(set(made["clip_id"]))]
@@ -479,7 +486,7 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
     n_labels = 0
     if ws.has_table("labels"):
         labels = ws.read_df("labels")
-        clean = labels[~labels["clip_id"].astype(str).isin(set(made["clip_id"]))]
+        clean = labels[~labels["clip_id"].astype(str).isin(set(made["clip_id"]) | stale)]
         src_labels = clean.set_index(clean["clip_id"].astype(str))
         copies = []
         for new_id, src in zip(made["clip_id"], made["meta_source_clip"], strict=True):
@@ -497,5 +504,6 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
                               if c.get("name") not in {x.name for x in conds}] + [c.to_dict() for c in conds],
                "noise_dir": str(noise_dir) if noise_dir else None, "rir_dir": str(rir_dir) if rir_dir else None}
     ws.set_section("degrade", section)
-    summary.update(config=section, n_clips=len(ids), n_copies=len(made), n_labels_copied=n_labels)
+    summary.update(config=section, n_clips=len(ids), n_copies=len(made), n_labels_copied=n_labels,
+                   n_stale_removed=len(stale))
     return summary

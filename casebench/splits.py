@@ -887,6 +887,11 @@ def split(workspace: Any, *, method: str = "holdout", ratios: Mapping[str, float
         raise ConfigError(f"split method {method!r}; expected one of {list(METHODS)}"
                           + (f" ({h})" if (h := did_you_mean(method, METHODS)) else ""))
     clips = ws.read_df("clips")
+    n_copies = 0
+    if "meta_source_clip" in clips.columns:
+        # degraded copies (casebench degrade) are not split: they follow their source clips
+        n_copies = int(clips["meta_source_clip"].notna().sum())
+        clips = clips[clips["meta_source_clip"].isna()].reset_index(drop=True)
     labels = ws.read_df("labels") if ws.has_table("labels") else None
     if method == "import":
         if source is None:
@@ -911,6 +916,9 @@ def split(workspace: Any, *, method: str = "holdout", ratios: Mapping[str, float
     config = {**result.config, "splits_sha256": digest[:16], "created_at": created}
     ws.set_section("split", config)
     report = {"config": config, **result.summary}
+    if n_copies:
+        report["warnings"] = [*report.get("warnings", []), f"{n_copies} degraded copies were not split and have no "
+                              "split now: run `casebench degrade` again to rebuild them for the new test split"]
     report_path = ws.reports_dir / "split.json"
     atomic_write_text(report_path, json.dumps(report, indent=2, default=_json_default) + "\n")
     return {**report, "splits_table": str(path), "report": str(report_path)}

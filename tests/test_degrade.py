@@ -212,3 +212,20 @@ def test_data_card_describes_conditions_and_counts_only_clean_clips(tmp_path):
     text = (tmp_path / "pub" / "README.md").read_text()
     assert "### Degraded test conditions" in text and "| `nb8k` | narrowband |" in text and "seed 4" in text
     assert "The 6 clips of the `test.<condition>` splits" in text
+
+
+def test_resplit_leaves_copies_out_and_degrade_rebuilds(tmp_path):
+    from casebench.splits import split
+
+    ws = make_workspace(tmp_path, n_clips=16, n_speakers=8, with_audio=True)
+    degrade(ws, "gainm6", seed=0)
+    summary = split(ws, seed=3, ratios={"train": 0.5, "dev": 0.25, "test": 0.25}, require_all_classes=False)
+    assert any("degraded copies" in w for w in summary["warnings"])
+    assert not ws.read_df("splits")["clip_id"].str.contains("@").any()
+    out = degrade(ws, "gainm6", seed=0)
+    sp = ws.read_df("splits")
+    test = set(sp.loc[sp["split"] == "test", "clip_id"])
+    copies = ws.read_df("clips").dropna(subset=["meta_source_clip"])
+    assert set(copies["meta_source_clip"]) == test and out["n_copies"] == len(test)
+    assert set(sp.loc[sp["split"] == "test.gainm6", "clip_id"]) == {degraded_id(c, "gainm6") for c in test}
+    assert set(ws.read_df("labels")["clip_id"]) >= set(copies["clip_id"])
