@@ -279,6 +279,14 @@ def _read(path: Path, src: str, notes: list[str]) -> tuple[bytes, bytes]:
 
 
 def _parse_columnar(data: bytes, gold: Gold, require: Sequence[str]):
+    """See :func:`_columnar`; any decoding surprise (bad UTF-8 inside a key or value) means "not clean"."""
+    try:
+        return _columnar(data, gold, require)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
     """(records, gold index, values) for a clean file, parsed by Arrow's multi-threaded JSON reader and
     checked column-wise; None at the first sign of anything unusual, and the line-by-line path then
     parses the file again and names every problem.
@@ -297,9 +305,9 @@ def _parse_columnar(data: bytes, gold: Gold, require: Sequence[str]):
     n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
     try:
         table = pj.read_json(pa.py_buffer(data))
+        names = table.column_names  # decodes the key names: bad UTF-8 in a key raises here
     except (pa.ArrowException, UnicodeDecodeError, ValueError):
         return None
-    names = table.column_names
     if (table.num_rows != n_lines or table.num_rows != len(gold) or "id" not in names or len(names) < 2
             or not _KEYSET.issuperset(names) or any(table.column(c).null_count for c in names)):
         return None
