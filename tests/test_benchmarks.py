@@ -98,3 +98,19 @@ def test_csv_with_bom_crlf_and_zero_padded_ids(tmp_path):
     g = load_gold(p, "ekman7")
     assert g.ids.tolist() == ["007", "0010"]  # ids stay strings, zero padding kept
     assert g.acoustic.tolist() == [0, -1] and g.semantic.tolist() == [-1, 5]  # case and spaces folded; empty = unknown
+
+
+def test_degraded_copies_are_kept_out_of_the_standard_splits(tmp_path):
+    from casebench.benchmarks import DEGRADED_SEP
+    from casebench.degrade import SEP
+
+    assert SEP == DEGRADED_SEP
+    p = tmp_path / "gold.csv"
+    p.write_text("id,split,acoustic_label,semantic_label\na,test,angry,happy\nb,test,sad,sad\n"
+                 "a@snr5,test.snr5,angry,happy\nb@snr5,test.snr5,sad,sad\n")
+    b = adhoc_benchmark(p, "ekman7")
+    g = b.load_gold()
+    names = {s.name: s for s in b.splits}
+    assert g.mask(names["all"]).tolist() == [True, True, False, False]
+    assert g.mask(names["conflict"]).tolist() == [True, False, False, False]
+    assert g.mask(names["test.snr5"]).tolist() == [False, False, True, True]

@@ -30,6 +30,7 @@ from casebench.taxonomy import Taxonomy, as_taxonomy
 TASK_KINDS = ("categorical", "distribution", "dimensional")
 SPLIT_KINDS = ("all", "conflict", "congruent", "cross-corpus", "subset")
 DIMENSIONS = ("valence", "arousal", "dominance")
+DEGRADED_SEP = "@"  # casebench.degrade.SEP: the id of a degraded copy is <clip_id>@<condition>
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,21 @@ class Gold:
             return np.zeros(len(self), dtype=bool)
         return (self.acoustic >= 0) & (self.acoustic == self.semantic)
 
+    @functools.cached_property
+    def is_degraded(self) -> np.ndarray:
+        """True for degraded copies of clips (``<clip_id>@<condition>``, see casebench.degrade.SEP)."""
+        return np.char.find(self.ids.astype(str), DEGRADED_SEP) >= 0
+
     def mask(self, split: Split) -> np.ndarray:
-        """Boolean mask of the items in ``split``."""
+        """Boolean mask of the items in ``split``. ``all``, ``conflict`` and ``congruent`` hold the clean
+        items only: degraded copies are scored in their own condition splits and the robustness summary."""
+        clean = ~self.is_degraded
         if split.kind == "all":
-            return np.ones(len(self), dtype=bool)
+            return clean
         if split.kind == "conflict":
-            return self.is_conflict
+            return self.is_conflict & clean
         if split.kind == "congruent":
-            return self.is_congruent
+            return self.is_congruent & clean
         col = self.columns.get(split.column)
         if col is None:
             raise ConfigError(f"split {split.name!r} selects on gold column {split.column!r}, which the gold "
@@ -245,6 +253,9 @@ def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str |
     if "corpus" in gold.columns:
         corpora = sorted(set(gold.columns["corpus"].astype(str)))
         splits += [Split(c, "cross-corpus", "corpus", c) for c in corpora]
+    if gold.is_degraded.any() and "split" in gold.columns:
+        conditions = sorted(set(gold.columns["split"][gold.is_degraded].astype(str)))
+        splits += [Split(c, "subset", "split", c) for c in conditions]  # one split per degraded condition
     return Benchmark(name=name or Path(gold_path).stem, version="adhoc", taxonomy=tax,
                      gold_path=Path(gold_path).resolve(), tasks=tuple(tasks), splits=tuple(splits))
 
