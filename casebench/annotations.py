@@ -271,7 +271,11 @@ def post_simulated(ws, url: str, token: str, *, n_raters: int = 5, p_correct: fl
 
     schema = annotation_schema(ws)
     lo_hi = next(((s.low, s.high) for s in schema.dimensions.values() if s.kind == "rating"), (1, 5))
-    rows = simulate_ratings(ws.read_df("clips"), list(ws.taxonomy.labels), n_raters=n_raters,
+    from casebench.benchmarks import DEGRADED_SEP
+
+    clips = ws.read_df("clips")
+    clips = clips[~clips["clip_id"].str.contains(DEGRADED_SEP, regex=False)]  # raters hear the originals
+    rows = simulate_ratings(clips, list(ws.taxonomy.labels), n_raters=n_raters,
                             p_correct=p_correct, seed=seed, scale=lo_hi, careless=careless)
     recorded = ws.section("annotation").get("label_studio") or {}
     if "acoustic_project" not in recorded:

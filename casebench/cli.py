@@ -36,7 +36,8 @@ UnitOpt = Annotated[str, typer.Option("--bootstrap-unit", help="Resample 'item's
 def _print_json(obj) -> None:
     import orjson
 
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n")
+    opts = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS  # numpy scalars, np.str_ keys
+    sys.stdout.write(orjson.dumps(obj, option=opts).decode() + "\n")
 
 
 def _benchmark(benchmark: str | None, gold: Path | None, taxonomy: str | None):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+CONDITIONS = ("snr20", "snr5")  # white noise at 20 and 5 dB SNR: a robustness curve over the clean score
 VOICES = ("en-us+m1", "en-us+m3", "en-us+m5", "en-us+m7", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4",
           "en-gb+m3", "en-gb+f3")
 
@@ -34,10 +35,13 @@ class _Steps:
 
 def _annotate(ws, *, label_studio: bool, n_raters: int, p_correct: float, seed: int, base: Path) -> dict:
     from casebench.annotations import post_simulated, simulate_ratings
+    from casebench.benchmarks import DEGRADED_SEP
     from casebench.labelstudio import merge_annotations, pull, push
 
+    clips = ws.read_df("clips")
+    clips = clips[~clips["clip_id"].str.contains(DEGRADED_SEP, regex=False)]  # raters hear the originals
     if not label_studio:
-        rows = simulate_ratings(ws.read_df("clips"), list(ws.taxonomy.labels), n_raters=n_raters,
+        rows = simulate_ratings(clips, list(ws.taxonomy.labels), n_raters=n_raters,
                                 p_correct=p_correct, seed=seed, careless=1)
         summary = merge_annotations(ws, rows)
         return {"mode": "simulated raters straight into the annotations table", "rows": len(rows),
@@ -62,10 +66,12 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
 
     from casebench.aggregate import aggregate
     from casebench.annotations import run_agreement
+    from casebench.degrade import degrade
     from casebench.evaluate import evaluate
     from casebench.publish import split_audit_publish
     from casebench.report import write_agreement_report
     from casebench.results import model_info, save
+    from casebench.splits import split
     from casebench.synth import synth
     from casebench.transcribe import transcribe
     from casebench.workspace import Workspace
@@ -85,26 +91,38 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
     agreement = step("agreement", run_agreement, ws.root, n_boot=n_boot, seed=seed)
     write_agreement_report(agreement, ws.reports_dir / "agreement")
     summary["agreement"] = {d: r["krippendorff_alpha"] for d, r in agreement["dimensions"].items()}
+    per_rater = agreement["dimensions"]["acoustic_emotion"]["per_rater"]
+    summary["least_agreeing_rater"] = min(per_rater, key=lambda p: p["agreement_with_consensus"] or 0)
     summary["aggregate"] = step("aggregate (majority vote, conflict tags)", aggregate, ws).report
-    release = step("split → audit → publish → load back", split_audit_publish, ws, out / "published",
-                   resplit=True, seed=seed, ratios={"train": 0.6, "dev": 0.1, "test": 0.3},
-                   hide_test_labels=True, n_boot=min(n_boot, 200),
-                   card=_card_fields())
+    summary["split"] = step("split (speaker-disjoint, stratified)", split, ws, ratios={"train": 0.6, "dev": 0.1,
+                                                                                       "test": 0.3}, seed=seed)
+    summary["degrade"] = step(f"degrade the test clips ({', '.join(CONDITIONS)})", degrade, ws, CONDITIONS, seed=seed)
+    release = step("audit → publish → load back", split_audit_publish, ws, out / "published", resplit=False,
+                   seed=seed, hide_test_labels=True, n_boot=min(n_boot, 200), card=_card_fields())
     summary["release"] = {"audit_passed": release["audit"]["passed"], "loaded": release["loaded"],
                           "audio_roundtrip": release["audio_roundtrip"], "published": str(out / "published"),
                           "gold": release["publish"].get("gold")}
     gold = Path(release["publish"]["gold"])
     summary["baselines"] = {}
     preds_dir = out / "predictions"
-    for name, preds in step("reference baselines", _baselines, ws, preds_dir, seed).items():
-        from casebench.benchmarks import adhoc_benchmark
+    from casebench.benchmarks import adhoc_benchmark
+    from casebench.report import write_report
 
-        results = evaluate(preds, adhoc_benchmark(gold, ws.taxonomy.name, name="casebench-demo-test"),
-                           n_boot=n_boot, seed=seed, model=model_info(name, "demo", trained_on=["casebench-demo"]))
+    bench = adhoc_benchmark(gold, ws.taxonomy.name, name="casebench-demo-test")
+    for name, preds in step("reference baselines", _baselines, ws, preds_dir, seed).items():
+        results = evaluate(preds, bench, n_boot=n_boot, seed=seed, group_by="gender",
+                           model=model_info(name, "demo", trained_on=["casebench-demo"]))
         save(results, out / "results" / f"{name}.json")
-        summary["baselines"][name] = {k: results["splits"].get(s, {}).get(m) for k, s, m in (
+        write_report(results, out / "reports" / name)
+        b = {k: results["splits"].get(s, {}).get(m) for k, s, m in (
             ("accuracy_conflict", "conflict", "accuracy"), ("accuracy_congruent", "congruent", "accuracy"),
             ("text_following_rate", "conflict", "text_following_rate"))}
+        rob = (results.get("robustness") or {}).get("conditions", {})
+        b["accuracy_drop"] = {c: rob[c]["drop"]["accuracy"] for c in CONDITIONS if c in rob}
+        groups = (results.get("groups") or {}).get("gender") or {}
+        b["gender"] = {g: v["metrics"]["accuracy"] for g, v in groups.get("groups", {}).items()}
+        b["gender_not_ranked"] = groups.get("not_ranked", {})
+        summary["baselines"][name] = b
     summary["leaderboard"] = step("leaderboard (static export)", _leaderboard, out, gold, preds_dir, n_boot, seed)
     summary["times_s"] = step.times
     if console is not None:
@@ -122,11 +140,21 @@ def _card_fields() -> dict:
 
 
 def _baselines(ws, preds_dir: Path, seed: int) -> dict[str, Path]:
+    """Each baseline's predictions for the test clips and their degraded copies, in one file per system."""
     from casebench.baselines import run_baseline
 
     preds_dir.mkdir(parents=True, exist_ok=True)
-    return {name: run_baseline(name, ws, split="test", out=preds_dir / f"{name}.jsonl", seed=seed)["predictions"]
-            for name in ("majority", "text", "acoustic", "fusion")}
+    out = {}
+    for name in ("majority", "text", "acoustic", "fusion"):
+        parts = []
+        for split_name in ("test", *(f"test.{c}" for c in CONDITIONS)):
+            part = preds_dir / f".{name}.{split_name}.jsonl"
+            run_baseline(name, ws, split=split_name, out=part, seed=seed)
+            parts.append(part.read_bytes())
+            part.unlink()
+        (preds_dir / f"{name}.jsonl").write_bytes(b"".join(parts))
+        out[name] = preds_dir / f"{name}.jsonl"
+    return out
 
 
 def _leaderboard(out: Path, gold: Path, preds_dir: Path, n_boot: int, seed: int) -> dict:
@@ -187,14 +215,30 @@ def _print_summary(summary: dict, ws, console) -> None:
     for dim, entry in summary["agreement"].items():
         agr.add_row(dim, fmt(entry))
     console.print(agr)
+    worst = summary["least_agreeing_rater"]
+    console.print(f"the last simulated rater answers at random; the per-rater check names it: {worst['rater_id']} "
+                  f"agrees with the others' majority on {worst['agreement_with_consensus']:.0%} of clips")
     table = Table("baseline", "accuracy, conflict clips", "accuracy, congruent clips", "follows the words",
                   title="baselines on the test split (95% CIs over speakers)", title_justify="left",
                   show_edge=False)
     for name, b in summary["baselines"].items():
         table.add_row(name, fmt(b["accuracy_conflict"]), fmt(b["accuracy_congruent"]), fmt(b["text_following_rate"]))
     console.print(table)
+    rob = Table("baseline", *(f"drop at {c}" for c in CONDITIONS), "accuracy by gender",
+                title="robustness: accuracy drop from clean (paired, 95% CI); fairness", title_justify="left",
+                show_edge=False)
+    small = set()
+    for name, b in summary["baselines"].items():
+        gender = ", ".join(f"{g} {e['value']:.2f}" for g, e in b["gender"].items() if e and e.get("value") is not None)
+        small |= set(b["gender_not_ranked"].values())
+        rob.add_row(name, *(fmt(b["accuracy_drop"].get(c)) for c in CONDITIONS), gender + (" *" if small else ""))
+    console.print(rob)
+    if small:
+        console.print("* groups too small to rank: " + "; ".join(sorted(small)))
     console.print(f"workspace: {summary['workspace']}")
     console.print(f"published dataset: {summary['release']['published']}")
-    console.print(f"reports: {ws.reports_dir}  ·  results: {Path(summary['out']) / 'results'}")
+    console.print(f"reports: {ws.reports_dir} (corpus), {Path(summary['out']) / 'reports'} (baselines: confusion, "
+                  "conflict breakdown, score against SNR, gender)")
+    console.print(f"results: {Path(summary['out']) / 'results'}")
     console.print(f"leaderboard site: {summary['leaderboard'].get('out')}/index.html")
     console.print("step times (s): " + ", ".join(f"{k} {v}" for k, v in summary["times_s"].items()))

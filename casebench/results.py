@@ -116,7 +116,8 @@ def build_results(*, benchmark, gold, preds, tasks, scores, baselines, extra, n_
 
 def dumps(results: dict) -> bytes:
     """Serialise a results object (indented, keys in insertion order)."""
-    return orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    # numpy scalars as values, numpy strings as keys (group names come from gold columns)
+    return orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def save(results: dict, path: str | Path) -> Path:

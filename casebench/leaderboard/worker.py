@@ -68,7 +68,7 @@ def score_job(bench_ref: str, path: str, n_boot: int, seed: int, model: dict) ->
                 split_scores.pop("by_dimension", None)
         _BASELINES[key] = base
     res["baselines"] = base
-    return orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(res, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def compare_job(bench_ref: str, path_a: str, path_b: str, n_boot: int, seed: int) -> bytes:
