@@ -97,6 +97,7 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
     summary["split"] = step("split (speaker-disjoint, stratified)", split, ws, ratios={"train": 0.6, "dev": 0.1,
                                                                                        "test": 0.3}, seed=seed)
     summary["degrade"] = step(f"degrade the test clips ({', '.join(CONDITIONS)})", degrade, ws, CONDITIONS, seed=seed)
+    summary["transcribe_degraded"] = step("transcribe the degraded copies", transcribe, ws)
     release = step("audit → publish → load back", split_audit_publish, ws, out / "published", resplit=False,
                    seed=seed, hide_test_labels=True, n_boot=min(n_boot, 200), card=_card_fields())
     summary["release"] = {"audit_passed": release["audit"]["passed"], "loaded": release["loaded"],

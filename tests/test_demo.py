@@ -43,7 +43,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     # running it again resumes: nothing is synthesized or transcribed twice
     assert main(["demo", "--out", str(out), "--no-label-studio", "--bootstrap", "50", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
-    assert again["transcribe"]["n_transcribed"] == 0 and again["transcribe"]["n_already_done"] > 0
+    for key in ("transcribe", "transcribe_degraded"):
+        assert again[key]["n_transcribed"] == 0 and again[key]["n_already_done"] > 0
+    assert summary["transcribe_degraded"]["n_transcribed"] > 0  # the noisy copies got their own ASR text
 
 
 @pytest.mark.slow
