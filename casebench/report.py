@@ -116,6 +116,15 @@ def render_compare(result: dict, console) -> None:
 # HTML + PNG report
 
 
+def _save(fig, path: Path) -> None:
+    """Lay out, write (PNG, 110 dpi) and free a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
@@ -134,9 +143,7 @@ def _plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: s
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold (voice)")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_conflict(rows: list[dict], path: Path) -> None:
@@ -156,9 +163,7 @@ def _plot_conflict(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("share of predictions")
     ax.set_title("Conflict clips: does the model follow the voice or the words?")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
@@ -176,9 +181,7 @@ def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
     ax.set_ylabel("F1 (95% CI)")
     ax.set_title(title)
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_report(results: dict, out_dir: str | Path) -> Path:
@@ -281,9 +284,7 @@ def _plot_rater_heatmap(pair: dict, path: Path, title: str) -> None:
                     ax.text(j, i, f"{k[i, j]:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="Cohen's κ" + (f" ({pair['weights']})" if pair.get("weights") else ""))
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_agreement_report(result: dict, out_dir: str | Path) -> Path:
