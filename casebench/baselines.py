@@ -47,6 +47,7 @@ import functools
 import re
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -363,7 +364,7 @@ class Fitted:
     notes: list[str] = field(default_factory=list)
 
 
-class Baseline:
+class Baseline(ABC):
     """A reference system: :meth:`fit` on a corpus's train clips, then :meth:`predict_proba` for any clips.
 
     Subclasses set :attr:`name`, :attr:`summary` (one line), :attr:`needs` (``labels``, ``text``, ``audio``)
@@ -382,12 +383,13 @@ class Baseline:
         self.options = options
         self.fitted = Fitted()
 
+    @abstractmethod
     def fit(self, corpus: Corpus, train: Sequence[str], dev: Sequence[str]) -> Fitted:
-        raise NotImplementedError
+        """Learn from the ``train`` clips (``dev`` for tuning); returns what was learned."""
 
+    @abstractmethod
     def predict_proba(self, corpus: Corpus, ids: Sequence[str]) -> np.ndarray:
         """(n, K) probabilities in taxonomy order."""
-        raise NotImplementedError
 
     def predict_vad(self, corpus: Corpus, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Dimension -> predicted values; empty for systems that predict none."""

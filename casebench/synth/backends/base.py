@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 
-class Backend:
+class Backend(ABC):
     """A text-to-speech backend: speaks a sentence in a voice with an intended emotion, into a file.
 
     Subclasses set ``name``, ``description`` and ``licence_note``, and implement :meth:`synthesize`. The
@@ -30,6 +31,7 @@ class Backend:
 
     def check_emotions(self, emotions: list[str]) -> None:
         """Raise ConfigError when the backend cannot render one of ``emotions`` (default: any is fine)."""
+        return None
 
     def gender(self, voice: str) -> str | None:
         """The voice's gender when the backend knows it."""
@@ -39,10 +41,10 @@ class Backend:
         """Designed loudness of ``emotion`` relative to neutral, kept through loudness normalisation."""
         return 0.0
 
+    @abstractmethod
     def synthesize(self, text: str, emotion: str, voice: str, out: Path) -> Path:
         """Write speech for ``text`` to ``out`` (or a sibling with another suffix) and return its path.
 
         Raises:
             CasebenchError: the backend failed for this clip (the message says why).
         """
-        raise NotImplementedError
