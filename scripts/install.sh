@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-apt_pkgs=(espeak-ng ffmpeg sox chromium fonts-dejavu-core)
+apt_pkgs=(espeak-ng ffmpeg sox chromium fonts-dejavu-core postgresql)  # PostgreSQL: the leaderboard's URL path is tested
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
