@@ -69,14 +69,7 @@ def sine_wav_bytes(freq_hz: float, duration_s: float, sample_rate: int = 16000,
         ramp = np.linspace(0.0, 1.0, fade)
         signal[:fade] *= ramp
         signal[n - fade:] *= ramp[::-1]
-    pcm = np.round(signal * 32767).astype("<i2").tobytes()
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
+    return wav_bytes(signal, sample_rate)
 
 
 def make_workspace(tmp_path: str | os.PathLike, n_clips: int = 20, n_speakers: int = 4, seed: int = 0,

@@ -184,19 +184,24 @@ class Worker:
 
     def claim_submission(self) -> tuple[int, str] | None:
         """(submission id, claim) of the oldest queued submission, now ``running``; None when none is queued."""
+        return self._claim(Submission, started_at=utcnow, attempts=lambda: Submission.attempts + 1)
+
+    def _claim(self, model, **values) -> tuple[int, str] | None:
+        """Claim the oldest queued row of ``model``: an UPDATE guarded by ``status == 'queued'``, so two
+        claimers never get the same row (the loser retries with the next one). ``values`` are callables
+        giving extra columns to set."""
         db = self.lb.db
         while True:
             with db.write() as s:
-                sid = s.scalar(select(Submission.id).where(Submission.status == "queued")
-                               .order_by(Submission.id).limit(1))
-                if sid is None:
+                rid = s.scalar(select(model.id).where(model.status == "queued").order_by(model.id).limit(1))
+                if rid is None:
                     return None
                 claim = uuid.uuid4().hex
-                n = s.execute(update(Submission).where(Submission.id == sid, Submission.status == "queued")
-                              .values(status="running", claim=claim, started_at=utcnow(),
-                                      attempts=Submission.attempts + 1)).rowcount
+                extra = {k: v() for k, v in values.items()}
+                n = s.execute(update(model).where(model.id == rid, model.status == "queued")
+                              .values(status="running", claim=claim, **extra)).rowcount
             if n == 1:
-                return sid, claim
+                return rid, claim
 
     def _score(self, sid: int, claim: str) -> None:
         lb = self.lb
@@ -233,18 +238,8 @@ class Worker:
             s.execute(update(Comparison).where(Comparison.status == "running").values(status="queued", claim=None))
 
     def claim_comparison(self) -> tuple[int, str] | None:
-        db = self.lb.db
-        while True:
-            with db.write() as s:
-                cid = s.scalar(select(Comparison.id).where(Comparison.status == "queued")
-                               .order_by(Comparison.id).limit(1))
-                if cid is None:
-                    return None
-                claim = uuid.uuid4().hex
-                n = s.execute(update(Comparison).where(Comparison.id == cid, Comparison.status == "queued")
-                              .values(status="running", claim=claim)).rowcount
-            if n == 1:
-                return cid, claim
+        """(comparison id, claim) of the oldest queued paired comparison, now ``running``."""
+        return self._claim(Comparison)
 
     def _compare(self, cid: int, claim: str) -> None:
         lb = self.lb
