@@ -114,3 +114,90 @@ def test_degraded_copies_are_kept_out_of_the_standard_splits(tmp_path):
     assert g.mask(names["all"]).tolist() == [True, True, False, False]
     assert g.mask(names["conflict"]).tolist() == [True, False, False, False]
     assert g.mask(names["test.snr5"]).tolist() == [False, False, True, True]
+
+
+# --------------------------------------------------------------------------------------------------
+# casebench-audio-mini: the built-in benchmark with audio (scripts/make_audio_mini_benchmark.py)
+
+AUDIO_MINI = "casebench-audio-mini"
+
+
+def _audio_mini_script():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "make_audio_mini_benchmark.py"
+    spec = importlib.util.spec_from_file_location("make_audio_mini", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _audio_mini_tables():
+    b = get_benchmark(AUDIO_MINI)
+    data = b.gold_path.parent
+    return b, data, pd.read_csv(data / "gold.csv"), pd.read_csv(data / "train.csv")
+
+
+def test_audio_mini_spec_loads_with_conflict_and_congruent_test_clips():
+    assert AUDIO_MINI in list_benchmarks()
+    b, data, test, train = _audio_mini_tables()
+    assert b.taxonomy.name == "iemocap4" and [t.kind for t in b.tasks] == ["categorical"]
+    gold = b.load_gold()
+    assert len(gold) == len(test) == 96
+    assert gold.is_conflict.sum() == 48 and gold.is_congruent.sum() == 48
+    assert gold.columns["is_conflict"].astype(str).tolist() == [str(x) for x in gold.is_conflict.tolist()]
+    for table in (test, train):
+        assert list(table.columns) == ["id", "path", "speaker_id", "gender", "acoustic_label", "semantic_label",
+                                       "is_conflict", "text"]
+        assert set(table.acoustic_label) == set(table.semantic_label) == set(b.taxonomy.labels)
+        assert table.text.str.len().min() > 10 and set(table.gender) == {"female", "male"}
+    assert len(train) >= 100 and train.is_conflict.mean() < 0.25  # words mostly agree with the voice in train
+
+
+def test_audio_mini_train_and_test_share_no_speaker_timbre_or_sentence():
+    _, _, test, train = _audio_mini_tables()
+    assert not set(test.speaker_id) & set(train.speaker_id)
+    assert not {v.split("+")[1] for v in test.speaker_id} & {v.split("+")[1] for v in train.speaker_id}
+    assert not set(test.text) & set(train.text)
+    assert test.speaker_id.nunique() >= 6 and train.speaker_id.nunique() >= 10
+
+
+def test_audio_mini_fingerprint_matches_the_shipped_files():
+    import hashlib
+
+    import yaml
+
+    b, data, test, train = _audio_mini_tables()
+    sums = (data / "SHA256SUMS").read_text("utf-8").splitlines()
+    listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in sums}
+    files = {p.relative_to(data).as_posix(): p for p in data.rglob("*") if p.is_file() and p.name != "SHA256SUMS"}
+    assert set(listed) == set(files)  # nothing shipped unlisted, nothing listed missing
+    assert all(hashlib.sha256(p.read_bytes()).hexdigest() == listed[k] for k, p in files.items())
+    spec = yaml.safe_load(b.spec_path.read_text("utf-8"))
+    assert spec["fingerprint"] == "sha256:" + hashlib.sha256((data / "SHA256SUMS").read_bytes()).hexdigest()
+    assert set(listed) == {"gold.csv", "train.csv", *test.path, *train.path}  # every clip, and only them
+
+
+def test_audio_mini_audio_is_16k_mono_flac_within_the_size_budget():
+    import soundfile as sf
+
+    _, data, test, train = _audio_mini_tables()
+    total = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    assert total <= 10_000_000, f"casebench-audio-mini is {total / 1e6:.1f} MB; the budget is 10 MB"
+    for rel in [*test.path, *train.path]:
+        info = sf.info(data / rel)
+        assert (info.format, info.samplerate, info.channels) == ("FLAC", 16000, 1), rel
+        assert 1.0 < info.duration < 10.0, rel
+
+
+def test_audio_mini_label_tables_regenerate_identically(tmp_path):
+    """The label tables follow from the script's seed alone (the audio bytes also depend on the espeak-ng
+    build, so they are checked by fingerprint above, not regenerated here)."""
+    mod = _audio_mini_script()
+    mod.write_tables(tmp_path)
+    _, data, _, _ = _audio_mini_tables()
+    for name in ("gold.csv", "train.csv"):
+        assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), (
+            f"{name} differs from what scripts/make_audio_mini_benchmark.py makes now (did the built-in sentence "
+            "bank or the synth plan change?): regenerate the benchmark and bump its version")
