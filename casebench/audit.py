@@ -3,7 +3,8 @@
 Runs on any assignment (``casebench split``'s or an imported official one) and reports, for every pair of
 splits (and every pair of folds inside a split):
 
-- ``speakers``: speaker ids present on both sides;
+- ``speakers``: speaker ids present on both sides (a reference-prompted synthesized clip also carries its
+  reference speaker, ``meta_reference_speaker``: the voice it clones is that person's);
 - ``identical_audio``: the same audio file bytes (``clips.sha256``) or the same 16-bit PCM
   (``clips.qc_pcm_sha256``, the same audio stored as WAV and as FLAC) on both sides;
 - ``near_audio``: audio that is the same recording up to gain, a little noise, re-encoding or a short shift,
@@ -457,11 +458,18 @@ def _values(df: pd.DataFrame, col: str) -> pd.Series:
     return s.where(s.notna() & (s.astype(str).str.strip() != ""), None)
 
 
-def _shared_values(frame: pd.DataFrame, col: str, side_a: pd.Index, side_b: pd.Index,
+def _shared_values(frame: pd.DataFrame, col: str | tuple[str, ...], side_a: pd.Index, side_b: pd.Index,
                    max_examples: int) -> dict:
-    """Values of ``col`` present on both sides, with clip counts and example clip ids."""
-    va = _values(frame.loc[side_a], col).dropna().astype(str)
-    vb = _values(frame.loc[side_b], col).dropna().astype(str)
+    """Values of ``col`` (or of any of several columns) present on both sides, with clip counts and example
+    clip ids."""
+    def side(index: pd.Index) -> pd.Series:
+        if isinstance(col, str):
+            return _values(frame.loc[index], col).dropna().astype(str)
+        parts = pd.concat([_values(frame.loc[index], c).dropna().astype(str) for c in col])
+        keep = ~pd.Series(list(zip(parts.index, parts, strict=True))).duplicated().to_numpy()
+        return parts[keep]  # a clip counted once per value
+
+    va, vb = side(side_a), side(side_b)
     shared = sorted(set(va) & set(vb))
     if not shared:
         return {"n": 0, "clips_a": 0, "clips_b": 0, "items": []}
@@ -607,7 +615,9 @@ def _pair_report(frame: pd.DataFrame, a: str, b: str, ia: pd.Index, ib: pd.Index
     mx = settings.max_examples
     out: dict[str, dict] = {}
     if "speakers" in checks and "speakers" not in not_run:
-        res = _shared_values(frame, "speaker_id", ia, ib, mx)
+        # a reference-prompted clip also carries its reference speaker (casebench.synth.references)
+        res = _shared_values(frame, ("speaker_id", "meta_reference_speaker") if "meta_reference_speaker" in frame
+                             else "speaker_id", ia, ib, mx)
         shown = ", ".join(i["value"] for i in res["items"][:5])
         out["speakers"] = _flag(res, settings.severity("speakers"),
                                 f"{res['n']} shared speaker(s) ({shown}{', ...' if res['n'] > 5 else ''}); "

@@ -301,6 +301,16 @@ def synth(
         "--tts-url", help="Base URL of an OpenAI-compatible /v1/audio/speech server (--backend openai); "
                           "key from CASEBENCH_TTS_API_KEY or OPENAI_API_KEY.")] = None,
     tts_model: Annotated[str | None, typer.Option("--tts-model", help="Speech model (openai).")] = None,
+    tts_body: Annotated[str | None, typer.Option(
+        "--tts-body", help="openai: extra JSON fields per request; values may use {ref_audio_b64} {ref_audio} "
+                           "{ref_text} {emotion} {voice} {language}.")] = None,
+    reference_from: Annotated[Path | None, typer.Option(
+        "--reference-from", help="Imported acted corpus (workspace) whose takes prompt a reference-based TTS: "
+                                 "{ref_audio} {ref_text} in --tts-cmd. The voices are its speakers.")] = None,
+    reference_split: Annotated[str | None, typer.Option(
+        "--reference-split", help="Take references only from this split of --reference-from.")] = None,
+    reference_speakers: Annotated[int | None, typer.Option(
+        "--reference-speakers", min=1, help="How many reference speakers (most emotions covered first).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the plan and of the LLM requests.")] = 0,
     lufs: Annotated[float, typer.Option("--lufs", help="Loudness target (EBU R128 LUFS).")] = -23.0,
     audio_format: Annotated[str, typer.Option("--format", help="Audio format: flac or wav.")] = "flac",
@@ -314,9 +324,11 @@ def synth(
     from casebench.synth import synth as run
     from casebench.synth.design import parse_cell_counts
 
-    options = {"command": {"command": tts_cmd}, "openai": {"url": tts_url, "model": tts_model}}
+    options = {"command": {"command": tts_cmd}, "openai": {"url": tts_url, "model": tts_model, "body": tts_body}}
     options = options.get(backend, {})
     summary = run(workspace, backend=backend, backend_options=options, voices=_split_list(voices),
+                  reference_from=reference_from, reference_split=reference_split,
+                  reference_speakers=reference_speakers,
                   emotions=_split_list(emotions), per_cell=per_cell, congruent=congruent,
                   counts=parse_cell_counts(counts), texts=texts, text_llm=text_llm, llm_model=model,
                   seed=seed,
@@ -336,7 +348,16 @@ def synth(
                   f"({summary['n_made']} made now, {summary['n_done_before']} already done; "
                   f"{summary['n_conflict']} conflict, {summary['n_congruent']} congruent)")
     console.print(f"report: {summary['report']}")
-    for note in summary["texts"]["notes"]:
+    ref = summary.get("reference")
+    if ref:
+        console.print(f"references: {ref['counts'].get('references')} takes of {len(ref['speakers'])} speaker(s) "
+                      f"from {ref['name']}; each clip's reference id is in meta_reference_clip")
+    if summary.get("n_missing"):
+        cells = sorted({m["cell"] for m in summary["missing"]})
+        console.print(f"[yellow]missing:[/] {summary['n_missing']} planned clip(s) in {len(cells)} cell(s) no "
+                      f"reference speaker can voice ({', '.join(cells[:8])}{', ...' if len(cells) > 8 else ''}); "
+                      "reasons in the report")
+    for note in summary["texts"]["notes"] + ((ref or {}).get("notes") or []):
         console.print(f"[yellow]note:[/] {note}")
 
 

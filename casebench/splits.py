@@ -166,6 +166,23 @@ def strata(status: pd.DataFrame) -> np.ndarray:
     return (acoustic + "|" + status["status"].astype(str)).to_numpy()
 
 
+#: Clips column naming the speaker whose reference take prompted a synthesized clip (casebench.synth.references):
+#: a reference-prompted clip carries its reference speaker, so clips sharing one are kept in one split.
+REFERENCE_SPEAKER = "meta_reference_speaker"
+
+
+def linked_columns(clips: pd.DataFrame, group_by: Sequence[str]) -> list[str]:
+    """``group_by`` plus :data:`REFERENCE_SPEAKER` when the clips have one (reference-prompted synthesis).
+
+    >>> linked_columns(pd.DataFrame({"speaker_id": ["a"], "meta_reference_speaker": ["crema-d:1001"]}), ["speaker_id"])
+    ['speaker_id', 'meta_reference_speaker']
+    """
+    cols = list(group_by)
+    if REFERENCE_SPEAKER in clips.columns and REFERENCE_SPEAKER not in cols and clips[REFERENCE_SPEAKER].notna().any():
+        cols.append(REFERENCE_SPEAKER)
+    return cols
+
+
 def group_ids(clips: pd.DataFrame, group_by: Sequence[str] = ("speaker_id",)) -> np.ndarray:
     """Group number of each clip: clips sharing a value of any ``group_by`` column are in one group.
 
@@ -359,7 +376,7 @@ def _prepare(clips: pd.DataFrame, labels: pd.DataFrame | None, group_by: Sequenc
                                  field="clips"))
     status = conflict_status(clips, labels, source=stratify_source)
     frame = status.copy()
-    frame["group"] = group_ids(clips, group_by)
+    frame["group"] = group_ids(clips, linked_columns(clips, group_by))
     frame["speaker"] = clips[group_by[0]].astype(str).to_numpy()
     frame["stratum"] = strata(status)
     return frame

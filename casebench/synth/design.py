@@ -113,13 +113,17 @@ def needed_per_semantic(counts: Mapping[tuple[str, str], int]) -> dict[str, int]
 def make_plan(bank: Mapping[str, Sequence[Sentence]], emotions: Sequence[str], voices: Sequence[str], *,
               per_cell: int = 1, congruent: int | None = None,
               overrides: Mapping[tuple[str, str], int] | None = None, seed: int = 0,
-              id_prefix: str = "s-") -> list[PlannedClip]:
+              id_prefix: str = "s-", available: Mapping[str, set[str]] | None = None) -> list[PlannedClip]:
     """The plan: one :class:`PlannedClip` per clip, in cell order (acoustic, then semantic, then index).
 
     Voices: in cell (a, s) clip k gets ``voices[(i_a + i_s + k + r) % V]`` with ``r`` a seeded offset, so
     each voice covers every row and column of the crossing. Sentences: a seeded shuffle of the bank for
     each semantic emotion, dealt out in cell order; a bank smaller than the demand is dealt again (the
     same sentence then appears with several acoustic emotions).
+
+    ``available`` (reference-prompted synthesis: voice -> the acoustic emotions it has a reference for)
+    makes the rotation skip a voice that cannot speak the cell's acoustic emotion and take the next one
+    that can; a clip no voice can speak gets ``voice=""`` (the caller reports it as missing).
 
     Raises:
         ConfigError: no voices, no emotions, or a semantic emotion the bank has no sentence for.
@@ -147,7 +151,11 @@ def make_plan(bank: Mapping[str, Sequence[Sentence]], emotions: Sequence[str], v
             for k in range(counts.get((a, s), 0)):
                 sentence = decks[s][dealt[s] % len(decks[s])]
                 dealt[s] += 1
-                voice = voices[(ia + is_ + k + offset) % len(voices)]
+                start = ia + is_ + k + offset
+                voice = voices[start % len(voices)]
+                if available is not None:
+                    voice = next((voices[(start + j) % len(voices)] for j in range(len(voices))
+                                  if a in available.get(voices[(start + j) % len(voices)], ())), "")
                 key = "\x1f".join(("synth", a, s, str(k), voice, sentence.text))
                 plan.append(PlannedClip(clip_id_for(key, id_prefix), a, s, k, sentence.text, voice,
                                         sentence.source, sentence.prompt))

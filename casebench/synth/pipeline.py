@@ -8,6 +8,11 @@ expressive TTS speak them with another. :func:`synth` does the same with pluggab
 intended acoustic and semantic emotion, voice (speaker_id), backend and backend parameters (``meta_*``
 columns; parameters as JSON text in ``meta_tts_params``).
 
+Reference-prompted (``reference_from``, the recommended way for clips that sound like people): the voices
+are speakers of an imported acted corpus, and each clip's program is given a reference take of its speaker
+in its acoustic emotion (:mod:`casebench.synth.references`); the reference's id, speaker and text are
+stored with the clip (``meta_reference_*``), and a cell no speaker can fill is reported as missing.
+
 Resumable: rows go through ``workspace.resumable("synth", config)`` in small batches, clip ids follow from
 the plan, and a re-run under the same config skips the clips already done, so a run killed with
 ``kill -9`` loses and duplicates nothing. Text from an LLM is generated once per config and cached in the
@@ -82,9 +87,26 @@ def load_texts(ws: Workspace, texts: str | os.PathLike | TextBank | None, *, wan
     return read_csv_bank(texts, ws.taxonomy, language=language)
 
 
+def _reference_wav(ref, tmp: Path) -> Any:
+    """The reference as a WAV file in ``tmp`` (TTS tools read WAV; corpora also hold FLAC or MP3)."""
+    import dataclasses
+
+    import soundfile as sf
+
+    path = tmp / f"ref-{ref.clip_id}.wav"
+    if not path.exists():
+        x, sr = decode(ref.audio)
+        sf.write(str(path), x, sr, subtype="PCM_16")
+    return dataclasses.replace(ref, audio=str(path))
+
+
 def _row(ws: Workspace, clip: PlannedClip, backend: Backend, bank: TextBank, tmp: Path, *, target_lufs: float,
-         fmt: str, session: str) -> dict[str, Any]:
-    raw = backend.synthesize(clip.text, clip.acoustic, clip.voice, tmp / clip.clip_id)
+         fmt: str, session: str, reference=None, reference_name: str | None = None) -> dict[str, Any]:
+    if reference is not None:
+        raw = backend.synthesize(clip.text, clip.acoustic, clip.voice, tmp / clip.clip_id,
+                                 reference=_reference_wav(reference, tmp))
+    else:
+        raw = backend.synthesize(clip.text, clip.acoustic, clip.voice, tmp / clip.clip_id)
     try:
         x, sr = decode(raw)
     finally:
@@ -93,10 +115,17 @@ def _row(ws: Workspace, clip: PlannedClip, backend: Backend, bank: TextBank, tmp
     rel = f"{AUDIO_SUBDIR}/{clip.clip_id}.{fmt}"
     sha = write_audio(ws.root / rel, prep.samples, prep.sample_rate, fmt)
     qc = qc_measures(x, prep.samples, prep.sample_rate)
+    ref_cols = {}
+    if reference is not None:
+        ref_cols = {"meta_reference_clip": reference.clip_id, "meta_reference_speaker": reference.speaker,
+                    "meta_reference_corpus": reference_name, "meta_reference_text": reference.text or None,
+                    "meta_reference_emotion": reference.emotion}
     return {
         "clip_id": clip.clip_id, "path": rel, "duration_s": qc.pop("duration_s"),
-        "sample_rate": prep.sample_rate, "sha256": sha, "speaker_id": f"{backend.name}:{clip.voice}",
-        "gender": backend.gender(clip.voice),
+        "sample_rate": prep.sample_rate, "sha256": sha,
+        # a reference-prompted clip speaks with its reference speaker's (cloned) voice
+        "speaker_id": reference.speaker if reference is not None else f"{backend.name}:{clip.voice}",
+        "gender": reference.gender if reference is not None else backend.gender(clip.voice),
         "language": bank.language, "source": f"synth:{backend.name}", "session": session,
         "text_prompt": clip.text, "intended_acoustic": clip.acoustic, "intended_semantic": clip.semantic,
         "meta_voice": clip.voice, "meta_backend": backend.name,
@@ -104,7 +133,7 @@ def _row(ws: Workspace, clip: PlannedClip, backend: Backend, bank: TextBank, tmp
         "meta_text_source": clip.text_source, "meta_text_generation_prompt": clip.text_prompt,
         "meta_cell_index": clip.index,
         "qc_loudness_in_lufs": prep.loudness_in, "qc_gain_db": prep.gain_db,
-        "qc_notes": "; ".join(prep.notes) or None, **qc,
+        "qc_notes": "; ".join(prep.notes) or None, **qc, **ref_cols,
     }
 
 
@@ -115,7 +144,8 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
           texts: str | os.PathLike | TextBank | None = None, text_llm: str | None = None,
           llm_model: str | None = None, llm_temperature: float = 0.9, llm_api_key: str | None = None,
           seed: int = 0, target_lufs: float = TARGET_LUFS, audio_format: str = "flac", batch_size: int = 8,
-          progress: bool = False, abort_after: int = 5) -> dict[str, Any]:
+          progress: bool = False, abort_after: int = 5, reference_from: str | os.PathLike | Workspace | None = None,
+          reference_split: str | None = None, reference_speakers: int | None = None) -> dict[str, Any]:
     """Synthesize a conflict set into ``workspace`` and write its ``clips`` table; returns a summary.
 
     Args:
@@ -123,7 +153,8 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
         backend: a name in :data:`casebench.synth.backends.BACKENDS` or a Backend instance;
             ``backend_options`` go to its constructor (``command=`` for ``command``; ``url=``, ``model=``
             for ``openai``).
-        voices: voices (speakers) of the backend; default its ``default_voices``.
+        voices: voices (speakers) of the backend; default its ``default_voices``. With ``reference_from``:
+            speaker ids of the reference workspace (default: its speakers, see ``reference_speakers``).
         emotions: the emotions crossed (acoustic and semantic); default the workspace taxonomy.
         per_cell, congruent, counts: clips per cell, on the diagonal (default ``per_cell``), and per named
             cell ``{(acoustic, semantic): n}`` (see :func:`casebench.synth.design.cell_counts`).
@@ -135,10 +166,17 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
         batch_size: clips per journal part (the most a kill can make redo).
         progress: draw a progress bar on stderr.
         abort_after: stop when this many clips failed before any succeeded (a broken backend).
+        reference_from: an imported acted corpus (workspace) whose takes prompt the backend
+            (:mod:`casebench.synth.references`); the backend must accept references (``command`` with
+            ``{ref_audio}``, ``openai`` with ``body``).
+        reference_split: take references only from this split of ``reference_from``.
+        reference_speakers: use this many reference speakers (those covering most emotions first).
 
     Returns:
         A dict: config hash, counts (planned, already done, made now, failed), the plan matrix, text
-        source and notes, report and table paths.
+        source and notes, report and table paths; with references also ``reference`` (the pool's counts,
+        notes and the reference of every clip) and ``missing`` (clips no reference speaker could fill, with
+        their cell, planned speaker and reason).
 
     Raises:
         ConfigError: bad settings, or a backend that cannot work (the clips made so far are kept).
@@ -154,15 +192,31 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
     tts = backend if isinstance(backend, Backend) else make_backend(backend, **dict(backend_options or {}))
     emotions = _check_emotions(list(emotions) if emotions else list(ws.taxonomy.labels), ws)
     tts.check_emotions(emotions)
+    tts.check_reference(reference_from is not None)
+    pool = None
+    if reference_from is not None:
+        from casebench.synth.references import choose_speakers, reference_pool
+
+        pool = reference_pool(reference_from, split=reference_split, taxonomy=ws.taxonomy)
+        voices = choose_speakers(pool, emotions, speakers=voices, n_speakers=reference_speakers, seed=seed)
     voices = list(voices) if voices else list(tts.default_voices)
     overrides = dict(counts or {})
     cells = cell_counts(emotions, per_cell, congruent, overrides)
     bank = load_texts(ws, texts, wanted=needed_per_semantic(cells), text_llm=text_llm, llm_model=llm_model,
                       llm_temperature=llm_temperature, seed=seed, api_key=llm_api_key)
     plan = make_plan(bank.sentences, emotions, voices, per_cell=per_cell, congruent=congruent,
-                     overrides=overrides, seed=seed)
+                     overrides=overrides, seed=seed, available=pool.available() if pool is not None else None)
     if not plan:
         raise ConfigError("the synth plan is empty: every cell count is 0")
+    missing = [c for c in plan if not c.voice]
+    plan = [c for c in plan if c.voice]
+    references = {}
+    if pool is not None:
+        dealer = pool.dealer(seed)
+        references = {c.clip_id: dealer.deal(c.voice, c.acoustic) for c in plan}
+    if not plan:
+        raise ConfigError(f"no clip of the plan can be made: no reference speaker of {pool.name} has any of the "
+                          f"voice emotions {sorted({c.acoustic for c in missing})}")
     config = {
         "backend": tts.config(), "voices": voices, "emotions": emotions, "per_cell": per_cell,
         "congruent": congruent, "counts": {f"{a}/{s}": n for (a, s), n in sorted(overrides.items())},
@@ -171,12 +225,16 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
                   "fingerprint": bank.fingerprint},
         "seed": seed, "target_lufs": target_lufs, "sample_rate": TARGET_SR, "format": fmt,
     }
+    if pool is not None:
+        config["reference"] = {"workspace": pool.name, "fingerprint": pool.fingerprint, "split": reference_split}
     journal = ws.resumable("synth", config, table="clips")
     session = f"synth-{journal.config_hash}"
     ws.set_section("synth", {"backend": tts.name, "voices": voices, "emotions": emotions,
                              "per_cell": per_cell, "congruent": congruent, "counts": config["counts"],
                              "texts": config["texts"]["source"], "seed": seed, "target_lufs": target_lufs,
-                             "format": fmt, "config_hash": journal.config_hash})
+                             "format": fmt, "config_hash": journal.config_hash,
+                             **({"reference_from": str(Path(getattr(reference_from, "root", reference_from))),
+                                 "reference_split": reference_split} if pool is not None else {})})
     done = journal.done_ids()
     todo = [c for c in plan if c.clip_id not in done]
     (ws.root / AUDIO_SUBDIR).mkdir(parents=True, exist_ok=True)
@@ -190,7 +248,8 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
             for clip in todo:
                 try:
                     batch.append(_row(ws, clip, tts, bank, Path(tmp), target_lufs=target_lufs, fmt=fmt,
-                                      session=session))
+                                      session=session, reference=references.get(clip.clip_id),
+                                      reference_name=pool.name if pool is not None else None))
                     n_ok += 1
                 except (ConfigError, MissingDependencyError) as e:
                     fatal = e
@@ -211,6 +270,11 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
     rows = journal.rows()
     table = journal.finish("clips") if rows.num_rows else None
     matrix = plan_matrix(plan, emotions)
+    have = pool.available() if pool is not None else {}
+    missing_rows = [{"cell": f"{c.acoustic}/{c.semantic}", "index": c.index, "text": c.text,
+                     "reason": f"no reference speaker among {len(voices)} has a {c.acoustic!r} take"
+                               + ("" if any(c.acoustic in v for v in have.values()) else
+                                  f" ({pool.name} has no {c.acoustic!r} clip at all)")} for c in missing]
     plan_ids = {c.clip_id for c in plan}
     n_in_table = len(plan_ids & set(rows.column("clip_id").to_pylist()))
     summary = {
@@ -222,9 +286,15 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
         "n_conflict": sum(not c.is_congruent for c in plan), "matrix": matrix,
         "texts": {"source": bank.source, "counts": bank.counts(), "notes": bank.notes},
         "failures": [p.to_dict() for p in failures],
+        "n_missing": len(missing), "missing": missing_rows,
         "clips_table": str(ws.table_path("clips")) if table is not None else None,
         "report": str(ws.reports_dir / REPORT_NAME),
         "elapsed_s": round(time.monotonic() - started, 3),
+        **({"reference": {"workspace": str(Path(getattr(reference_from, "root", reference_from))),
+                          "name": pool.name, "split": reference_split, "counts": pool.counts, "notes": pool.notes,
+                          "speakers": voices,
+                          "clips": {cid: {"reference_clip": r.clip_id, "speaker": r.speaker, "emotion": r.emotion}
+                                    for cid, r in references.items()}}} if pool is not None else {}),
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_text(ws.reports_dir / REPORT_NAME, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

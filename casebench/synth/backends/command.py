@@ -5,6 +5,14 @@ and ``{out}`` (the file to write, ``.wav``; any format :func:`casebench.audio.de
 
     casebench synth ws --backend command --tts-cmd 'mytts --emotion {emotion} --text {text} --out {out}'
 
+Reference-prompted systems (``synth --reference-from``) also get ``{ref_audio}`` (the reference clip as a
+WAV file), ``{ref_text}`` (what it says; may be empty) and ``{language}``; tools that take an output folder
+and a file name rather than a path get ``{out_dir}`` and ``{out_name}``. Recipes for F5-TTS and XTTS are
+in docs/reference-synthesis.md::
+
+    --tts-cmd 'f5-tts_infer-cli --ref_audio {ref_audio} --ref_text {ref_text} --gen_text {text}
+               --output_dir {out_dir} --output_file {out_name}'
+
 The template is split like a shell would (:func:`shlex.split`) *before* the placeholders are filled,
 and the program runs without a shell, so a sentence with quotes, ``;`` or ``$`` reaches it as one argument.
 """
@@ -21,7 +29,9 @@ from typing import Any, ClassVar
 from casebench.errors import ConfigError, InputError, Problem
 from casebench.synth.backends.base import Backend
 
-PLACEHOLDERS = ("text", "emotion", "voice", "out")
+PLACEHOLDERS = ("text", "emotion", "voice", "out", "out_dir", "out_name", "ref_audio", "ref_text", "language")
+#: Placeholders that only a reference-prompted run can fill.
+REFERENCE_PLACEHOLDERS = ("ref_audio", "ref_text")
 _FIELD = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
@@ -29,6 +39,7 @@ class CommandBackend(Backend):
     """A user's TTS program, called per clip from a template with {text} {emotion} {voice} {out}."""
 
     name: ClassVar[str] = "command"
+    accepts_reference: ClassVar[bool] = True
     description: ClassVar[str] = "Any TTS program run per clip from a command template (--tts-cmd)."
     licence_note: ClassVar[str] = "Depends on the program and its voices; record their licences in the card."
 
@@ -43,7 +54,9 @@ class CommandBackend(Backend):
         if not self.argv:
             raise ConfigError("--tts-cmd is empty")
         used = {m.group(1) for tok in self.argv for m in _FIELD.finditer(tok)}
-        missing = [p for p in ("text", "out") if p not in used]
+        self.used = used
+        missing = [p for p in ("text",) if p not in used] + ([] if "out" in used or {"out_dir", "out_name"} <= used
+                                                             else ["out"])
         if missing:
             raise ConfigError(f"--tts-cmd {command!r} has no {', '.join('{' + p + '}' for p in missing)}; "
                               f"expected placeholders among {['{' + p + '}' for p in PLACEHOLDERS]}")
@@ -54,17 +67,29 @@ class CommandBackend(Backend):
     def config(self) -> dict[str, Any]:
         return {"backend": self.name, "command": self.command}
 
+    def check_reference(self, with_reference: bool) -> None:
+        if with_reference and "ref_audio" not in self.used:
+            raise ConfigError(f"--tts-cmd {self.command!r} has no {{ref_audio}}: with --reference-from the "
+                              "program must be given the reference clip (and usually {ref_text})")
+        if not with_reference and self.used & set(REFERENCE_PLACEHOLDERS):
+            raise ConfigError(f"--tts-cmd {self.command!r} uses {{ref_audio}}/{{ref_text}}: pass "
+                              "--reference-from WORKSPACE (an imported acted corpus) to fill them")
+
     def params(self, emotion: str, voice: str) -> dict[str, Any]:
         return {"voice": voice, "emotion": emotion, "command": self.command}
 
-    def argv_for(self, text: str, emotion: str, voice: str, out: Path) -> list[str]:
+    def argv_for(self, text: str, emotion: str, voice: str, out: Path, reference=None) -> list[str]:
         """The argument list for one clip (placeholders filled in each already-split token)."""
-        values = {"text": text, "emotion": emotion, "voice": voice, "out": str(out)}
+        out = Path(out)
+        values = {"text": text, "emotion": emotion, "voice": voice, "out": str(out), "out_dir": str(out.parent),
+                  "out_name": out.name, "language": self.language,
+                  "ref_audio": reference.audio if reference is not None else "",
+                  "ref_text": reference.text if reference is not None else ""}
         return [_FIELD.sub(lambda m: values[m.group(1)], tok) for tok in self.argv]
 
-    def synthesize(self, text: str, emotion: str, voice: str, out: Path) -> Path:
+    def synthesize(self, text: str, emotion: str, voice: str, out: Path, *, reference=None) -> Path:
         out = Path(out).with_suffix(".wav")
-        argv = self.argv_for(text, emotion, voice, out)
+        argv = self.argv_for(text, emotion, voice, out, reference)
         if shutil.which(argv[0]) is None:
             raise ConfigError(f"--tts-cmd: program {argv[0]!r} not found (not on PATH, not executable)")
         try:

@@ -132,7 +132,7 @@ class EspeakBackend(Backend):
         return [self._exe(), "-m", "-v", voice, "-p", str(p.pitch), "-s", str(p.rate), "-a", str(p.amplitude),
                 "-g", str(p.word_gap), "-w", str(out), ssml]
 
-    def synthesize(self, text: str, emotion: str, voice: str, out: Path) -> Path:
+    def synthesize(self, text: str, emotion: str, voice: str, out: Path, *, reference=None) -> Path:
         out = Path(out).with_suffix(".wav")
         proc = subprocess.run(self.command(text, emotion, voice, out), capture_output=True, text=True,
                               timeout=120)
