@@ -39,8 +39,11 @@ from numpy.typing import ArrayLike
 
 from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem, did_you_mean
 
-Level = Literal["nominal", "ordinal", "interval", "ratio"]
+Level = Literal["nominal", "ordinal", "interval", "ratio", "masi"]
+#: Stevens' levels of measurement of single values (what the krippendorff package knows by name).
 LEVELS: tuple[str, ...] = ("nominal", "ordinal", "interval", "ratio")
+#: Every level accepted: also ``masi``, for set-valued (multi-label) ratings written "a;b" in a long table.
+ALL_LEVELS: tuple[str, ...] = (*LEVELS, "masi")
 
 #: Category-based coefficients (Fleiss' κ, Gwet's AC1, Cohen's κ) are reported as not applicable when the
 #: value domain has more values than this: they need a small set of categories, not a continuous scale.
@@ -260,14 +263,16 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _distance_matrix(level: str, domain: Sequence) -> np.ndarray:
-    """δ²(c, k) for the levels whose distances are fixed (nominal, interval, ratio), Krippendorff (2011).
+    """δ²(c, k) for the levels whose distances are fixed (nominal, interval, ratio, masi), Krippendorff (2011).
 
     nominal: [c ≠ k];  interval: (c − k)²;  ratio: ((c − k) / (c + k))², 0 where c + k = 0 (as the
-    krippendorff package does).
+    krippendorff package does);  masi: :func:`masi_distance` of the label sets.
     """
     n = len(domain)
     if level == "nominal":
         return 1.0 - np.eye(n)
+    if level == "masi":
+        return masi_matrix(domain)
     x = np.asarray(domain, dtype=float)
     diff = x[:, None] - x[None, :]
     if level == "interval":
@@ -449,13 +454,72 @@ def _bootstrap(stats: Sequence[_UnitSums], n_boot: int, seed: int) -> list[np.nd
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Set-valued ratings: the MASI distance (Passonneau 2006)
+
+#: MASI's monotonicity factor M (Passonneau 2006): identical sets, one a subset of the other, overlapping
+#: sets, disjoint sets. NLTK's ``masi_distance`` rounds 2/3 and 1/3 to 0.67 and 0.33.
+MASI_MONOTONICITY = {"identical": 1.0, "subset": 2.0 / 3.0, "overlap": 1.0 / 3.0, "disjoint": 0.0}
+
+
+def label_set(value: Any) -> frozenset:
+    """A set-valued rating as a frozenset: ``"a;b"`` text (blanks ignored), or any iterable of labels.
+
+    >>> sorted(label_set("rage; disapproval"))
+    ['disapproval', 'rage']
+    """
+    if isinstance(value, str):
+        return frozenset(x.strip() for x in value.split(";") if x.strip())
+    return frozenset(value)
+
+
+def masi_distance(a: Any, b: Any) -> float:
+    """MASI distance of two label sets (Passonneau 2006, "Measuring agreement on set-valued items (MASI)
+    for semantic and pragmatic annotation", LREC): ``1 − J · M`` with J = |A ∩ B| / |A ∪ B| (Jaccard) and
+    M = 1 for identical sets, 2/3 when one contains the other, 1/3 when they overlap otherwise, 0 when
+    disjoint (:data:`MASI_MONOTONICITY`). Sets may be given as ``"a;b"`` text.
+
+    >>> masi_distance("joy", "joy"), masi_distance("joy", "sad"), round(masi_distance("joy;love", "joy"), 4)
+    (0.0, 1.0, 0.6667)
+    """
+    a, b = label_set(a), label_set(b)
+    if not a and not b:
+        return 0.0
+    inter, union = len(a & b), len(a | b)
+    if a == b:
+        m = MASI_MONOTONICITY["identical"]
+    elif inter == min(len(a), len(b)):
+        m = MASI_MONOTONICITY["subset"]
+    elif inter:
+        m = MASI_MONOTONICITY["overlap"]
+    else:
+        m = MASI_MONOTONICITY["disjoint"]
+    return 1.0 - inter / union * m
+
+
+def masi_matrix(domain: Sequence) -> np.ndarray:
+    """(V, V) MASI distances between the label sets of ``domain``.
+
+    >>> masi_matrix(["joy", "joy;love"]).round(4).tolist()
+    [[0.0, 0.6667], [0.6667, 0.0]]
+    """
+    sets = [label_set(x) for x in domain]
+    return np.array([[masi_distance(a, b) for b in sets] for a in sets], dtype=float)
+
+
+def canonical_label_set(value: Any) -> str:
+    """A label set as canonical text: labels sorted and joined by ``;`` ("rage;disapproval" ->
+    "disapproval;rage"), so that the same set written in another order is the same value."""
+    return ";".join(sorted(label_set(value)))
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Public statistics on a count matrix
 
 
 def _check_level(level: str) -> str:
-    if level not in LEVELS:
-        hint = did_you_mean(str(level), LEVELS)
-        raise ConfigError(f"unknown level of measurement {level!r}; expected one of {list(LEVELS)}"
+    if level not in ALL_LEVELS:
+        hint = did_you_mean(str(level), ALL_LEVELS)
+        raise ConfigError(f"unknown level of measurement {level!r}; expected one of {list(ALL_LEVELS)}"
                           + (f" ({hint})" if hint else ""))
     return level
 
@@ -497,6 +561,14 @@ def krippendorff_alpha(counts: ArrayLike, value_domain: Sequence, *, level: Leve
     except ImportError:  # pragma: no cover - depends on the environment
         raise MissingDependencyError("Krippendorff's alpha needs the krippendorff package: "
                                      "pip install 'casebench[annotation]'") from None
+    if level == "masi":  # the package takes any distance as a callable over domain indices
+        table = masi_matrix(value_domain)
+
+        def metric(v1, v2, i1, i2, n_v, dtype=np.float64):
+            return table[i1, i2].astype(dtype)
+
+        return float(krippendorff.alpha(value_counts=counts, value_domain=np.arange(len(value_domain)),
+                                        level_of_measurement=metric))
     dom = np.asarray(value_domain, dtype=float if level in ("interval", "ratio") else None)
     return float(krippendorff.alpha(value_counts=counts, value_domain=dom, level_of_measurement=level))
 
@@ -664,6 +736,9 @@ def consensus_agreement(rm: ReliabilityMatrix, *, level: Level) -> list[dict]:
     [('r1', 0.6666666666666666), ('r2', 0.6666666666666666), ('r3', 0.3333333333333333)]
     """
     _check_level(level)
+    if level == "masi":
+        raise ConfigError("consensus_agreement takes single values; agreement_report(level='masi') scores each "
+                          "rater's label sets against the others'")
     codes = _codes_of(rm)
     rated = codes >= 0
     m = rated.sum(axis=0)
@@ -827,6 +902,8 @@ def agreement_report(df: pd.DataFrame, *, level: Level, dimension: str | None = 
     """
     _check_level(level)
     table, dimension, excluded = _select(df, dimension)
+    if level == "masi":
+        return _masi_report(table, dimension, excluded, value_domain, n_boot, seed)
     values, value_column = _values_for_level(table, level, value_domain)
     keep = values.notna().to_numpy()
     excluded["missing_value"] = int((~keep).sum())
@@ -918,6 +995,106 @@ def agreement_report(df: pd.DataFrame, *, level: Level, dimension: str | None = 
     return out
 
 
+def _masi_report(table: pd.DataFrame, dimension: str | None, excluded: dict, labels: Sequence | None,
+                 n_boot: int, seed: int) -> dict:
+    """:func:`agreement_report` for set-valued ratings (``level="masi"``): Krippendorff's α with the MASI
+    distance between the raters' label sets, and per class the binary (nominal) α of "the rater chose this
+    label", all with percentile CIs over the same clip resamples."""
+    keep = table["value"].notna().to_numpy()
+    excluded["missing_value"] = int((~keep).sum())
+    table = table[keep]
+    if table.empty:
+        raise InputError(Problem(f"no ratings left for dimension {dimension!r}",
+                                 expected="at least one rating that is neither cancelled nor missing",
+                                 field="value"), summary=f"nothing to score (excluded: {excluded})")
+    sets = table["value"].map(canonical_label_set)
+    empty = np.flatnonzero((sets == "").to_numpy())
+    used = sorted({x for v in pd.unique(sets) for x in label_set(v)})
+    if labels is None:
+        labels, source = used, "observed"
+    else:
+        labels, source = list(labels), "given"
+    problems = [Problem(f"value {table['value'].iloc[i]!r} holds no label", expected="'a' or 'a;b'",
+                        id=str(table["clip_id"].iloc[i]), field="value") for i in empty[:50]]
+    unknown = sorted(set(used) - set(labels))
+    if unknown:
+        ids = table["clip_id"].to_numpy(dtype=object)
+        for x in unknown[:50]:
+            i = int(np.flatnonzero(sets.map(lambda v, x=x: x in label_set(v)).to_numpy())[0])
+            problems.append(Problem(f"label {x!r} is not in the value domain", expected=f"one of {labels}",
+                                    id=str(ids[i]), field="value", hint=did_you_mean(x, map(str, labels))))
+    if problems:
+        raise InputError(problems, summary=f"{len(problems)} set-valued rating(s) that are not label sets "
+                                           "of the domain")
+    enc = _encode(table["clip_id"], table["rater_id"], sets, None)
+    counts = _counts_from_codes(enc.codes, len(enc.domain))
+    m = counts.sum(axis=1)
+    out: dict[str, Any] = {
+        "level": "masi", "dimension": dimension, "value_domain": list(labels), "value_domain_source": source,
+        "value_column": "value", "n_units": len(enc.units), "n_raters": len(enc.raters),
+        "n_ratings": int(m.sum()), "n_pairable_units": int((m >= 2).sum()), "excluded": excluded,
+        "n_label_sets": len(enc.domain),
+        "n_multi_label_ratings": int(sum(counts[:, i].sum() for i, v in enumerate(enc.domain) if ";" in v)),
+    }
+    stats, names = [], []
+    reason = _alpha_undefined(counts)
+    if reason is None:
+        stats.append(_alpha_sums(counts, enc.domain, "masi"))
+        names.append("krippendorff_alpha")
+    # per class: binary counts [not chosen, chosen] per clip
+    contains = np.array([[x in label_set(v) for x in labels] for v in enc.domain], dtype=float)  # (V, K)
+    chosen = counts @ contains
+    per_class_counts = {x: np.column_stack([m - chosen[:, k], chosen[:, k]]) for k, x in enumerate(labels)}
+    class_reasons = {}
+    for x, c in per_class_counts.items():
+        class_reasons[x] = _alpha_undefined(c)
+        if class_reasons[x] is None:
+            stats.append(_alpha_sums(c, [0, 1], "nominal"))
+            names.append(f"class:{x}")
+    boots = dict(zip(names, _bootstrap(stats, n_boot, seed), strict=True))
+    if reason is None:
+        value = krippendorff_alpha(counts, enc.domain, level="masi")
+        out["krippendorff_alpha"] = {**_coefficient(value, boots["krippendorff_alpha"]),
+                                     "method": "krippendorff package with the MASI distance (Passonneau 2006)"}
+    else:
+        out["krippendorff_alpha"] = _not_applicable(reason)
+    per_class = {}
+    for k, x in enumerate(labels):
+        if class_reasons[x] is None:
+            value = krippendorff_alpha(per_class_counts[x], [0, 1], level="nominal")
+            per_class[x] = _coefficient(value, boots[f"class:{x}"])
+        else:
+            per_class[x] = _not_applicable(class_reasons[x])
+        per_class[x]["n_chosen"] = int(chosen[:, k].sum())
+    out["per_class_alpha"] = per_class
+    out["per_class_alpha_measure"] = ("binary nominal α of 'the rater chose this label' (chosen / not chosen), "
+                                      "per class")
+    sets_note = "categories need single labels; values here are label sets"
+    out["fleiss_kappa"] = _not_applicable(sets_note)
+    out["gwet_ac1"] = _not_applicable(sets_note)
+    out["pairwise_cohen_kappa"] = {"raters": [_py(r) for r in enc.raters], "applicable": False,
+                                   "reason": sets_note}
+    # each rater: mean MASI similarity (1 - distance) to the other raters' sets on the same clips
+    dist = masi_matrix(enc.domain)
+    rated = enc.codes >= 0
+    per_rater = []
+    for r, rater in enumerate(enc.raters):
+        units = np.flatnonzero(rated[r] & (m >= 2))
+        score = None
+        if units.size:
+            mine = enc.codes[r, units]
+            mean_d = (counts[units] * dist[mine]).sum(axis=1) / (m[units] - 1)
+            score = float(1.0 - mean_d.mean())
+        per_rater.append({"rater_id": _py(rater), "n_ratings": int(rated[r].sum()), "n_compared": int(units.size),
+                          "agreement_with_consensus": score})
+    out["per_rater"] = per_rater
+    out["per_rater_measure"] = "mean MASI similarity (1 − distance) to the other raters' label sets"
+    out["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "unit": "clip_id",
+                        "method": "percentile 95% interval; clips drawn with replacement, same resamples "
+                                  "for α and every per-class α"}
+    return out
+
+
 def _alpha_undefined_from(enc: _Encoded, counts: np.ndarray | None) -> str | None:
     if counts is not None:
         return _alpha_undefined(counts)
@@ -963,8 +1140,8 @@ def agreement_by_dimension(df: pd.DataFrame, levels: Mapping[str, Level], *,
                  + (f" ({h})" if (h := did_you_mean(str(d), map(str, present))) else "")
                  for d in levels if d not in present]
     for d, lvl in levels.items():
-        if lvl not in LEVELS:
-            problems.append(f"dimension {d!r}: unknown level {lvl!r}; expected one of {list(LEVELS)}")
+        if lvl not in ALL_LEVELS:
+            problems.append(f"dimension {d!r}: unknown level {lvl!r}; expected one of {list(ALL_LEVELS)}")
     if problems:
         raise ConfigError("levels of measurement do not match the table:\n  " + "\n  ".join(problems))
     domains = value_domains or {}

@@ -17,7 +17,7 @@ KIND_LEVEL = {"emotion": "nominal", "boolean": "nominal", "choices": "nominal", 
 
 
 def _schema(taxonomy: str, config: dict | None = None):
-    from casebench.labelstudio import AnnotationSchema
+    from casebench.annotation_schema import AnnotationSchema
 
     return AnnotationSchema.from_config(config or {}, taxonomy)
 
@@ -39,7 +39,7 @@ def load_ratings(path: str | Path, *, taxonomy: str = "ekman7"):
             raise InputError(Problem("the workspace has no annotations table yet", file=str(ws.root),
                                      expected="ratings: run `casebench annotate pull|import|import-csv` first"))
         df = ws.read_df("annotations")
-        from casebench.labelstudio import annotation_schema
+        from casebench.annotation_schema import annotation_schema
 
         schema = annotation_schema(ws)
         source = f"workspace {ws.root}"
@@ -107,7 +107,8 @@ def levels_for(dimensions: list[str], schema, level: str | None = None, dimensio
                configured: dict | None = None) -> dict[str, tuple]:
     """dimension -> (level, where the level came from). A level is never defaulted silently: it comes from
     ``level`` (the caller), ``[annotation] levels`` (``configured``), :data:`DIMENSION_LEVELS`, or the
-    annotation schema's kind of the dimension (categories nominal, ratings interval); else ConfigError."""
+    annotation schema's kind of the dimension (categories nominal, mixed-emotion categories masi, ratings
+    interval); else ConfigError."""
     if dimension is not None:
         if dimension not in dimensions:
             raise ConfigError(f"no ratings for dimension {dimension!r}; the ratings have {sorted(dimensions)}"
@@ -124,6 +125,8 @@ def levels_for(dimensions: list[str], schema, level: str | None = None, dimensio
             out[d] = (configured[base], "[annotation] levels")
         elif base in DIMENSION_LEVELS:
             out[d] = (DIMENSION_LEVELS[base], "casebench default for this dimension")
+        elif spec is not None and spec.kind == "emotion" and schema.mixed:
+            out[d] = ("masi", "annotation schema (mixed emotions: label sets)")
         elif spec is not None and spec.kind in KIND_LEVEL:
             out[d] = (KIND_LEVEL[spec.kind], f"annotation schema ({spec.kind})")
         else:
@@ -161,6 +164,11 @@ def agreement_reports(df, schema, *, level: str | None = None, dimension: str | 
             domain = list(schema.taxonomy.labels)
         elif spec is not None and spec.kind == "rating":
             domain = list(range(spec.low, spec.high + 1))
+        if lvl == "masi" and "meta_weights" in part.columns:  # a mixed rating's label set is in its weights
+            from casebench.annotation_schema import label_set_of
+
+            part = part.assign(value=[label_set_of(v, w) for v, w in zip(part["value"], part["meta_weights"],
+                                                                          strict=True)])
         cols = [c for c in ("clip_id", "rater_id", "dimension", "value", "value_num", "cancelled") if c in part]
         try:
             rep = agreement_report(part[cols], level=lvl, dimension=d, value_domain=domain, n_boot=n_boot, seed=seed)
@@ -267,7 +275,8 @@ def post_simulated(ws, url: str, token: str, *, n_raters: int = 5, p_correct: fl
     the acoustic project, the semantic emotion in the semantic project. Returns counts."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from casebench.labelstudio import annotation_schema, connect
+    from casebench.annotation_schema import annotation_schema
+    from casebench.labelstudio import connect
 
     schema = annotation_schema(ws)
     lo_hi = next(((s.low, s.high) for s in schema.dimensions.values() if s.kind == "rating"), (1, 5))

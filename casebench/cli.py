@@ -250,14 +250,20 @@ def init(
         "--language", "-l", help="Language code; repeat for several (default en).")] = None,
     exist_ok: Annotated[bool, typer.Option(
         "--exist-ok", help="Open the workspace if it exists with this name and taxonomy.")] = False,
+    labels: Annotated[str, typer.Option(
+        "--labels", help="Emotion ratings: single (one label per rating) or mixed (several, each weighted; "
+                         "label distributions as in EM2LDL).")] = "single",
+    raters: Annotated[int, typer.Option("--raters", min=1, help="Raters per clip.")] = 3,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a workspace: casebench.toml (name, version, licence, languages, taxonomy, annotation schema),
     audio/, tables/ and reports/."""
+    from casebench.annotation_schema import annotation_settings
     from casebench.workspace import Workspace
 
     ws = Workspace.create(directory, name or directory.expanduser().resolve().name, taxonomy=taxonomy,
-                          version=version, licence=licence, languages=language or ["en"], exist_ok=exist_ok)
+                          version=version, licence=licence, languages=language or ["en"], exist_ok=exist_ok,
+                          annotation=annotation_settings(labels, raters))
     result = {"workspace": str(ws.root), "config": ws.config}
     if as_json:
         _print_json(result)
@@ -266,6 +272,9 @@ def init(
     console.print(f"workspace [bold]{p['name']}[/] v{p['version']} at {ws.root}  ·  "
                   f"taxonomy {p['taxonomy']}  ·  "
                   f"languages {', '.join(p['languages'])}  ·  licence {p.get('licence') or '(unset)'}")
+    a = ws.config["annotation"]
+    mode = "mixed (several weighted emotions per rating)" if a.get("mixed_emotions") else "single"
+    console.print(f"annotation: {mode} labels, {a.get('raters_per_clip')} raters per clip")
     console.print(f"next: casebench synth {directory}   or   casebench collect {directory} RECORDINGS/")
 
 
@@ -816,7 +825,9 @@ def annotate_import_csv(
     workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
     csv_file: Annotated[Path, typer.Argument(help="Long CSV: clip_id, rater_id, dimension, value (+ optional "
                                                   "annotation_id, lead_time_s, created_at, cancelled, "
-                                                  "ground_truth, channel).")],
+                                                  "ground_truth, channel, weight). Several emotions in one "
+                                                  "value: 'a;b' or 'a:3;b:1', or one label per row with "
+                                                  "a weight column.")],
     mapping: LsMapOpt = None,
     source: Annotated[str | None, typer.Option("--source", help="Source recorded on each row "
                                                                 "(default csv:<file name>).")] = None,
@@ -833,7 +844,7 @@ def annotate_import_csv(
         return
     console.print(f"{summary['rows']} rating row(s): [green]{summary['added']} added[/], {summary['updated']} "
                   f"updated, {summary['unchanged']} unchanged; cancelled {summary['cancelled']}, ground truth "
-                  f"{summary['ground_truth']}")
+                  f"{summary['ground_truth']}; {summary['multi_label']} with several labels (weights kept)")
 
 
 @annotate_app.command("config")
@@ -1113,8 +1124,10 @@ def agreement_cmd(
              "Label Studio JSON export.")],
     dimension: Annotated[str | None, typer.Option("--dimension", "-d", help="Only this dimension.")] = None,
     level: Annotated[str | None, typer.Option(
-        "--level", help="nominal|ordinal|interval|ratio; default: from the annotation schema "
-                        "(categories nominal, ratings interval).")] = None,
+        "--level", help="nominal|ordinal|interval|ratio|masi; default: from the annotation schema "
+                        "(categories nominal, mixed-emotion categories masi, ratings interval). masi: "
+                        "Krippendorff's α with the MASI distance between label sets (values 'a;b'), "
+                        "plus a binary α per class.")] = None,
     taxonomy: Annotated[str, typer.Option("--taxonomy", help="Taxonomy of a bare Label Studio export.")] = "ekman7",
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
@@ -1124,7 +1137,7 @@ def agreement_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Inter-rater agreement per dimension: Krippendorff's α with a bootstrap CI, Fleiss' κ, Gwet's AC1,
-    pairwise Cohen's κ and each rater's agreement with the others."""
+    pairwise Cohen's κ and each rater's agreement with the others (multi-label ratings: --level masi)."""
     from casebench.annotations import run_agreement
 
     result = run_agreement(path, dimension=dimension, level=level, taxonomy=taxonomy, n_boot=n_boot, seed=seed)

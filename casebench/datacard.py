@@ -237,8 +237,8 @@ def conflict_heatmap(labels: pd.DataFrame, taxonomy: Sequence[str], path: Path) 
 
 def _agreement(annotations: pd.DataFrame, ws: Any, n_boot: int, seed: int) -> tuple[list[dict], dict]:
     """Rows of the card's agreement table: the same statistics, levels and channels as `casebench agreement`."""
+    from casebench.annotation_schema import annotation_schema
     from casebench.annotations import agreement_reports, split_channels
-    from casebench.labelstudio import annotation_schema
 
     configured = ws.section("annotation").get("levels", {}) or {}
     reports = agreement_reports(split_channels(annotations), annotation_schema(ws), configured=configured,

@@ -13,21 +13,9 @@ The labelling configs are generated from the workspace's taxonomy and ``[annotat
 hand-copied per taxonomy) and checked with label-studio-sdk's ``LabelInterface``; every control is named
 after the dimension it fills, so an export maps straight onto the long ``annotations`` table.
 
-``[annotation]`` settings read here (all optional except ``dimensions``)::
-
-    dimensions = ["acoustic_emotion", "semantic_emotion", "valence", "arousal", "dominance",
-                  "confidence", "is_ambiguous"]
-    scale = [1, 5]                 # valence / arousal / dominance (1-5 or 1-7)
-    confidence_scale = [1, 5]      # default: scale
-    vad_widget = "rating"          # "rating" (stars, scales starting at 1) or "choices" (one button per value)
-    raters_per_clip = 3            # Label Studio overlap (maximum_annotations)
-    mixed_emotions = false         # emotions: several choices, each with a 1..mixed_weight_max weight
-    mixed_weight_max = 5
-    acoustic_dimensions = [...]    # which dimensions each project asks for (defaults above)
-    semantic_dimensions = [...]
-    [annotation.custom.<name>]     # any other declared dimension: kind = "choices" (values = [...]),
-                                   # "rating" (scale = [1, N]) or "text"; project = "acoustic" | "semantic" | "both"
-    [annotation.label_studio]      # written by push: url, acoustic_project, semantic_project, ... (never a token)
+The ``[annotation]`` settings (dimensions, scales, raters per clip, single or mixed labels) are the annotation
+schema of :mod:`casebench.annotation_schema`; push writes ``[annotation.label_studio]`` (url, project ids,
+never a token).
 
 Import rules (``pull``, ``import``; :func:`parse_export` is the pure core):
 
@@ -68,40 +56,36 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
+from casebench.annotation_schema import (  # noqa: F401 - re-exported: the schema used to live here
+    _TITLES,
+    DEFAULT_PROJECT_DIMENSIONS,
+    EMOTION_OF,
+    PROJECT_KINDS,
+    RATING_DIMENSIONS,
+    AnnotationSchema,
+    DimensionSpec,
+    ProjectKind,
+    annotation_schema,
+    normalise_weights,
+    parse_label_set,
+    weight_control,
+)
 from casebench.errors import ConfigError, InputError, Problem, did_you_mean
-from casebench.taxonomy import Taxonomy, as_taxonomy
+from casebench.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from casebench.workspace import Workspace
 
-ProjectKind = Literal["acoustic", "semantic"]
-PROJECT_KINDS: tuple[str, ...] = ("acoustic", "semantic")
-#: The emotion dimension each project asks for.
-EMOTION_OF: dict[str, str] = {"acoustic": "acoustic_emotion", "semantic": "semantic_emotion"}
 #: The object tag (what raters see) of each project, and the task-data key it shows.
 OBJECT_OF: dict[str, tuple[str, str]] = {"acoustic": ("Audio", "audio"), "semantic": ("Text", "transcript")}
-RATING_DIMENSIONS = ("valence", "arousal", "dominance")
-DEFAULT_PROJECT_DIMENSIONS: dict[str, tuple[str, ...]] = {
-    "acoustic": ("acoustic_emotion", "valence", "arousal", "dominance", "confidence", "is_ambiguous"),
-    "semantic": ("semantic_emotion", "confidence", "is_ambiguous"),
-}
 TRUE_WORDS = frozenset({"true", "yes", "1", "y", "t", "ambiguous"})
 FALSE_WORDS = frozenset({"false", "no", "0", "n", "f", "clear"})
 SOURCE_PREFIX = "label-studio:"
-_TITLES = {
-    "acoustic_emotion": "Emotion of the VOICE (ignore the words)",
-    "semantic_emotion": "Emotion of the WORDS (as written)",
-    "valence": "Valence: {lo} = very negative ... {hi} = very positive",
-    "arousal": "Arousal: {lo} = very calm ... {hi} = very excited",
-    "dominance": "Dominance: {lo} = weak, submissive ... {hi} = strong, in control",
-    "confidence": "How sure are you? {lo} = guessing ... {hi} = certain",
-    "is_ambiguous": "Could this reasonably be more than one emotion?",
-}
 _INSTRUCTIONS = {
     "acoustic": "Listen to the clip (headphones). Judge only HOW it is said: tone, pitch, loudness, "
                 "tempo. Ignore what the words mean.",
@@ -109,171 +93,6 @@ _INSTRUCTIONS = {
                 "There is no audio on purpose.",
 }
 GUIDELINES_DIR = Path(__file__).resolve().parent.parent / "annotation"
-
-
-# --------------------------------------------------------------------------------------------------
-# The annotation schema
-
-
-@dataclass(frozen=True)
-class DimensionSpec:
-    """What one dimension asks and which values it accepts.
-
-    ``kind`` is ``emotion`` (a taxonomy label), ``rating`` (an integer from ``low`` to ``high``),
-    ``boolean`` (stored ``"true"``/``"false"``), ``choices`` (one of ``values``) or ``text``.
-    """
-
-    name: str
-    kind: Literal["emotion", "rating", "boolean", "choices", "text"]
-    values: tuple[str, ...] = ()
-    low: int | None = None
-    high: int | None = None
-    widget: Literal["choices", "rating", "textarea"] = "choices"
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class AnnotationSchema:
-    """The workspace's annotation settings, resolved: dimensions, scales and which project asks what.
-
-    >>> s = AnnotationSchema.from_config({"dimensions": ["acoustic_emotion", "valence"], "scale": [1, 7]},
-    ...                                  "iemocap4")
-    >>> s.projects["acoustic"], s.dimensions["valence"].high, s.dimensions["acoustic_emotion"].values
-    (('acoustic_emotion', 'valence'), 7, ('angry', 'happy', 'neutral', 'sad'))
-    """
-
-    taxonomy: Taxonomy
-    dimensions: dict[str, DimensionSpec]
-    projects: dict[str, tuple[str, ...]]
-    raters_per_clip: int = 3
-    mixed: bool = False
-    weight_max: int = 5
-
-    @classmethod
-    def from_workspace(cls, ws: Workspace) -> AnnotationSchema:
-        """The schema of ``ws`` (its taxonomy and ``[annotation]`` section)."""
-        return cls.from_config(ws.section("annotation"), ws.taxonomy, where=str(ws.config_path))
-
-    @classmethod
-    def from_config(cls, annotation: Mapping[str, Any], taxonomy: str | Taxonomy, *,
-                    where: str = "[annotation]") -> AnnotationSchema:
-        """Resolve an ``[annotation]`` section; ConfigError naming the key for a bad setting."""
-        from casebench.workspace import DEFAULT_DIMENSIONS
-
-        tax = as_taxonomy(taxonomy)
-        declared = list(annotation.get("dimensions", DEFAULT_DIMENSIONS))
-        scale = _scale(annotation.get("scale", [1, 5]), f"{where}: [annotation] scale")
-        conf_scale = _scale(annotation.get("confidence_scale", scale), f"{where}: [annotation] confidence_scale")
-        vad_widget = annotation.get("vad_widget", "rating")
-        if vad_widget not in ("rating", "choices"):
-            raise ConfigError(f"{where}: [annotation] vad_widget = {vad_widget!r}; expected 'rating' or 'choices'")
-        custom = annotation.get("custom", {}) or {}
-        if not isinstance(custom, Mapping):
-            raise ConfigError(f"{where}: [annotation.custom] must be a table of dimension settings")
-        specs: dict[str, DimensionSpec] = {}
-        custom_projects: dict[str, list[str]] = {k: [] for k in PROJECT_KINDS}
-        for name in declared:
-            if name in EMOTION_OF.values():
-                specs[name] = DimensionSpec(name, "emotion", tuple(tax.labels), title=_TITLES[name])
-            elif name in RATING_DIMENSIONS or name == "confidence":
-                lo, hi = conf_scale if name == "confidence" else scale
-                # confidence: stars when they can show the scale, else buttons
-                widget = ("rating" if lo == 1 else "choices") if name == "confidence" else vad_widget
-                if widget == "rating" and lo != 1:
-                    raise ConfigError(f"{where}: [annotation] {'confidence_scale' if name == 'confidence' else 'scale'}"
-                                      f" = [{lo}, {hi}] cannot be shown as stars (they count from 1); "
-                                      "use a scale starting at 1 or vad_widget = 'choices'")
-                specs[name] = DimensionSpec(name, "rating", tuple(str(v) for v in range(lo, hi + 1)), lo, hi,
-                                            widget, _TITLES[name].format(lo=lo, hi=hi))
-            elif name == "is_ambiguous":
-                specs[name] = DimensionSpec(name, "boolean", ("true", "false"), title=_TITLES[name])
-            elif name in custom:
-                spec, projects = _custom_spec(name, custom[name], f"{where}: [annotation.custom.{name}]")
-                specs[name] = spec
-                for p in projects:
-                    custom_projects[p].append(name)
-            # other declared names have no widget: they can come from import-csv, not from Label Studio
-        for name in custom:
-            if name not in declared:
-                raise ConfigError(f"{where}: [annotation.custom.{name}] describes a dimension that is not in "
-                                  f"[annotation] dimensions {declared}", )
-        projects = {}
-        for kind in PROJECT_KINDS:
-            key = f"{kind}_dimensions"
-            if key in annotation:
-                dims = list(annotation[key])
-                bad = [d for d in dims if d not in specs]
-                if bad:
-                    raise ConfigError(f"{where}: [annotation] {key} names {bad}; expected dimensions declared "
-                                      f"in [annotation] dimensions that have a widget: {sorted(specs)}")
-                if EMOTION_OF[kind] in specs and EMOTION_OF[kind] not in dims:
-                    dims.insert(0, EMOTION_OF[kind])
-            else:
-                dims = [d for d in DEFAULT_PROJECT_DIMENSIONS[kind] if d in specs] + custom_projects[kind]
-            leak = EMOTION_OF["semantic" if kind == "acoustic" else "acoustic"]
-            if leak in dims:
-                raise ConfigError(f"{where}: [annotation] {key} must not ask for {leak}: the voice and the "
-                                  "words are rated in separate projects")
-            projects[kind] = tuple(dims)
-        raters = annotation.get("raters_per_clip", 3)
-        if not isinstance(raters, int) or isinstance(raters, bool) or raters < 1:
-            raise ConfigError(f"{where}: [annotation] raters_per_clip = {raters!r}; expected an integer >= 1")
-        weight_max = annotation.get("mixed_weight_max", 5)
-        if not isinstance(weight_max, int) or weight_max < 1:
-            raise ConfigError(f"{where}: [annotation] mixed_weight_max = {weight_max!r}; expected an integer >= 1")
-        return cls(tax, specs, projects, raters, bool(annotation.get("mixed_emotions", False)), weight_max)
-
-    def weight_controls(self) -> dict[str, tuple[str, str]]:
-        """Mixed-emotion weight control name -> (emotion dimension, label)."""
-        return {weight_control(dim, label): (dim, label) for dim in EMOTION_OF.values() if dim in self.dimensions
-                for label in self.taxonomy.labels}
-
-
-def weight_control(dimension: str, label: str) -> str:
-    """Name of the weight control of ``label`` in mixed-emotion mode.
-
-    >>> weight_control("acoustic_emotion", "angry")
-    'acoustic_emotion_weight_angry'
-    """
-    return f"{dimension}_weight_{label}"
-
-
-def _scale(value: Any, where: str) -> tuple[int, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or value[0] >= value[1]):
-        raise ConfigError(f"{where} = {value!r}; expected [low, high], two integers with low < high (e.g. [1, 5])")
-    if value[1] - value[0] > 20:
-        raise ConfigError(f"{where} = {list(value)}; expected at most 21 steps")
-    return int(value[0]), int(value[1])
-
-
-def _custom_spec(name: str, cfg: Any, where: str) -> tuple[DimensionSpec, list[str]]:
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{where} must be a table with kind = 'choices' | 'rating' | 'text'")
-    kind = cfg.get("kind")
-    project = cfg.get("project", "both")
-    if project not in ("acoustic", "semantic", "both"):
-        raise ConfigError(f"{where} project = {project!r}; expected 'acoustic', 'semantic' or 'both'")
-    projects = list(PROJECT_KINDS) if project == "both" else [project]
-    title = str(cfg.get("title", name.replace("_", " ").capitalize()))
-    if kind == "choices":
-        values = cfg.get("values")
-        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
-            raise ConfigError(f"{where} values = {values!r}; expected a non-empty list of strings")
-        return DimensionSpec(name, "choices", tuple(values), title=title), projects
-    if kind == "rating":
-        lo, hi = _scale(cfg.get("scale", [1, 5]), f"{where} scale")
-        widget = "rating" if lo == 1 else "choices"
-        return DimensionSpec(name, "rating", tuple(str(v) for v in range(lo, hi + 1)), lo, hi, widget,
-                             title), projects
-    if kind == "text":
-        return DimensionSpec(name, "text", widget="textarea", title=title), projects
-    raise ConfigError(f"{where} kind = {kind!r}; expected 'choices', 'rating' or 'text'")
-
-
-def annotation_schema(ws: Workspace) -> AnnotationSchema:
-    """The resolved annotation schema of a workspace (see :class:`AnnotationSchema`)."""
-    return AnnotationSchema.from_workspace(ws)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -454,6 +273,7 @@ class ImportSummary:
     added: int = 0       # rows new to the table
     updated: int = 0     # rows that replaced a changed row with the same key
     unchanged: int = 0   # rows already in the table as they are
+    multi_label: int = 0  # emotion rows holding several labels (weights in meta_weights)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -526,6 +346,7 @@ def parse_export(tasks: Any, schema: AnnotationSchema, *, mapping: Mapping[str, 
         raise InputError(problems, summary=f"{len(problems)} problem(s) in Label Studio export {file}; "
                                            "nothing was imported")
     summary.rows += len(rows)
+    summary.multi_label += sum(r.get("meta_weights") is not None for r in rows)
     return rows
 
 
@@ -701,14 +522,8 @@ def _apply_weights(v: dict, weights: Mapping[str, float], tax: Taxonomy) -> dict
     """Mixed emotions: normalised weights of the chosen labels (1 each when no weight was given); the
     strongest label (first in taxonomy order among equals) becomes the value."""
     labels = v.get("labels") or [v["value"]]
-    w = {x: float(weights.get(x, 1.0)) for x in labels}
-    total = sum(w.values())
-    if total <= 0:
-        w = {x: 1.0 for x in labels}
-        total = float(len(labels))
-    ordered = sorted(w, key=lambda x: (-w[x], tax.index[x]))
-    shares = {x: w[x] / total for x in sorted(w, key=tax.index.__getitem__)}
-    return {"value": ordered[0], "weights": json.dumps(shares, sort_keys=False)}
+    strongest, shares = normalise_weights({x: float(weights.get(x, 1.0)) for x in labels}, tax)
+    return {"value": strongest, "weights": json.dumps(shares, sort_keys=False)}
 
 
 def _annotation_kind(project: Any, values: Mapping[str, Any], data: Mapping,
@@ -765,7 +580,7 @@ def load_export(path: str | os.PathLike) -> Any:
 # Long CSV from other tools (pure)
 
 CSV_COLUMNS = ("clip_id", "rater_id", "dimension", "value")
-CSV_OPTIONAL = ("annotation_id", "lead_time_s", "created_at", "cancelled", "ground_truth", "channel")
+CSV_OPTIONAL = ("annotation_id", "lead_time_s", "created_at", "cancelled", "ground_truth", "channel", "weight")
 
 
 def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
@@ -773,10 +588,25 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
     """Rows of the ``annotations`` table from a long CSV (``clip_id, rater_id, dimension, value``).
 
     Optional columns: ``annotation_id``, ``lead_time_s``, ``created_at`` (ISO 8601), ``cancelled``,
-    ``ground_truth`` (true/false), ``channel`` (acoustic/semantic). Values are checked like Label
+    ``ground_truth`` (true/false), ``channel`` (acoustic/semantic), ``weight``. Values are checked like Label
     Studio results (labels in the taxonomy, ratings in the scale, is_ambiguous true/false/yes/no);
     ``mapping`` renames dimensions. Every problem names the file, its line number (the header is line 1),
     the clip id and the column. ``source`` defaults to ``csv:<file name>``.
+
+    An emotion rating may hold several labels, stored like a mixed-emotion Label Studio answer (``value`` =
+    the strongest label, ``meta_weights`` = the normalised weights; see :mod:`casebench.annotation_schema`),
+    written in either of two ways:
+
+    * in one cell: ``disapproval;rage`` (equal weights) or ``disapproval:3;rage:1``;
+    * one label per row with a ``weight`` column: the rows of the same clip, rater, dimension, channel and
+      annotation id are one rating.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.csv"
+    >>> _ = f.write_text("clip_id,rater_id,dimension,value\\nc1,r1,acoustic_emotion,sad:3;angry:1\\n")
+    >>> row = parse_long_csv(f, AnnotationSchema.from_config({}, "ekman7"))[0]
+    >>> row["value"], row["meta_weights"]
+    ('sad', '{"angry": 0.25, "sad": 0.75}')
     """
     path = Path(path)
     mapping = dict(mapping or {})
@@ -804,6 +634,7 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
             records = list(reader)
         except (csv.Error, UnicodeDecodeError) as e:
             raise InputError(Problem(f"not readable as CSV ({e})", file=str(path))) from e
+    weighted: dict[tuple, dict] = {}  # one-label-per-row ratings (the weight column), merged by key
     for i, rec in enumerate(records):
         line = i + 2
         clip = (rec.get("clip_id") or "").strip()
@@ -824,11 +655,19 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
         cancelled = _csv_bool(rec.get("cancelled"), "cancelled", where, problems)
         ground_truth = _csv_bool(rec.get("ground_truth"), "ground_truth", where, problems)
         raw = (rec.get("value") or "").strip()
+        raw_weight = (rec.get("weight") or "").strip()
+        spec = schema.dimensions[dim]
         parsed = None
         if raw or not cancelled:
-            spec = schema.dimensions[dim]
-            item = _csv_item(raw, spec)
-            parsed = _result_value(item, spec, schema.taxonomy, {**where, "field": "value"}, problems)
+            if spec.kind == "emotion":
+                parsed = _csv_labels(raw, raw_weight, schema.taxonomy, where, problems)
+            else:
+                if raw_weight:
+                    problems.append(Problem(f"weight {raw_weight!r} on a {spec.kind} dimension", field="weight",
+                                            expected="weights only on emotion dimensions", **where))
+                    continue
+                parsed = _result_value(_csv_item(raw, spec), spec, schema.taxonomy, {**where, "field": "value"},
+                                       problems)
             if parsed is None:
                 continue
         lead = (rec.get("lead_time_s") or "").strip()
@@ -842,17 +681,64 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
         channel = (rec.get("channel") or "").strip() or None
         if channel is not None and channel not in PROJECT_KINDS:
             problems.append(Problem(f"{channel!r}", field="channel", expected="acoustic or semantic", **where))
-        rows.append({"annotation_id": (rec.get("annotation_id") or "").strip() or None, "clip_id": clip,
-                     "rater_id": rec["rater_id"].strip(), "dimension": dim,
-                     "value": parsed["value"] if parsed else None,
-                     "value_num": parsed.get("value_num") if parsed else None,
-                     "lead_time_s": lead_time, "source": source, "created_at": created_at,
-                     "cancelled": bool(cancelled), "ground_truth": bool(ground_truth),
-                     "meta_channel": channel or _channel_of(dim),
-                     "meta_weights": parsed.get("weights") if parsed else None})
+        row = {"annotation_id": (rec.get("annotation_id") or "").strip() or None, "clip_id": clip,
+               "rater_id": rec["rater_id"].strip(), "dimension": dim,
+               "value": parsed["value"] if parsed else None,
+               "value_num": parsed.get("value_num") if parsed else None,
+               "lead_time_s": lead_time, "source": source, "created_at": created_at,
+               "cancelled": bool(cancelled), "ground_truth": bool(ground_truth),
+               "meta_channel": channel or _channel_of(dim),
+               "meta_weights": parsed.get("weights") if parsed else None}
+        if parsed and "row_weight" in parsed:
+            key = (row["annotation_id"], clip, row["rater_id"], dim, row["meta_channel"], row["cancelled"])
+            held = weighted.setdefault(key, {"row": row, "weights": {}, "line": line})
+            if parsed["value"] in held["weights"]:
+                problems.append(Problem(f"label {parsed['value']!r} again for this rating (first on line "
+                                        f"{held['line']})", field="value",
+                                        expected="each label once per clip, rater and dimension", **where))
+            held["weights"][parsed["value"]] = parsed["row_weight"]
+            continue
+        rows.append(row)
+    for held in weighted.values():
+        strongest, shares = normalise_weights(held["weights"], schema.taxonomy)
+        rows.append({**held["row"], "value": strongest,
+                     "meta_weights": json.dumps(shares) if len(shares) > 1 else None})
     if problems:
         raise InputError(problems, summary=f"{len(problems)} problem(s) in {path}; nothing was imported")
     return rows
+
+
+def _csv_labels(raw: str, raw_weight: str, tax: Taxonomy, where: dict, problems: list[Problem]) -> dict | None:
+    """An emotion cell: one label, ``a;b`` or ``a:3;b:1``, or one label with the row's ``weight``."""
+    from casebench.annotation_schema import LABEL_SEPARATOR, WEIGHT_SEPARATOR
+
+    try:
+        weights = parse_label_set(raw)
+    except ValueError as e:
+        problems.append(Problem(str(e), field="value", expected="a label, 'a;b' or 'a:3;b:1'", **where))
+        return None
+    if not weights:
+        problems.append(Problem(f"{raw!r}", field="value", expected=f"a label of {tax.name}", **where))
+        return None
+    bad = [x for x in weights if x not in tax.index]
+    if bad:
+        problems += [Problem(f"label {x!r}", field="value", expected=f"a label of {tax.name}: {list(tax.labels)}",
+                             hint=did_you_mean(x, tax.labels), **where) for x in bad]
+        return None
+    if raw_weight:
+        w = _float_or_none(raw_weight)
+        if len(weights) > 1 or WEIGHT_SEPARATOR in raw or LABEL_SEPARATOR in raw:
+            problems.append(Problem(f"{raw!r} with a weight column", field="weight",
+                                    expected="one label per row when the weight column is used", **where))
+            return None
+        if w is None or w < 0:
+            problems.append(Problem(f"{raw_weight!r}", field="weight", expected="a number >= 0", **where))
+            return None
+        return {"value": next(iter(weights)), "row_weight": w}
+    if len(weights) == 1:
+        return {"value": next(iter(weights))}
+    strongest, shares = normalise_weights(weights, tax)
+    return {"value": strongest, "weights": json.dumps(shares)}
 
 
 def _channel_of(dim: str) -> str | None:
@@ -1015,6 +901,7 @@ def import_csv(ws: Workspace, path: str | os.PathLike, *, mapping: Mapping[str, 
     summary.rows = len(rows)
     summary.cancelled = sum(r["cancelled"] for r in rows)
     summary.ground_truth = sum(r["ground_truth"] for r in rows)
+    summary.multi_label = sum(r["meta_weights"] is not None for r in rows)
     return merge_annotations(ws, rows, summary=summary)
 
 

@@ -264,6 +264,11 @@ def render_agreement(result: dict, console) -> None:
                           f"({worst['agreement_with_consensus']:.2f}; {r['per_rater_measure']})")
         if not r["fleiss_kappa"].get("applicable"):
             console.print(f"  {dim}: Fleiss κ not applicable: {r['fleiss_kappa'].get('reason')}")
+        scored_classes = sorted(((k, v) for k, v in (r.get("per_class_alpha") or {}).items()
+                                 if v.get("value") is not None), key=lambda kv: kv[1]["value"])
+        if scored_classes:
+            shown = [f"{k} {fmt(v)}" for k, v in scored_classes[:3]]
+            console.print(f"  {dim}: per-class binary α ({len(scored_classes)} classes), lowest: {'; '.join(shown)}")
 
 
 def _plot_rater_heatmap(pair: dict, path: Path, title: str) -> None:

@@ -486,3 +486,83 @@ def test_dimensions():
         agreement_by_dimension(df, {"acoustic_emotion": "nominal", "valense": "interval"})
     assert "'valence' has ratings but no level" in str(err.value)
     assert "did you mean 'valence'" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Set-valued ratings: Krippendorff's alpha with the MASI distance. Reference: NLTK's
+# nltk.metrics.agreement.AnnotationTask (an independent implementation of alpha over any distance) with
+# nltk.metrics.distance.masi_distance (Passonneau 2006).
+
+
+def _multilabel_table(rng, n_clips=30, n_raters=6, labels=("joy", "love", "sad", "rage", "calm")):
+    rows = []
+    for c in range(n_clips):
+        core = set(rng.choice(labels, rng.integers(1, 3), replace=False))
+        for r in range(n_raters):
+            chosen = set(core) if rng.random() < 0.6 else set(rng.choice(labels, rng.integers(1, 4), replace=False))
+            rows.append({"clip_id": f"c{c:02d}", "rater_id": f"r{r}", "value": ";".join(sorted(chosen))})
+    return pd.DataFrame(rows)
+
+
+def test_masi_distance_matches_nltk():
+    from nltk.metrics.distance import masi_distance as nltk_masi
+
+    from casebench.agreement import masi_distance
+
+    cases = [("a", "a"), ("a", "b"), ("a;b", "a"), ("a;b", "b;c"), ("a;b;c", "a;b"), ("a;b", "a;b")]
+    for x, y in cases:
+        ours = masi_distance(x, y)
+        ref = nltk_masi(frozenset(x.split(";")), frozenset(y.split(";")))
+        # NLTK rounds Passonneau's monotonicity factors 2/3 and 1/3 to 0.67 and 0.33
+        assert ours == pytest.approx(ref, abs=0.0034), (x, y)
+    assert masi_distance("a;b", "a") == pytest.approx(1 - 0.5 * 2 / 3)
+    assert masi_distance("b;a", "a;b") == 0.0
+
+
+def test_masi_alpha_matches_nltk_annotation_task():
+    from nltk.metrics.agreement import AnnotationTask
+
+    from casebench.agreement import masi_distance
+
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        df = _multilabel_table(rng)
+        rep = agreement_report(df, level="masi", n_boot=0)
+        data = [(r.rater_id, r.clip_id, frozenset(r.value.split(";"))) for r in df.itertuples()]
+        # NLTK's alpha over the same distance (complete data: every rater rated every clip)
+        ref = AnnotationTask(data=data, distance=masi_distance).alpha()
+        assert rep["krippendorff_alpha"]["value"] == pytest.approx(ref, abs=1e-9)
+        # and with NLTK's own (rounded) masi_distance, within the rounding
+        from nltk.metrics.distance import masi_distance as nltk_masi
+
+        assert rep["krippendorff_alpha"]["value"] == pytest.approx(
+            AnnotationTask(data=data, distance=nltk_masi).alpha(), abs=0.01)
+
+
+def test_masi_per_class_alpha_is_binary_nominal_alpha_and_cis_share_resamples():
+    rng = np.random.default_rng(9)
+    df = _multilabel_table(rng)
+    rep = agreement_report(df, level="masi", n_boot=200, seed=3)
+    assert rep["level"] == "masi" and rep["fleiss_kappa"]["applicable"] is False
+    a = rep["krippendorff_alpha"]
+    assert a["ci_low"] <= a["value"] <= a["ci_high"]
+    for label, coef in rep["per_class_alpha"].items():
+        binary = df.assign(value=df["value"].map(lambda v, x=label: int(x in v.split(";"))))
+        ref = krippendorff.alpha(reliability_data=binary.pivot(index="rater_id", columns="clip_id", values="value")
+                                 .to_numpy(dtype=float), level_of_measurement="nominal")
+        assert coef["value"] == pytest.approx(ref, abs=1e-9), label
+        assert coef["ci_low"] <= coef["value"] <= coef["ci_high"]
+    # the same seed gives the same intervals; the order of labels inside a value does not matter
+    again = agreement_report(df.assign(value=df["value"].map(lambda v: ";".join(reversed(v.split(";"))))),
+                             level="masi", n_boot=200, seed=3)
+    assert again["krippendorff_alpha"] == a
+    # single labels everywhere: MASI reduces to the nominal distance
+    single = df.assign(value=df["value"].str.split(";").str[0])
+    assert agreement_report(single, level="masi", n_boot=0)["krippendorff_alpha"]["value"] == pytest.approx(
+        agreement_report(single, level="nominal", n_boot=0)["krippendorff_alpha"]["value"], abs=1e-12)
+
+
+def test_masi_rejects_labels_outside_the_domain():
+    df = pd.DataFrame({"clip_id": ["a", "a"], "rater_id": ["r1", "r2"], "value": ["joy;sadd", "joy"]})
+    with pytest.raises(InputError, match="sadd"):
+        agreement_report(df, level="masi", value_domain=["joy", "sad"], n_boot=0)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from casebench import labelstudio as L
@@ -291,6 +292,56 @@ def test_import_csv_with_line_numbered_errors(tmp_path, capsys):
     missing.write_text("clip,rater_id,dimension,value\n")
     with pytest.raises(InputError, match="missing \\['clip_id'\\]"):
         L.import_csv(ws, missing)
+
+
+def test_import_csv_keeps_multi_label_values_and_weight_columns(tmp_path, capsys):
+    """'a;b' and 'a:3;b:1' cells, and one label per row with a weight column, are weighted ratings (the
+    strongest label as value, normalised weights in meta_weights), as a mixed Label Studio answer is."""
+    ws = make_workspace(tmp_path, n_clips=2)
+    cells = tmp_path / "cells.csv"
+    cells.write_text("clip_id,rater_id,dimension,value\n"
+                     "clip-0000,r1,acoustic_emotion,sad;angry\n"
+                     "clip-0000,r2,acoustic_emotion,sad:1;angry:3\n"
+                     "clip-0001,r1,acoustic_emotion,happy\n")
+    summary = L.import_csv(ws, cells)
+    assert (summary.rows, summary.multi_label) == (3, 2)
+    df = ws.read_df("annotations").set_index(["clip_id", "rater_id"])
+    assert df.loc[("clip-0000", "r1"), "value"] == "angry"  # equal weights: first in taxonomy order
+    assert json.loads(df.loc[("clip-0000", "r1"), "meta_weights"]) == {"angry": 0.5, "sad": 0.5}
+    assert json.loads(df.loc[("clip-0000", "r2"), "meta_weights"]) == {"angry": 0.75, "sad": 0.25}
+    assert pd.isna(df.loc[("clip-0001", "r1"), "meta_weights"])
+    rows = tmp_path / "rows.csv"
+    rows.write_text("clip_id,rater_id,dimension,value,weight\n"
+                    "clip-0001,r3,acoustic_emotion,fear,1\n"
+                    "clip-0001,r3,acoustic_emotion,sad,4\n")
+    assert L.import_csv(ws, rows).rows == 1
+    row = ws.read_df("annotations").set_index("rater_id").loc["r3"]
+    assert row["value"] == "sad" and json.loads(row["meta_weights"]) == {"fear": 0.2, "sad": 0.8}
+    labels = aggregate(ws).labels.set_index("clip_id")
+    taxonomy = list(get_taxonomy("ekman7").labels)
+    dist = dict(zip(taxonomy, labels.loc["clip-0000", "acoustic_dist"], strict=True))
+    assert dist["angry"] == pytest.approx(0.625) and dist["sad"] == pytest.approx(0.375)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("clip_id,rater_id,dimension,value,weight\n"
+                   "clip-0000,r1,acoustic_emotion,sad;angyr,\n"
+                   "clip-0000,r1,acoustic_emotion,sad:x,\n"
+                   "clip-0000,r4,acoustic_emotion,sad;angry,2\n"
+                   "clip-0000,r1,valence,3,2\n")
+    assert main(["annotate", "import-csv", str(ws.root), str(bad)]) == 2
+    err = capsys.readouterr().err
+    for line, what in ((2, "did you mean 'angry'"), (3, "not a number"), (4, "one label per row"), (5, "weight")):
+        assert f"bad.csv:{line}" in err and what in err
+
+
+def test_init_labels_and_raters_write_the_annotation_schema(tmp_path):
+    from casebench.annotation_schema import AnnotationSchema
+    from casebench.workspace import Workspace
+
+    assert main(["init", str(tmp_path / "m"), "--taxonomy", "plutchik32", "--labels", "mixed", "--raters", "20"]) == 0
+    schema = AnnotationSchema.from_workspace(Workspace.open(tmp_path / "m"))
+    assert (schema.label_mode, schema.raters_per_clip) == ("mixed", 20)
+    assert 'choice="multiple"' in L.labeling_config(schema, "acoustic")
+    assert main(["init", str(tmp_path / "x"), "--labels", "several"]) == 2
 
 
 # --------------------------------------------------------------------------------------------------
