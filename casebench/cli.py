@@ -12,19 +12,45 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 
 from casebench.errors import CasebenchError, InputError
+
+
+class _WorkflowGroup(typer.core.TyperGroup):
+    """Lists the commands in workflow order (:data:`HELP_PANELS`), not in the order they are defined."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = list(self.commands)
+        order = {name: i for i, name in enumerate(n for _, cmds in HELP_PANELS for n, _ in cmds)}
+        return sorted(names, key=lambda n: order.get(n, len(order)))
+
 
 app = typer.Typer(
     name="casebench",
     help="Speech emotion recognition under acoustic-semantic conflict: build corpora, score models.\n\n"
          "Score a submission: casebench evaluate predictions.jsonl --benchmark casebench-mini",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_WorkflowGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from casebench import __version__
+
+        console.print(f"casebench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", "-V", is_eager=True, callback=_print_version, help="Print casebench's version and exit.")
+        ] = False) -> None:
+    """Options before the command name (``casebench --version``)."""
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the JSON result on stdout (for scripts).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
@@ -1343,27 +1369,145 @@ def degrade_cmd(
     console.print(table)
 
 
+# -- casebench --help: commands grouped in workflow order, one line each --------------------------------------
+
+HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Build a corpus", [
+        ("init", "Create a workspace (casebench.toml, audio/, tables/, reports/)."),
+        ("synth", "Synthesize conflict clips: words of one emotion spoken with another."),
+        ("collect", "Ingest recordings: 16 kHz mono, loudness, optional VAD, quality checks."),
+        ("import-corpus", "Import a local copy of an existing corpus (CREMA-D, RAVDESS, ...)."),
+        ("transcribe", "Transcribe the clips with Whisper (text, language, word times, WER)."),
+        ("degrade", "Make noisy, reverberant or coded copies of a split for robustness tests."),
+    ]),
+    ("Annotate", [
+        ("annotate", "Push clips to Label Studio, pull or import the ratings."),
+        ("agreement", "Inter-rater agreement: Krippendorff's alpha with CI, kappas, AC1."),
+        ("aggregate", "Ratings -> labels, distributions, V/A/D and conflict tags."),
+    ]),
+    ("Release", [
+        ("split", "Speaker-disjoint train/dev/test splits (or k folds, or official lists)."),
+        ("audit", "Leakage audit of the splits (speakers, audio, text); exit 1 on leaks."),
+        ("publish", "Write a Hugging Face dataset with data card and Croissant; optionally upload."),
+        ("benchmark-from", "Build a benchmark (gold table + spec) from imported workspaces."),
+    ]),
+    ("Score models", [
+        ("benchmarks", "List the built-in benchmarks."),
+        ("taxonomies", "List the label taxonomies and their mappings."),
+        ("baseline", "Train a reference system on a workspace and write its predictions."),
+        ("evaluate", "Score a predictions file: every split and metric with 95% CIs."),
+        ("compare", "Compare two predictions files on the same items (paired tests)."),
+    ]),
+    ("Leaderboard", [
+        ("leaderboard", "Run a leaderboard: serve, accounts, reveal, static export."),
+        ("submit", "Submit predictions to a leaderboard server."),
+    ]),
+    ("Help and examples", [
+        ("demo", "Run the whole flow on an embedded corpus and print a report."),
+    ]),
+]
+
+
+def _first_paragraph(doc: str | None) -> str | None:
+    import inspect
+
+    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split()) if doc else None
+
+
+def _apply_help_panels(group: typer.Typer = app, top: bool = True) -> None:
+    """Set each top-level command's panel and one-line summary from :data:`HELP_PANELS` (one place for both);
+    sub-commands get their docstring's first paragraph as one line, so the listing is never hard-wrapped."""
+    where = {name: (panel, summary) for panel, cmds in HELP_PANELS for name, summary in cmds}
+    for info in group.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        if top and name in where:
+            info.rich_help_panel, info.short_help = where[name]
+        elif not isinstance(info.short_help, str):
+            info.short_help = _first_paragraph(info.help if isinstance(info.help, str) else info.callback.__doc__)
+    for info in group.registered_groups:
+        if top and info.name in where:
+            info.rich_help_panel, info.short_help = where[info.name]
+        _apply_help_panels(info.typer_instance, top=False)
+
+
+_apply_help_panels()
+
+
+# -- entry point: every user mistake is one message and exit code 2 -----------------------------------------
+
+
+def _usage_exceptions() -> tuple[type[Exception], ...]:
+    # typer >= 0.24 ships its own copy of click, whose exceptions derive from typer.TyperException (not from
+    # click.ClickException); older typer raises the real click's.
+    classes: list[type[Exception]] = [typer.TyperException]
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        classes.append(click.ClickException)
+    return tuple(classes)
+
+
+def _close_options(option: str, ctx) -> list[str]:
+    """Options of the command that start with what was typed, else that are spelled alike (without dashes)."""
+    import difflib
+
+    if ctx is None:
+        return []
+    opts = [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
+    prefixed = [o for o in opts if o.startswith(option)]
+    if prefixed:
+        return prefixed[:3]
+    names = {o.lstrip("-"): o for o in opts}
+    return [names[n] for n in difflib.get_close_matches(option.lstrip("-"), list(names), n=2, cutoff=0.6)]
+
+
+def usage_message(e: Exception) -> str:
+    """One readable line for a command-line parser error, with a did-you-mean and where to find help.
+
+    "No such option: --ratio (Possible options: --ratios)" becomes
+    "casebench split: no such option --ratio (did you mean '--ratios'?); see casebench split --help".
+    """
+    ctx = getattr(e, "ctx", None)
+    text = e.format_message() if hasattr(e, "format_message") else str(e)
+    possibilities = getattr(e, "possibilities", None)
+    option = getattr(e, "option_name", None)
+    if option and possibilities is not None:  # NoSuchOption: our own did-you-mean (click's matches '--' too)
+        text = f"no such option {option}"
+        close = _close_options(option, ctx)
+        if close:
+            text += " (did you mean " + " or ".join(f"'{p}'" for p in close) + "?)"
+    text = text.replace(". Did you mean", " (did you mean").rstrip(".")
+    if "(did you mean" in text and not text.endswith(")"):
+        text += ")"
+    if ctx is None:
+        return text
+    path = ctx.command_path
+    return f"{path}: {text[:1].lower() + text[1:]}; see {path} --help"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the Typer app; CasebenchError -> message + exit code 2."""
+    """Entry point: runs the Typer app. A CasebenchError or a command-line mistake becomes one message on
+    stderr and exit code 2; anything else is a bug and keeps its traceback."""
     from rich.markup import escape
 
     try:
-        rc = app(args=argv, standalone_mode=False)  # returns the code of a typer.Exit / ctx.exit
+        rc = app(args=argv, prog_name="casebench", standalone_mode=False)  # the code of a typer.Exit
     except CasebenchError as e:
         if isinstance(e, InputError) and "--json" in (argv if argv is not None else sys.argv):
             _print_json(e.to_dict())
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except _usage_exceptions() as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `casebench` or `casebench annotate` alone: the help
             e.show()
-            return e.exit_code
-        raise
+            return 2
+        err_console.print(f"[bold red]error:[/] {escape(usage_message(e))}", highlight=False, soft_wrap=True)
+        return 2
     return rc if isinstance(rc, int) else 0
 
 

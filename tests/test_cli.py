@@ -111,3 +111,47 @@ def test_benchmarks_and_taxonomies_json(capsys):
     assert any(b["name"] == "casebench-mini" for b in json.loads(capsys.readouterr().out))
     assert main(["taxonomies", "--json"]) == 0
     assert {t["name"] for t in json.loads(capsys.readouterr().out)} >= {"ekman7", "plutchik32"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evalute"], "no such command 'evalute' (did you mean 'evaluate'?)"),
+    (["evaluate", "--ratio"], "no such option --ratio"),
+    (["split", "ws", "--ratio", "0.5"], "no such option --ratio (did you mean '--ratios'?)"),
+    (["evaluate"], "missing argument 'predictions'"),
+    (["evaluate", "x.jsonl", "--bootstrap", "-5"], "'--bootstrap'"),
+    (["annotate", "pus"], "no such command 'pus' (did you mean 'push'?)"),
+])
+def test_usage_errors_are_one_line_with_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert err.startswith("error: casebench") and len(err.strip().splitlines()) == 1, err
+    assert "--help" in err  # says where to look
+
+
+def test_usage_error_in_a_real_process_exits_2():
+    out = run("evalute", "x")
+    assert out.returncode == 2 and "did you mean 'evaluate'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_version(capsys):
+    from casebench import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"casebench {__version__}"
+
+
+def test_help_groups_every_command_in_workflow_order(capsys):
+    from casebench.cli import HELP_PANELS, app
+
+    listed = [name for _, cmds in HELP_PANELS for name, _ in cmds]
+    registered = [i.name or i.callback.__name__.replace("_", "-") for i in app.registered_commands]
+    registered += [i.name for i in app.registered_groups]
+    assert sorted(listed) == sorted(registered), "put every command in one panel of HELP_PANELS"
+    assert all("\n" not in summary and len(summary) <= 90 for _, cmds in HELP_PANELS for _, summary in cmds)
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    panels = [panel for panel, _ in HELP_PANELS]
+    assert [out.index(p) for p in panels] == sorted(out.index(p) for p in panels)
+    rows = [out.index(f"│ {name} ") for name in ("init", "annotate", "publish", "evaluate")]
+    assert rows == sorted(rows)
