@@ -346,11 +346,18 @@ def _check_coverage(preds, gold: Gold, tasks: Sequence[str], arrays: dict) -> No
     for task, missing in arrays.items():
         if task not in tasks:
             continue
-        for i in np.flatnonzero(preds.present & missing)[:50]:
-            problems.append(Problem(f"no prediction for the {task} task", file=preds.path, id=str(gold.ids[i]),
+        bad = np.flatnonzero(preds.present & missing)
+        if preds.line is not None:  # name the first offending lines first
+            bad = bad[np.argsort(preds.line[bad], kind="stable")]
+        for i in bad[:50]:
+            problems.append(Problem(f"no prediction for the {task} task, which other lines give",
+                                    file=preds.path, id=str(gold.ids[i]),
+                                    line=int(preds.line[i]) if preds.line is not None else None,
                                     expected={"categorical": "'label' or 'probs'",
                                               "distribution": "'distribution' or 'probs'",
-                                              "dimensional": "valence/arousal/dominance"}[task]))
+                                              "dimensional": "valence, arousal and dominance"}[task]
+                                    + " on every line once any line has them"))
+    problems.sort(key=lambda p: p.line or 0)
     if problems:
         raise InputError(problems, summary=f"{preds.path}: some items lack fields of a scored task")
 

@@ -11,9 +11,10 @@ The format (see DESIGN.md) is JSON Lines in UTF-8, one object per clip, optional
 Keys: ``id`` (a string naming a gold item) and one or more of ``label`` (a label of the benchmark's
 taxonomy, lower-case as the taxonomy spells it), ``probs`` (label -> probability), ``distribution``
 (label -> share), ``valence``/``arousal``/``dominance`` (numbers). Labels absent from a ``probs`` or
-``distribution`` object count as 0; the values must be finite, non-negative and sum to 1 within
-:data:`SUM_TOL` (``renormalize=True`` rescales the rows that do not, with a note; a row summing to 0 is
-always an error).
+``distribution`` object count as 0; the values must be finite and non-negative. A row summing to 1 within
+:data:`SUM_TOL` (1e-3: probabilities rounded to 3 or 4 decimals, as most models write them) is accepted and
+divided by its sum; a row further off is an error unless ``renormalize=True`` rescales it too (with a note);
+a row summing to 0 is always an error.
 
 Choices made here, each recorded in :attr:`Predictions.notes` when it applies:
 
@@ -22,14 +23,19 @@ Choices made here, each recorded in :attr:`Predictions.notes` when it applies:
   ``require=["distribution"]`` is satisfied by ``probs`` (a classifier's posterior is its estimate of the
   label distribution); likewise ``require=["label"]`` is satisfied by ``probs``;
 * a UTF-8 byte-order mark at the start of the file is stripped; CRLF line ends and blank lines are accepted;
-* a ``label`` that differs from the argmax of the same line's ``probs`` is kept as given (and counted).
+* a ``label`` that differs from the argmax of the same line's ``probs`` is kept as given (and counted);
+* rows summing to 1 within :data:`SUM_TOL` but not within 1e-6 are counted in a note ("rescaled ...").
 
 Everything else that is not exactly the format is an error: every problem in the file is collected (with
-file, line, id and field) and raised as one :class:`~casebench.errors.InputError`; nothing is dropped.
+file, line, id and field) and raised as one :class:`~casebench.errors.InputError`; nothing is dropped. In
+particular a key given twice in one object (at any depth) is an error naming the line and the key: JSON
+parsers disagree on which value wins, and a silent choice can change every score.
 
-Speed: the common case (every line has the same keys, e.g. ``{"id", "label"}``) is checked column-wise with
-C-level ``map`` calls and numpy; any irregularity falls back to a per-line pass that finds and names every
-problem. Both passes produce the same result (the tests check this).
+Speed: a clean file is read by Arrow's multi-threaded JSON reader and checked column-wise; the common case
+that Arrow declines (blank lines, CRLF, a missing id) is checked column-wise from orjson objects; anything
+else goes to a per-line pass that finds and names every problem. One verdict: each faster path hands any
+input it does not fully understand to the next, so all three give the same result, errors included (a
+Hypothesis property test mutates files in every known way and compares the paths).
 
 >>> import gzip, os, tempfile
 >>> from casebench.benchmarks import Gold
@@ -59,6 +65,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import threading
 import zlib
 from collections.abc import Sequence
@@ -79,8 +86,11 @@ log = logging.getLogger(__name__)
 FIELDS = ("label", "probs", "distribution", *DIMENSIONS)
 """The prediction fields a line may carry (besides ``id``)."""
 KEYS = ("id", *FIELDS)
-SUM_TOL = 1e-6
-"""How far a ``probs``/``distribution`` row may sum from 1 before it is an error (or renormalised)."""
+SUM_TOL = 1e-3
+"""How far a ``probs``/``distribution`` row may sum from 1 and still be accepted (then divided by its sum);
+further off is an error unless ``renormalize=True``."""
+NOTE_TOL = 1e-6
+"""Rows summing to 1 within :data:`SUM_TOL` but not within this are counted in a note when rescaled."""
 MAX_PROBLEMS = 10_000
 """Problems kept in an InputError; beyond this they are counted (in the summary) but not kept."""
 
@@ -131,6 +141,7 @@ class Predictions:
             contribute their probs. None when no line has either.
         vad: dimension -> float (n_gold,), NaN where absent; only dimensions some line gives.
         present: bool (n_gold,): the item had a line.
+        line: int64 (n_gold,): the item's line number in the file (1-based), 0 where it has none.
         missing_ids: gold ids with no line (only non-empty with ``allow_missing=True``).
         notes: explicit choices made while reading (e.g. "renormalised 12 probs row(s) ...").
     """
@@ -145,6 +156,7 @@ class Predictions:
     present: np.ndarray
     missing_ids: list[str]
     notes: list[str]
+    line: np.ndarray | None = None
 
 
 def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool = False,
@@ -155,8 +167,9 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
         path: a JSON Lines file, plain or gzip (detected from the magic bytes, not the suffix).
         gold: the benchmark's gold items; ``gold.ids`` and ``gold.taxonomy`` are what lines are checked
             against.
-        renormalize: rescale ``probs``/``distribution`` rows that do not sum to 1 (within :data:`SUM_TOL`)
-            instead of reporting them; each use is noted. Negative, non-finite and all-zero rows stay errors.
+        renormalize: rescale ``probs``/``distribution`` rows that do not sum to 1 within :data:`SUM_TOL`
+            instead of reporting them; each use is noted. (Rows within :data:`SUM_TOL` are always
+            rescaled.) Negative, non-finite and all-zero rows stay errors.
         allow_missing: gold items without a line are listed in ``missing_ids`` (with a note) instead of
             being an error; the evaluator scores them as wrong.
         require: fields every line must carry for the tasks being scored: ``"label"`` (also satisfied by
@@ -184,9 +197,10 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
     del raw
     problems = _Problems(src)
 
-    columnar = _parse_columnar(data, gold, require)
+    columnar = _parse_columnar(data, gold, require, renormalize)
     if columnar is not None:  # the common, clean file: parsed and checked column-wise in C
-        rec, gidx, values = columnar
+        rec, gidx, values, col_notes = columnar
+        notes += col_notes
         present = np.zeros(len(gold), dtype=bool)
         present[gidx] = True
         return _assemble(src, sha256.result(), len(gidx), rec, gidx, values, gold, present, [], notes)
@@ -198,6 +212,7 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
     objs, linenos = _parse_fast(lines)
     if objs is None:
         objs, linenos = _parse_slow(lines, problems)
+    _check_duplicate_keys(lines, objs, linenos, problems)
     del lines
     n_lines = len(objs)
     if not n_lines and not problems.count:
@@ -278,23 +293,27 @@ def _read(path: Path, src: str, notes: list[str]) -> tuple[bytes, bytes]:
     return raw, data
 
 
-def _parse_columnar(data: bytes, gold: Gold, require: Sequence[str]):
+def _parse_columnar(data: bytes, gold: Gold, require: Sequence[str], renormalize: bool = False):
     """See :func:`_columnar`; any decoding surprise (bad UTF-8 inside a key or value) means "not clean"."""
+    import pyarrow as pa
+
     try:
-        return _columnar(data, gold, require)
-    except (UnicodeDecodeError, ValueError):
+        return _columnar(data, gold, require, renormalize)
+    except (UnicodeDecodeError, ValueError, pa.ArrowException):
         return None
 
 
-def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
-    """(records, gold index, values) for a clean file, parsed by Arrow's multi-threaded JSON reader and
-    checked column-wise; None at the first sign of anything unusual, and the line-by-line path then
+def _columnar(data: bytes, gold: Gold, require: Sequence[str], renormalize: bool):
+    """(records, gold index, values, notes) for a clean file, parsed by Arrow's multi-threaded JSON reader
+    and checked column-wise; None at the first sign of anything unusual, and the line-by-line path then
     parses the file again and names every problem.
 
-    "Clean" means: one object per line (no blank lines, CR or BOM left), every line with the same known
-    keys and no null, ids exactly the gold ids (any order, no duplicates), labels of the taxonomy,
-    probabilities finite, >= 0 and summing to 1 within ``SUM_TOL``, finite V/A/D numbers. Arrow accepts a
-    few things JSON does not (NaN, two objects on one line); the checks below send those to the slow path.
+    "Clean" means: one object per line, each line starting with ``{`` (no blank lines, CR or BOM left),
+    every line with the same known keys and no null, valid UTF-8, ids exactly the gold ids (any order, no
+    duplicates), labels of the taxonomy, probabilities finite, >= 0 and summing to 1 within ``SUM_TOL`` (or
+    to anything but 0 with ``renormalize``), finite V/A/D numbers. Arrow refuses a key given twice, but
+    accepts a few things JSON does not (NaN, two objects on one line, bad UTF-8 inside a string); the
+    checks below send those to the slow path.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -303,9 +322,15 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
     if not data or b"\r" in data or b"\n\n" in data or b"null" in data or b"NaN" in data or b"Infinity" in data:
         return None
     n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
+    # Every line starts with "{" (a raw newline cannot occur inside a JSON string), so every line holds at
+    # least one object; with as many rows as lines, each holds exactly one. Arrow skips whitespace-only
+    # lines and splits "{...}{...}" into two rows, which together could otherwise balance out.
+    if data[:1] != b"{" or data.count(b"\n{") + 1 != n_lines:
+        return None
     try:
         table = pj.read_json(pa.py_buffer(data))
         names = table.column_names  # decodes the key names: bad UTF-8 in a key raises here
+        table.validate(full=True)  # bad UTF-8 inside a string value raises here
     except (pa.ArrowException, UnicodeDecodeError, ValueError):
         return None
     if (table.num_rows != n_lines or table.num_rows != len(gold) or "id" not in names or len(names) < 2
@@ -326,7 +351,10 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
             return None
         gidx = found.to_numpy(zero_copy_only=False).astype(np.int64)
     values: dict[str, np.ndarray] = {}
-    for name in names:
+    notes: list[str] = []
+    for name in (*FIELDS[:1], *(f for f in FIELDS[1:] if f in names)):  # the slow path's order (notes)
+        if name not in names:
+            continue
         col = table.column(name)
         if name == "label":
             if not pa.types.is_string(col.type):
@@ -346,9 +374,12 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
                 if j is None or not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
                     return None
                 mat[:, j] = pc.fill_null(col.field(field.name), 0).to_numpy(zero_copy_only=False)
-            if not np.isfinite(mat).all() or (mat < 0).any() or (np.abs(mat.sum(1) - 1) > SUM_TOL).any():
+            if not np.isfinite(mat).all() or (mat < 0).any():
                 return None
-            values[name] = mat
+            sums = mat.sum(axis=1)
+            if (sums == 0).any() or not renormalize and (np.abs(sums - 1) > SUM_TOL).any():
+                return None
+            values[name] = _rescale(name, mat, sums, np.ones(n, dtype=bool), notes)
         elif name in DIMENSIONS:
             if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
                 return None
@@ -356,8 +387,8 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str]):
             if not np.isfinite(values[name]).all():
                 return None
     pos = np.arange(n)
-    rec = _Records(pos + 1, ids, {name: (pos, None) for name in names if name != "id"})
-    return rec, gidx, values
+    rec = _Records(pos + 1, ids, {name: (pos, None) for name in FIELDS if name in names})
+    return rec, gidx, values, notes
 
 
 def _parse_fast(lines: list[bytes]) -> tuple[list | None, None]:
@@ -409,6 +440,86 @@ def _json_problem(raw: bytes, e: orjson.JSONDecodeError) -> tuple[str, str]:
     elif raw.startswith(_BOM):
         expected += "; a byte-order mark inside the file (concatenated files?)"
     return found, expected
+
+
+_SPACED_COLON = re.compile(rb'"\s+:')
+
+
+def _check_duplicate_keys(lines: list[bytes], objs: list, linenos: list[int] | None,
+                          problems: _Problems) -> None:
+    """Report every key given twice in one object (orjson, like most parsers, silently keeps the last).
+
+    A cheap exact test first: in JSON text a ``"`` directly followed by ``:`` closes a key, or is an escaped
+    quote inside a string, so with no ``"`` followed by spaces and ``:`` the count of ``":`` is at least the
+    number of keys written, which is at least the number of keys parsed, with equality everywhere only when
+    no key repeats. Lines where the counts differ are re-read with the standard library's hook on pairs.
+    """
+    sel = lines if linenos is None else [lines[i - 1] for i in linenos]
+    text = np.fromiter(map(bytes.count, sel, repeat(b'":')), dtype=np.int64, count=len(sel))
+    spaced = np.fromiter(map(bool, map(_SPACED_COLON.search, sel)), dtype=bool, count=len(sel))
+    if not spaced.any() and int(text.sum()) == _count_keys(objs):
+        return
+    for i, raw in enumerate(sel):
+        if not spaced[i] and text[i] == _count_keys([objs[i]]):
+            continue
+        oid = objs[i].get("id") if type(objs[i]) is dict else None
+        for path, key, times in _duplicate_keys(raw):
+            problems.add(f"duplicate key {_short(key)!r}: given {times} times in one object",
+                         expected="each key at most once per object (JSON readers disagree on which value "
+                                  "wins)", line=i + 1 if linenos is None else linenos[i],
+                         id=oid if type(oid) is str else None, field=path)
+
+
+def _count_keys(values: list) -> int:
+    """Keys of all objects at any depth in ``values``, level by level (no recursion: values may nest
+    1,024 deep)."""
+    total = 0
+    level = values
+    while level:
+        kinds = set(map(type, level))
+        if dict not in kinds and list not in kinds:
+            break
+        dicts = [v for v in level if type(v) is dict]
+        total += sum(map(len, dicts))
+        level = [*chain.from_iterable(map(dict.values, dicts)),
+                 *chain.from_iterable(v for v in level if type(v) is list)]
+    return total
+
+
+def _duplicate_keys(raw: bytes) -> list[tuple[str, str, int]]:
+    """(path of the object, key, times given) for each repeated key in one line of valid JSON."""
+    import json
+
+    found: list[tuple[dict, str, int]] = []
+
+    def pairs_hook(pairs: list) -> dict:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            counts: dict[str, int] = {}
+            for k, _ in pairs:
+                counts[k] = counts.get(k, 0) + 1
+            found.extend((obj, k, c) for k, c in counts.items() if c > 1)
+        return obj
+
+    try:
+        top = json.loads(raw, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        # orjson read the line, so it is JSON; the standard library refuses only what nests deeper than
+        # its recursion limit or an integer longer than 4,300 digits: a value no field accepts, reported
+        # as such on this line already.
+        return []
+    if not found:
+        return []
+    paths: dict[int, str] = {}
+    stack: list[tuple[object, str]] = [(top, "")]
+    while stack:
+        v, path = stack.pop()
+        if type(v) is dict:
+            paths[id(v)] = path
+            stack.extend((x, f"{path}.{k}" if path else k) for k, x in v.items())
+        elif type(v) is list:
+            stack.extend((x, f"{path}[{i}]") for i, x in enumerate(v))
+    return [(f"{paths[id(o)]}.{k}" if paths.get(id(o)) else k, k, c) for o, k, c in found]
 
 
 # -- structure: objects -> records (one per prediction line) with columns per field --------------------
@@ -668,16 +779,31 @@ def _check_matrix(name: str, vals: list, pos: np.ndarray, rec: _Records, tax: Ta
         problems.add(f"{word} sum to 0", field=name, **rec.where(pos[i]),
                      expected=f"{word} summing to 1 (an all-zero row cannot be renormalised)")
     off = ~bad & ~zero & (np.abs(sums - 1) > SUM_TOL)
-    if off.any():
-        if renormalize:
-            mat[off] /= sums[off, None]
-            notes.append(f"renormalised {int(off.sum())} {name} row(s) whose sum was off 1 by more than "
-                         f"{SUM_TOL:g} (sums from {sums[off].min():.6g} to {sums[off].max():.6g})")
-        else:
-            for i in np.flatnonzero(off):
-                problems.add(f"{word} sum to {sums[i]:.9g}", field=name, **rec.where(pos[i]),
-                             expected=f"a sum of 1 within {SUM_TOL:g}, or --renormalize (renormalize=True) "
-                                      "to rescale such rows")
+    if off.any() and not renormalize:
+        for i in np.flatnonzero(off):
+            problems.add(f"{word} sum to {sums[i]:.9g}", field=name, **rec.where(pos[i]),
+                         expected=f"a sum of 1 within {SUM_TOL:g}, or --renormalize (renormalize=True) "
+                                  "to rescale such rows")
+        return mat
+    return _rescale(name, mat, sums, ~bad & ~zero, notes)
+
+
+def _rescale(name: str, mat: np.ndarray, sums: np.ndarray, ok: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Divide the ``ok`` rows of ``mat`` by their ``sums`` (all non-zero), noting rows off 1 by more than
+    :data:`NOTE_TOL`; shared by the Arrow path and the per-line path so both give the same numbers and
+    notes."""
+    dev = np.abs(sums - 1)
+    far = ok & (dev > SUM_TOL)
+    near = ok & (dev > NOTE_TOL) & ~far
+    if far.any():
+        notes.append(f"renormalised {int(far.sum())} {name} row(s) whose sum was off 1 by more than "
+                     f"{SUM_TOL:g} (sums from {sums[far].min():.6g} to {sums[far].max():.6g})")
+    if near.any():
+        notes.append(f"rescaled {int(near.sum())} {name} row(s) summing to 1 within {SUM_TOL:g} "
+                     f"(sums from {sums[near].min():.6g} to {sums[near].max():.6g})")
+    scale = np.where(ok & (sums != 1), sums, 1.0)
+    if (scale != 1).any():
+        mat = mat / scale[:, None]
     return mat
 
 
@@ -772,9 +898,12 @@ def _assemble(src: str, sha256: str, n_lines: int, rec: _Records, gidx: np.ndarr
         if d in values:
             vad[d] = np.full(n, np.nan)
             vad[d][rows(d)] = values[d]
+    line = np.zeros(n, dtype=np.int64)
+    ok = gidx >= 0
+    line[gidx[ok]] = rec.lines[ok]
     return Predictions(path=src, sha256=sha256, n_lines=n_lines, label=label, probs=probs,
                        distribution=distribution, vad=vad, present=present, missing_ids=missing_ids,
-                       notes=notes)
+                       notes=notes, line=line)
 
 
 def _member(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
@@ -849,4 +978,34 @@ def _describe(v) -> str:
     if type(v) is str:
         return f"the string {_short(v)!r}"
     kind = "a list" if type(v) is list else "an object"
-    return f"{kind} {_short(orjson.dumps(v).decode())}"
+    return f"{kind} {_preview(v)}"
+
+
+def _preview(v, n: int = 60) -> str:
+    """The start of ``v`` as compact JSON, at most ``n`` characters; iterative, so a value nested hundreds
+    deep (orjson reads up to 1024 levels but writes only 254) is described, not a crash."""
+    out: list[str] = []
+    size = 0
+    stack: list[tuple[bool, object]] = [(False, v)]  # (is literal text, value)
+    while stack and size <= n:
+        literal, x = stack.pop()
+        if literal:
+            piece = x
+        elif type(x) is dict:
+            piece = "{"
+            todo = [(True, "}")]
+            for i, (k, val) in enumerate(reversed(x.items())):
+                todo += [(False, val), (True, orjson.dumps(k).decode() + ":")] + ([(True, ",")] if i < len(x) - 1
+                                                                                   else [])
+            stack += todo
+        elif type(x) is list:
+            piece = "["
+            todo = [(True, "]")]
+            for i, val in enumerate(reversed(x)):
+                todo += [(False, val)] + ([(True, ",")] if i < len(x) - 1 else [])
+            stack += todo
+        else:
+            piece = orjson.dumps(x).decode()
+        out.append(piece)
+        size += len(piece)
+    return _short("".join(out) + ("..." if stack else ""), n)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from contextlib import ExitStack
 from unittest import mock
 
@@ -39,7 +40,8 @@ def gold() -> Gold:
 
 def write(tmp_path, content, name="preds.jsonl"):
     path = tmp_path / name
-    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    # surrogateescape: "\udc80" in a test string stands for the (invalid UTF-8) byte 0x80
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogateescape"))
     return path
 
 
@@ -110,8 +112,18 @@ BAD = [
      "case-0002", "probs", ["negative", "'angry': -0.2"]),
     ("probs sum", lines(A, '{"id": "case-0002", "probs": {"sad": 0.5, "angry": 0.4}}'), {}, 2, "case-0002",
      "probs", ["sum to 0.9", "--renormalize"]),
-    ("probs sum just off", lines(A, '{"id": "case-0002", "probs": {"sad": 0.5, "angry": 0.500002}}'), {}, 2,
-     "case-0002", "probs", ["sum to 1.000002"]),
+    ("probs sum just off", lines(A, '{"id": "case-0002", "probs": {"sad": 0.5, "angry": 0.5011}}'), {}, 2,
+     "case-0002", "probs", ["sum to 1.0011", "within 0.001"]),
+    ("duplicate key", lines(A, '{"id": "case-0002", "label": "sad", "label": "happy"}'), {}, 2, "case-0002",
+     "label", ["duplicate key 'label'", "2 times"]),
+    ("duplicate nested key", lines(A, '{"id": "case-0002", "probs": {"sad": 0.5, "sad": 0.5}}'), {}, 2,
+     "case-0002", "probs.sad", ["duplicate key 'sad'"]),
+    ("duplicate key, spaced colon", lines(A, '{"id" : "case-0002", "label" : "sad", "label" :"sad"}'), {}, 2,
+     "case-0002", "label", ["duplicate key 'label'"]),
+    ("nested 300 deep", lines(A, '{"id": "case-0002", "valence": ' + "[" * 300 + "]" * 300 + "}"), {}, 2,
+     "case-0002", "valence", ["a list [[[", "a number"]),
+    ("invalid UTF-8 in an id", lines(A) + '{"id": "case-\udc800002", "label": "sad"}\n', {}, 2, None, None,
+     ["not valid UTF-8"]),
     ("probs zero", lines(A, '{"id": "case-0002", "probs": {"sad": 0}}'), {"renormalize": True}, 2,
      "case-0002", "probs", ["sum to 0", "cannot be renormalised"]),
     ("probs empty", lines(A, '{"id": "case-0002", "probs": {}}'), {}, 2, "case-0002", "probs", ["sum to 0"]),
@@ -384,19 +396,63 @@ def test_renormalize(tmp_path, gold):
     text = lines(
         {"id": "case-0001", "probs": {"angry": 2, "sad": 2}},
         {"id": "case-0002", "probs": {"sad": 1}},
-        {"id": "case-0003", "probs": {"sad": 0.33333, "happy": 0.33333, "fear": 0.33333}},
+        {"id": "case-0003", "probs": {"sad": 0.33333, "happy": 0.33333, "fear": 0.33333}},  # within 1e-3
         {"id": "case-0004", "distribution": {"sad": 0.5, "happy": 0.25}},
     )
     path = write(tmp_path, text)
     with pytest.raises(InputError) as info:
         parse_predictions(path, gold)
-    assert [p.line for p in info.value.problems] == [1, 3, 4]
+    assert [p.line for p in info.value.problems] == [1, 4]
     preds = parse_predictions(path, gold, renormalize=True)
     assert preds.probs[0].tolist() == [0.5, 0, 0, 0, 0, 0.5, 0]
     assert preds.probs[2].sum() == pytest.approx(1, abs=1e-15)
     assert preds.distribution[3].tolist() == pytest.approx([0, 0, 0, 1 / 3, 0, 2 / 3, 0])
-    assert "renormalised 2 probs row(s)" in preds.notes[0]
-    assert "renormalised 1 distribution row(s)" in preds.notes[1]
+    assert preds.notes[:3] == [
+        "renormalised 1 probs row(s) whose sum was off 1 by more than 0.001 (sums from 4 to 4)",
+        "rescaled 1 probs row(s) summing to 1 within 0.001 (sums from 0.99999 to 0.99999)",
+        "renormalised 1 distribution row(s) whose sum was off 1 by more than 0.001 (sums from 0.75 to 0.75)"]
+
+
+def rounded_file(n: int, decimals: int, seed: int = 0) -> tuple[str, list[str], np.ndarray]:
+    """n lines of 7-class probabilities rounded to ``decimals``, as a model writes them; (text, ids, the
+    rounded values as written)."""
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.dirichlet(np.ones(len(TAX)), size=n), decimals)
+    ids = [f"utt-{i:05d}" for i in range(n)]
+    text = lines(*({"id": i, "probs": dict(zip(TAX.labels, row.tolist(), strict=True))}
+                   for i, row in zip(ids, p, strict=True)))
+    return text, ids, p
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_probabilities_rounded_to_4_decimals_are_accepted_and_rescaled_on_the_arrow_path(
+        tmp_path, monkeypatch, renormalize):
+    text, ids, p = rounded_file(2000, 4)
+    sums = p.sum(1)
+    assert 0 < np.abs(sums - 1).max() <= 1e-3  # rounding moved the sums, within the tolerance
+    gold = make_gold(ids)
+    path = write(tmp_path, text)
+    assert P._parse_columnar(path.read_bytes(), gold, (), renormalize) is not None  # the fast path takes it
+    fast, slow = _both_paths(path, gold, monkeypatch, renormalize=renormalize)
+    assert same(fast, slow)
+    np.testing.assert_allclose(fast.probs, p / sums[:, None], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(fast.probs.sum(1), 1, rtol=0, atol=1e-12)
+    n_near = int((np.abs(sums - 1) > P.NOTE_TOL).sum())
+    assert f"rescaled {n_near} probs row(s) summing to 1 within 0.001" in fast.notes[0]
+
+
+def test_renormalize_stays_on_the_arrow_path(tmp_path, monkeypatch):
+    text, ids, p = rounded_file(500, 2)  # 2 decimals: sums off by up to 0.035
+    gold = make_gold(ids)
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match="--renormalize"):
+        parse_predictions(path, gold)
+    assert P._parse_columnar(path.read_bytes(), gold, (), False) is None
+    assert P._parse_columnar(path.read_bytes(), gold, (), True) is not None
+    fast, slow = _both_paths(path, gold, monkeypatch, renormalize=True)
+    assert same(fast, slow)
+    np.testing.assert_allclose(fast.probs, p / p.sum(1)[:, None], rtol=0, atol=1e-15)
+    assert fast.notes[0].startswith("renormalised ")
 
 
 def test_vad(tmp_path, gold):
@@ -429,10 +485,19 @@ def test_distribution_only(tmp_path, gold):
 # -- fast path == per-line path; never anything but InputError -----------------------------------------
 
 
-def run(path, gold, slow: bool, **kw):
-    """parse_predictions result or error text, optionally with every fast path switched off."""
+PATHS = ("arrow", "orjson", "slow")
+"""The parser's three paths: Arrow's reader (clean files), orjson objects checked column-wise, and per line.
+``run`` switches off every path faster than the one named, so the one named (or a slower one) decides."""
+
+
+def run(path, gold, slow: bool | str, **kw):
+    """parse_predictions result or error text, with the paths faster than ``slow`` switched off (True:
+    every fast path; False: none)."""
+    mode = {True: "slow", False: "arrow"}.get(slow, slow)
     with ExitStack() as stack:
-        if slow:
+        if mode != "arrow":
+            stack.enter_context(mock.patch.object(P, "_parse_columnar", lambda *a, **k: None))
+        if mode == "slow":
             stack.enter_context(mock.patch.object(P, "_parse_fast", lambda lines: (None, None)))
             stack.enter_context(mock.patch.object(P, "_structure_fast", lambda objs, linenos: None))
             stack.enter_context(mock.patch.object(P, "_match_ids", P._match_ids_slow))
@@ -445,7 +510,7 @@ def run(path, gold, slow: bool, **kw):
 def same(a, b) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
-    arrays = ("label", "probs", "distribution", "present")
+    arrays = ("label", "probs", "distribution", "present", "line")
     return (all((getattr(a, k) is None) == (getattr(b, k) is None) for k in arrays)
             and all(np.array_equal(getattr(a, k), getattr(b, k), equal_nan=True)
                     for k in arrays if getattr(a, k) is not None)
@@ -456,7 +521,7 @@ def same(a, b) -> bool:
 
 SMALL_GOLD = make_gold(["a", "b", "c", "d", "e"])
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 10), st.floats(-2, 2, allow_nan=False),
-                         st.sampled_from(["a", "b", "sad", "Sad", "angy", "", "x" * 70]))
+                         st.sampled_from(["a", "b", "sad", "Sad", "angy", "", "x" * 70, 'q":', "\\"]))
 json_values = st.recursive(
     json_scalars,
     lambda c: st.one_of(st.lists(c, max_size=3),
@@ -466,48 +531,94 @@ valid_probs = st.one_of(
     st.sampled_from(TAX.labels).map(lambda x: {x: 1.0}),
     st.lists(st.sampled_from(TAX.labels), min_size=2, max_size=2, unique=True).map(
         lambda xs: {xs[0]: 0.25, xs[1]: 0.75}),
-    st.just(dict.fromkeys(TAX.labels, 1 / 7)))
+    st.just(dict.fromkeys(TAX.labels, 1 / 7)),
+    st.just(dict.fromkeys(TAX.labels, 0.1429)),  # rounded to 4 decimals: sums to 1.0003, accepted
+    st.just(dict.fromkeys(TAX.labels[:3], 0.333)))  # sums to 0.999, at the edge of the tolerance
 prob_objects = st.one_of(valid_probs, valid_probs, st.dictionaries(
-    st.sampled_from(TAX.labels), st.sampled_from([0, 0.25, 0.5, 1, -0.5, 0.1]), max_size=4))
+    st.sampled_from(TAX.labels), st.sampled_from([0, 0.25, 0.5, 1, -0.5, 0.1, 0.2502, 0.249]), max_size=4))
 valid_fields = st.fixed_dictionaries(
     {}, optional={"label": st.sampled_from(TAX.labels), "probs": prob_objects, "distribution": prob_objects,
                   "valence": st.floats(-5, 5), "arousal": st.integers(1, 7), "dominance": st.floats(0, 1)})
+
+MUTATIONS = ("none", "drop key", "add key", "replace object", "insert bytes", "cut line", "two objects",
+             "duplicate key", "duplicate nested key", "bad UTF-8 in id", "nested deep", "spaced colons",
+             "escaped quote in id", "whitespace line")
+"""The mutation classes of :func:`mutated_files`; each has a hand-written case in
+``test_each_mutation_class_gets_one_verdict``."""
+
+
+def mutate_line(draw, obj: dict, kind: str) -> bytes:
+    """One JSON line from ``obj`` with one mutation of class ``kind``."""
+    if kind == "drop key":
+        obj.pop(draw(st.sampled_from(sorted(obj))))
+    elif kind == "add key":
+        key = draw(st.sampled_from(["lable", "id", "label", "probs", "valence", "model", "ID"]))
+        obj[key] = draw(json_values)
+    elif kind == "replace object":
+        obj = draw(json_values)
+    elif kind == "bad UTF-8 in id" and type(obj) is dict and type(obj.get("id")) is str:
+        return orjson.dumps(obj).replace(obj["id"].encode(), obj["id"].encode() + draw(
+            st.sampled_from([b"\xff", b"\x80", b"\xc3", b"\xed\xa0\x80"])), 1)
+    elif kind == "nested deep":
+        depth = draw(st.sampled_from([3, 300, 1100]))
+        obj[draw(st.sampled_from(["label", "valence", "probs", "zz"]))] = "@DEEP@"
+        return orjson.dumps(obj).replace(b'"@DEEP@"', b"[" * depth + b"]" * depth)
+    elif kind == "escaped quote in id" and "id" in obj:
+        obj["id"] = str(obj["id"]) + '\":'
+    line = orjson.dumps(obj)
+    if kind == "insert bytes" and line:
+        i = draw(st.integers(0, len(line)))
+        line = line[:i] + draw(st.binary(max_size=3)) + line[i:]
+    elif kind == "cut line":
+        line = line[:draw(st.integers(0, len(line)))]
+    elif kind == "two objects":
+        line += draw(st.sampled_from([b"", b" "])) + orjson.dumps(draw(valid_fields) | {"id": "a"})
+    elif kind == "duplicate key" and line.startswith(b"{") and len(line) > 2:
+        key = draw(st.sampled_from(["id", "label", "probs", "valence"]))
+        line = b"{" + orjson.dumps(key) + b":" + orjson.dumps(draw(json_values)) + b"," + line[1:]
+    elif kind == "duplicate nested key" and b'"probs":{"' in line:
+        label = draw(st.sampled_from(TAX.labels)).encode()
+        line = line.replace(b'"probs":{', b'"probs":{"' + label + b'":0.5,', 1)
+    elif kind == "spaced colons":
+        line = line.replace(b'":', b'" :')
+    return line
 
 
 @st.composite
 def mutated_files(draw) -> bytes:
     """JSON lines built from valid objects (ids of SMALL_GOLD, any order, some left out), a few of them
-    mutated: a key dropped or added, a value or the whole object replaced, bytes inserted, the line cut."""
-    ids = draw(st.permutations(SMALL_GOLD.ids.tolist()))[:draw(st.integers(0, 5))]
-    if ids and draw(st.integers(0, 4)) == 0:
-        ids.insert(draw(st.integers(0, len(ids))), draw(st.sampled_from(ids)))  # a duplicate
+    mutated (one of :data:`MUTATIONS` each). Half of the files start clean (every id once, one key set,
+    LF line ends) so that Arrow's path is tried on them, and get at most one mutation."""
+    clean = draw(st.booleans())
+    ids = draw(st.permutations(SMALL_GOLD.ids.tolist()))
+    if not clean:
+        ids = ids[:draw(st.integers(0, 5))]
+        if ids and draw(st.integers(0, 4)) == 0:
+            ids.insert(draw(st.integers(0, len(ids))), draw(st.sampled_from(ids)))  # a duplicate
     shared = draw(valid_fields)  # most files repeat one key set (the fast path), some vary it
+    if not shared:
+        shared = {"label": "sad"}
+    target = draw(st.integers(0, len(ids) - 1)) if ids else -1
     out = []
-    for id_ in ids:
-        obj = {"id": id_, **(dict(shared) if draw(st.booleans()) else draw(valid_fields))}
+    for r, id_ in enumerate(ids):
+        obj = {"id": id_, **(dict(shared) if clean or draw(st.booleans()) else draw(valid_fields))}
         if len(obj) == 1:
             obj["label"] = "sad"
-        kind = draw(st.integers(0, 15))
-        if kind == 1:
-            obj.pop(draw(st.sampled_from(sorted(obj))))
-        elif kind == 2:
-            key = draw(st.sampled_from(["lable", "id", "label", "probs", "valence", "model", "ID"]))
-            obj[key] = draw(json_values)
-        elif kind == 3:
-            obj = draw(json_values)
-        line = orjson.dumps(obj)
-        if kind == 4 and line:
-            i = draw(st.integers(0, len(line)))
-            line = line[:i] + draw(st.binary(max_size=3)) + line[i:]
-        elif kind == 5:
-            line = line[:draw(st.integers(0, len(line)))]
-        out.append(line + draw(st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\n \n"])))
+        if clean:
+            kind = draw(st.sampled_from(MUTATIONS)) if r == target else "none"
+            out.append(mutate_line(draw, obj, kind) + (b" \n" if kind == "whitespace line" else b"") + b"\n")
+        else:
+            kind = draw(st.sampled_from(MUTATIONS + ("none",) * 8))
+            out.append(mutate_line(draw, obj, kind)
+                       + draw(st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\n \n"])))
     data = b"".join(out)
-    if draw(st.booleans()):
+    if clean and data and draw(st.booleans()):
+        data = data[:-1]  # no final newline
+    if not clean and draw(st.booleans()):
         data = b"\xef\xbb\xbf" + data
     if draw(st.integers(0, 3)) == 0:
         data = gzip.compress(data)
-        if draw(st.booleans()):
+        if not clean and draw(st.booleans()):
             data = data[:draw(st.integers(0, len(data)))]
     return data
 
@@ -530,14 +641,17 @@ def test_random_bytes_give_input_error_or_predictions(tmp_path, data):
 @SETTINGS
 @given(data=mutated_files(), renormalize=st.booleans(), allow_missing=st.booleans(),
        require=st.sampled_from([(), ("label",), ("distribution",), ("valence", "arousal", "dominance")]))
-def test_mutated_files_fast_and_slow_paths_agree(tmp_path, data, renormalize, allow_missing, require):
+def test_mutated_files_all_paths_agree(tmp_path, data, renormalize, allow_missing, require):
+    """One verdict: Arrow, orjson-columnwise and per-line give the same result or the same error text."""
     path = write(tmp_path, data)
     kw = {"renormalize": renormalize, "allow_missing": allow_missing, "require": require}
-    fast, slow = run(path, SMALL_GOLD, False, **kw), run(path, SMALL_GOLD, True, **kw)
-    assert same(fast, slow), (fast, slow)
+    results = [run(path, SMALL_GOLD, mode, **kw) for mode in PATHS]
+    assert same(results[0], results[2]) and same(results[1], results[2]), results
+    fast = results[0]
     if not isinstance(fast, str):
         assert fast.label is None or fast.label.shape == (5,)
         assert fast.present.sum() + len(fast.missing_ids) == 5
+        assert (fast.line[fast.present] > 0).all() and (fast.line[~fast.present] == 0).all()
 
 
 @SETTINGS
@@ -607,3 +721,64 @@ def test_columnar_path_steps_aside_for_anything_unusual(tmp_path, mutate):
     p = tmp_path / "p.jsonl"
     p.write_text(mutate(text))
     assert P._parse_columnar(p.read_bytes(), gold, ()) is None
+
+
+def _mini():
+    from casebench.benchmarks import get_benchmark
+
+    bench = get_benchmark("casebench-mini")
+    return bench.load_gold(), (bench.gold_path.parent / "examples" / "voice-model.jsonl").read_bytes()
+
+
+def _mixed(text: bytes) -> bytes:
+    """Lines in turn with only a label, only a distribution, only V/A/D."""
+    out = []
+    for i, raw in enumerate(text.splitlines()):
+        o = orjson.loads(raw)
+        keep = [("label",), ("probs",), ("valence", "arousal", "dominance")][i % 3]
+        out.append(orjson.dumps({"id": o["id"], **{k: o[k] for k in keep}}))
+    return b"\n".join(out) + b"\n"
+
+
+# (mutation class, mutate the mini benchmark's voice-model file, line named, fragment of the message)
+ONE_VERDICT = [
+    ("two objects", lambda t: t.replace(b"}\n", b'} {"id": "mini-0000", "label": "sad"}\n', 1), 1,
+     "own line"),
+    ("two objects and a blank line", lambda t: t.replace(b"}\n", b'}{"id": "mini-0000", "label": "sad"}\n \n', 1),
+     1, "own line"),
+    ("duplicate key", lambda t: t.replace(b'"label": ', b'"label": "sad", "label": ', 1), 1,
+     "field 'label': duplicate key 'label'"),
+    ("duplicate key on every line", lambda t: t.replace(b'"label": ', b'"label": "sad", "label": '), 1,
+     "duplicate key 'label'"),
+    ("duplicate nested key", lambda t: t.replace(b'"sad": ', b'"sad": 0.5, "sad": ', 1), 1,
+     "field 'probs.sad': duplicate key 'sad'"),
+    ("bad UTF-8 in id", lambda t: t.replace(b'"mini-0007"', b'"mini-\xff0007"', 1), 8, "not valid UTF-8"),
+    ("nested 300 deep", lambda t: t.replace(b'"valence": 4.66', b'"valence": ' + b"[" * 300 + b"]" * 300, 1), 1,
+     "field 'valence': a list [[[["),
+    ("nested 2000 deep", lambda t: t.replace(b'"valence": 4.66', b'"valence": ' + b"[" * 2000 + b"]" * 2000, 1),
+     1, "invalid JSON"),
+    ("mixed label, distribution and V/A/D lines", _mixed, 1, "no prediction for the distribution task"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "line", "fragment"), [pytest.param(*c[1:], id=c[0]) for c in ONE_VERDICT])
+def test_each_mutation_class_gets_one_verdict(tmp_path, mutate, line, fragment):
+    """Each mutation class of the issue: Arrow's path declines it, all three paths give the same error, and
+    the error names the line (through ``evaluate`` for the mixed file, whose fields are each valid)."""
+    from casebench.benchmarks import get_benchmark
+    from casebench.evaluate import evaluate
+
+    gold, text = _mini()
+    data = mutate(text)
+    path = write(tmp_path, data)
+    assert P._parse_columnar(data, gold, ()) is None
+    results = [run(path, gold, mode) for mode in PATHS]
+    assert same(results[0], results[1]) and same(results[1], results[2])
+    if isinstance(results[0], str):
+        message = results[0]
+    else:  # every line is valid on its own: the scored tasks need fields some lines lack
+        with pytest.raises(InputError) as info:
+            evaluate(path, get_benchmark("casebench-mini"), n_boot=0, with_baselines=False)
+        message = str(info.value)
+    named = [m for m in message.splitlines() if re.match(rf"  {re.escape(str(path))}:\d+: ", m)]
+    assert named[0].startswith(f"  {path}:{line}: ") and fragment in named[0], message
