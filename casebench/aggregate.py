@@ -28,7 +28,9 @@ when both channels have a hard label, each backed by at least ``min_agreement`` 
 their ``meta_channel`` (the Label Studio project they came from); rows without one count for both. A
 clip *is a conflict clip* when it passes and its acoustic and semantic labels differ; its
 ``conflict_type`` is ``"<acoustic>-voice/<semantic>-words"``. Clips that fail are kept with
-``passes_thresholds=False`` and the reasons in ``meta_threshold_failures``, never deleted.
+``passes_thresholds=False`` and the reasons in ``meta_threshold_failures``, never deleted. Conflict needs
+both channels: when only one is rated (a mixed-emotion corpus rated from the voice alone), no clip is a
+conflict and the report's ``conflict`` and ``congruent`` counts are null (``conflict_defined`` false).
 
 For synthesized clips (``clips.intended_acoustic`` / ``intended_semantic``), :func:`intended_match`
 reports how often single ratings and aggregated labels match the intended emotions.
@@ -368,14 +370,21 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
                               "n_raters", "agreement", "is_conflict", "conflict_type", "method",
                               "passes_thresholds"])
     unrated = [c for c in (clip_ids or []) if c not in set(clips)]
+    conflict_defined = len(channels_present) == len(CHANNELS)
     report = {
+        "channels_rated": channels_present, "conflict_defined": conflict_defined,
+        "multi_label_ratings": int(df["dimension"].isin(list(CHANNELS.values())).mul(
+            df["meta_weights"].notna()).sum()),
         "method": method_name, "tie_rule": tie if method == "majority" else None, "smoothing": smoothing,
         "thresholds": asdict(thresholds), "include_ground_truth": include_ground_truth,
         "counted": counted,
         "clips": {"rated": len(clips), "without_ratings": len(unrated), "without_ratings_ids": unrated[:50],
                   "passing": int(sum(r["passes_thresholds"] for r in rows)),
-                  "conflict": int(sum(r["is_conflict"] for r in rows)),
-                  "congruent": int(sum(r["passes_thresholds"] and not r["is_conflict"] for r in rows)),
+                  # conflict and congruent need both channels rated; a voice-only (or words-only) corpus,
+                  # such as an EM2LDL-style mixed-emotion corpus, has neither
+                  "conflict": int(sum(r["is_conflict"] for r in rows)) if conflict_defined else None,
+                  "congruent": int(sum(r["passes_thresholds"] and not r["is_conflict"] for r in rows))
+                  if conflict_defined else None,
                   "failing": int(sum(not r["passes_thresholds"] for r in rows)),
                   "failures_by_reason": dict(sorted(failures.items()))},
         "channels": {c: {"clips": len(per_channel[c]),

@@ -924,9 +924,11 @@ def aggregate_cmd(
         _print_json(r)
         return
     c = r["clips"]
+    split_by = (f"{c['conflict']} conflict, {c['congruent']} congruent" if r["conflict_defined"] else
+                f"no conflict tags: only {' and '.join(r['channels_rated']) or 'no'} emotion ratings")
     console.print(f"{c['rated']} clip(s) rated by {r['method']}: [green]{c['passing']} pass the thresholds[/] "
-                  f"({c['conflict']} conflict, {c['congruent']} congruent), [yellow]{c['failing']} fail[/], "
-                  f"{c['without_ratings']} without ratings")
+                  f"({split_by}), [yellow]{c['failing']} fail[/], {c['without_ratings']} without ratings"
+                  + (f"; {r['multi_label_ratings']} multi-label ratings" if r["multi_label_ratings"] else ""))
     for reason, n in c["failures_by_reason"].items():
         console.print(f"  failing: {reason}: {n}")
     k = r["counted"]

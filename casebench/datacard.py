@@ -274,6 +274,30 @@ def _coef(c: Mapping[str, Any] | None) -> str:
     return text
 
 
+def corpus_kinds(labels: pd.DataFrame | None, annotations: pd.DataFrame | None, schema: Any = None) -> dict:
+    """What the corpus is, from its labels, ratings and annotation schema, so the card describes it and
+    leaves out what it is not:
+
+    * ``conflict``: voice and words both labelled (some clip has an acoustic and a semantic label), so
+      conflict and congruent clips exist as categories;
+    * ``mixed``: raters could give several weighted emotions (the schema's mixed mode, or ratings with
+      weights), so the label distributions are the primary target;
+    * ``dimensional``: valence / arousal / dominance ratings were aggregated.
+
+    ``channels`` lists the emotion channels with labels (``acoustic``, ``semantic``).
+
+    >>> corpus_kinds(pd.DataFrame({"acoustic_label": ["joy"], "semantic_label": [None], "valence": [3.0]}), None)
+    {'conflict': False, 'mixed': False, 'dimensional': True, 'channels': ['acoustic']}
+    """
+    def has(df: pd.DataFrame | None, col: str) -> bool:
+        return df is not None and col in df.columns and bool(df[col].notna().any())
+
+    channels = [c for c in ("acoustic", "semantic") if has(labels, f"{c}_label")]
+    mixed = bool(getattr(schema, "mixed", False)) or has(annotations, "meta_weights")
+    return {"conflict": len(channels) == 2, "mixed": mixed,
+            "dimensional": any(has(labels, d) for d in ("valence", "arousal", "dominance")), "channels": channels}
+
+
 def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], split_counts: Mapping[str, Any],
                  audit_report: Mapping[str, Any] | None, allow_leakage: str | None, hide_test_labels: bool,
                  hidden_splits: Sequence[str], annotations: pd.DataFrame | None, transcripts: pd.DataFrame | None,
@@ -374,14 +398,28 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
             "label_studio": bool(live.get("source", pd.Series(dtype=str)).astype(str).str.startswith(
                 "label-studio").any()),
             "agreement": agreement, "levels": levels, "n_boot": n_boot,
+            "n_multi_label": int(live["meta_weights"].notna().sum()) if "meta_weights" in live else 0,
         }
     else:
         ctx["annotation"] = None
+    # what the corpus is (the card leaves out what it is not: no conflict text for a corpus without conflicts)
+    from casebench.annotation_schema import annotation_schema
+
+    schema = annotation_schema(ws)
+    ctx["kinds"] = corpus_kinds(labelled if has_labels else None, annotations, schema)
+    ctx["label_mode"] = schema.label_mode
+    ctx["weight_max"] = schema.weight_max
     # labels and conflicts
     if has_labels:
         ac = labelled["acoustic_label"].value_counts()
         se = labelled["semantic_label"].value_counts() if "semantic_label" in labelled else pd.Series(dtype=int)
         ctx["label_table"] = [{"label": t, "acoustic": int(ac.get(t, 0)), "semantic": int(se.get(t, 0))} for t in tax]
+        channel = (ctx["kinds"]["channels"] or ["acoustic"])[0]
+        dists = [np.asarray(d, dtype=float) for d in labelled.get(f"{channel}_dist", pd.Series(dtype=object))
+                 if isinstance(d, (list, np.ndarray)) and len(d) == len(tax)]
+        mean_share = np.mean(dists, axis=0) if dists else np.full(len(tax), np.nan)
+        for row, share in zip(ctx["label_table"], mean_share, strict=True):
+            row["mean_share"] = _fmt(float(share))
         conflict = labelled.get("is_conflict")
         n_conf = int((conflict == True).sum()) if conflict is not None else 0  # noqa: E712 (nullable)
         ctx["n_labelled"] = int(labelled["acoustic_label"].notna().sum())

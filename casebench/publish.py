@@ -368,7 +368,8 @@ _CROISSANT_TYPES = {"string": "TEXT", "float64": "FLOAT", "float32": "FLOAT", "i
 
 def build_croissant(*, name: str, description: str, version: str, licence_url: str, url: str, cite_as: str,
                     authors: Sequence[str], languages: Sequence[str], configs: Mapping[str, Mapping[str, Any]],
-                    rai: Mapping[str, str] | None = None, date_published: _dt.datetime | None = None) -> dict:
+                    rai: Mapping[str, str] | None = None, date_published: _dt.datetime | None = None,
+                    keywords: Sequence[str] = ("speech emotion recognition", "acoustic-semantic conflict")) -> dict:
     """Croissant 1.0 JSON-LD for the published folder: one FileSet and one RecordSet per config.
 
     ``configs[name]`` holds ``folder``, ``features`` (datasets.Features) and ``description``. Each record set
@@ -416,7 +417,7 @@ def build_croissant(*, name: str, description: str, version: str, licence_url: s
         name=name, description=description, version=version, license=[licence_url], url=url, cite_as=cite_as,
         creators=[mlc.Person(name=a) for a in authors], in_language=list(languages),
         date_published=date_published or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0),
-        keywords=["speech emotion recognition", "acoustic-semantic conflict", "audio", "casebench"],
+        keywords=[*keywords, "audio", "casebench"],
         distribution=distribution, record_sets=record_sets, **rai)
     return metadata.to_json()
 
@@ -770,12 +771,17 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
                                                                             f"file://{out_dir}")
         rai = {"data_collection": _collection_text(ctx), "personal_sensitive_information": fields["consent"]
                + (f" {fields['personal_information']}" if fields.get("personal_information") else ""),
-               "data_use_cases": fields.get("intended_uses") or "Speech emotion recognition research under "
-                                                                 "acoustic-semantic conflict.",
+               "data_use_cases": fields.get("intended_uses") or "Speech emotion recognition research" + (
+                   " under acoustic-semantic conflict." if ctx["kinds"]["conflict"] else
+                   " on mixed emotions (label distributions)." if ctx["kinds"]["mixed"] else "."),
                "data_limitations": fields.get("limitations") or "See the Limitations section of the card."}
         if ctx.get("annotation"):
             a = ctx["annotation"]
-            rai["data_annotation_protocol"] = (f"{a['n_raters']} raters; voice and words rated apart. "
+            how = ("voice and words rated apart" if ctx["kinds"]["conflict"]
+                   else f"{' and '.join(ctx['kinds']['channels']) or 'no'} emotion channel(s) rated")
+            if ctx["kinds"]["mixed"]:
+                how += "; several weighted emotions per rating (label distributions)"
+            rai["data_annotation_protocol"] = (f"{a['n_raters']} raters; {how}. "
                                                f"Guidelines: {fields.get('guidelines', '')}")
             if a.get("raters_per_clip"):
                 rai["annotations_per_item"] = f"{a['raters_per_clip']['mean']} raters per clip on average"
@@ -783,7 +789,7 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
             name=fields.get("pretty_name") or ws.name, description=fields["summary"],
             version=str(ws.config["project"].get("version", "0.1.0")), licence_url=licence["url"], url=url,
             cite_as=ctx["citation"], authors=fields["authors"], languages=ctx["language_codes"],
-            configs=config_info, rai=rai)
+            configs=config_info, rai=rai, keywords=["speech emotion recognition", *_kind_tags(ctx["kinds"], " ")])
         atomic_write_text(tmp / "croissant.json", json.dumps(croissant, indent=2, default=str) + "\n")
         croissant_check = validate_croissant(tmp / "croissant.json") if validate else None
 
@@ -825,6 +831,18 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
     return summary
 
 
+def _kind_tags(kinds: Mapping[str, Any], sep: str) -> list[str]:
+    """Hub tags (``sep="-"``) or Croissant keywords (``sep=" "``) for what the corpus is (see
+    :func:`casebench.datacard.corpus_kinds`).
+
+    >>> _kind_tags({"conflict": False, "mixed": True, "dimensional": False}, "-")
+    ['mixed-emotions', 'label-distribution-learning']
+    """
+    names = {"conflict": "acoustic-semantic conflict", "mixed": "mixed emotions", "dimensional": "dimensional emotion"}
+    out = [names[k] for k in names if kinds.get(k)] + (["label distribution learning"] if kinds.get("mixed") else [])
+    return [t.replace(" ", sep) for t in out]
+
+
 def _collection_text(ctx: Mapping[str, Any]) -> str:
     parts = []
     if ctx.get("synth"):
@@ -851,7 +869,7 @@ def _readme_header(ws: Any, fields: Mapping[str, Any], licence: Mapping[str, str
         license=licence["license"], language=ctx["language_codes"] or None,
         task_categories=["audio-classification"], task_ids=["audio-emotion-recognition"],
         size_categories=[_size(n_clips)], pretty_name=fields.get("pretty_name") or ws.name,
-        tags=["speech-emotion-recognition", "emotion", "acoustic-semantic-conflict", "casebench"],
+        tags=["speech-emotion-recognition", "emotion", *_kind_tags(ctx["kinds"], "-"), "casebench"],
         multilinguality="multilingual" if len(ctx["language_codes"]) > 1 else "monolingual",
         **({"license_name": licence["license_name"], "license_link": licence["license_link"]}
            if licence["license"] == "other" else {}),

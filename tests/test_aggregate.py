@@ -247,3 +247,24 @@ def test_cli(tmp_path, capsys):
     empty = make_workspace(tmp_path, n_clips=2, subdir="empty")
     assert main(["aggregate", str(empty.root)]) == 2
     assert "annotate import" in capsys.readouterr().err
+
+
+def test_voice_only_ratings_have_no_conflict_or_congruent_counts(tmp_path, capsys):
+    """A corpus rated from the voice alone (EM2LDL-style) is neither conflict nor congruent: the report says
+    so instead of calling every passing clip congruent."""
+    rows = [("c1", r, "acoustic_emotion", v, w) for r, v, w in
+            (("a", "sad", '{"angry": 0.25, "sad": 0.75}'), ("b", "sad", None), ("c", "angry", None))]
+    df = pd.DataFrame(rows, columns=["clip_id", "rater_id", "dimension", "value", "meta_weights"]).assign(
+        cancelled=False, ground_truth=False, value_num=None)
+    result = aggregate_labels(df, "ekman7")
+    clips = result.report["clips"]
+    assert (clips["passing"], clips["conflict"], clips["congruent"]) == (1, None, None)
+    assert result.report["conflict_defined"] is False and result.report["channels_rated"] == ["acoustic"]
+    assert result.report["multi_label_ratings"] == 1
+    assert not result.labels["is_conflict"].any()
+    ws = make_workspace(tmp_path, n_clips=4, with_annotations=True)
+    ann = ws.read_df("annotations")
+    ws.write_table("annotations", ann[ann["dimension"] != "semantic_emotion"])
+    assert main(["aggregate", str(ws.root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert " congruent)" not in out and "(no conflict tags: only acoustic emotion ratings)" in out
