@@ -1371,6 +1371,45 @@ def degrade_cmd(
     console.print(table)
 
 
+@app.command("mine-conflicts")
+def mine_conflicts_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace of an imported corpus (voice labels + texts).")],
+    text_emotion: Annotated[str, typer.Option(
+        "--text-emotion", help="Who labels the words: lexicon (built-in, every shipped taxonomy), "
+                               "llm:MODEL@URL (OpenAI-compatible chat; key from CASEBENCH_LLM_API_KEY or "
+                               "OPENAI_API_KEY) or ratings (semantic_emotion ratings).")] = "lexicon",
+    min_confidence: Annotated[float, typer.Option(
+        "--min-confidence", min=0.0, max=1.0, help="Below this, is_conflict stays unknown (null).")] = 0.4,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Also replace words labels the corpus or raters already gave.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tag natural conflicts: label the emotion of each clip's words, compare it with the voice label, write
+    conflict tags with a confidence into the labels table (voice-only emotion is not conflict)."""
+    from casebench.mine import mine_conflicts
+
+    report = mine_conflicts(workspace, text_emotion=text_emotion, min_confidence=min_confidence,
+                            overwrite=overwrite, progress=not as_json)
+    if as_json:
+        _print_json(report)
+        return
+    from rich.table import Table
+
+    table = Table("tag", "clips", f"confidence >= {min_confidence:g}", title=f"{report['n_clips']} clips, words "
+                  f"labelled by {report['words']['source']} (texts: {report['texts']})", title_justify="left")
+    for tag, n in report["tags"].items():
+        table.add_row(tag, str(n), str(report["tags_confident"][tag]))
+    console.print(table)
+    if report["conflict_types"]:
+        console.print("conflict types: " + ", ".join(f"{k} {v}" for k, v in list(report["conflict_types"].items())[:8]))
+    if report["agreement_with_corpus_words_labels"]:
+        a = report["agreement_with_corpus_words_labels"]
+        console.print(f"mined words labels equal the corpus's own on {a['share_equal']:.0%} of {a['n']} clips")
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"labels: {report['labels_table']}  ·  report: {report['report']}")
+
+
 # -- casebench --help: commands grouped in workflow order, one line each --------------------------------------
 
 HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -1380,6 +1419,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("collect", "Ingest recordings: 16 kHz mono, loudness, optional VAD, quality checks."),
         ("import-corpus", "Import a local copy of an existing corpus (CREMA-D, RAVDESS, ...)."),
         ("transcribe", "Transcribe the clips with Whisper (text, language, word times, WER)."),
+        ("mine-conflicts", "Tag natural conflicts: the words' emotion against the voice label."),
         ("degrade", "Make noisy, reverberant or coded copies of a split for robustness tests."),
     ]),
     ("Annotate", [

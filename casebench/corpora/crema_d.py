@@ -40,6 +40,9 @@ from casebench.corpora import base
 from casebench.errors import InputError, Problem
 
 NAME = "crema-d"
+#: Every clip speaks one of a few fixed, semantically neutral sentences: CREMA-D has voice-only emotion, no
+#: conflict (casebench.mine tags it from this design).
+FIXED_SENTENCES = True
 TITLE = "CREMA-D (Crowd-sourced Emotional Multimodal Actors Dataset)"
 NATIVE_TAXONOMY = "crema6"
 DEFAULT_TAXONOMY = "crema6"

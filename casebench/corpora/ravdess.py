@@ -37,6 +37,9 @@ from pathlib import Path
 from casebench.corpora import base
 
 NAME = "ravdess"
+#: Every clip speaks one of a few fixed, semantically neutral sentences: RAVDESS has voice-only emotion, no
+#: conflict (casebench.mine tags it from this design).
+FIXED_SENTENCES = True
 TITLE = "RAVDESS (Ryerson Audio-Visual Database of Emotional Speech and Song)"
 NATIVE_TAXONOMY = "ravdess8"
 DEFAULT_TAXONOMY = "ravdess8"

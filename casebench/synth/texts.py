@@ -235,8 +235,9 @@ def llm_prompt(emotion: str, n: int, language: str = "English") -> str:
 
 
 def chat_complete(url: str, model: str, prompt: str, *, api_key: str | None = None, temperature: float = 0.9,
-                  seed: int | None = None, timeout: float = 120.0) -> str:
-    """The text of the first choice of one chat completion (``POST {url}/chat/completions``).
+                  seed: int | None = None, timeout: float = 120.0, system: str | None = None) -> str:
+    """The text of the first choice of one chat completion (``POST {url}/chat/completions``); ``system`` is
+    the system message (default: the sentence writer's).
 
     Raises:
         ConfigError: the server is unreachable, answers an HTTP error, or the answer has no message text.
@@ -245,7 +246,8 @@ def chat_complete(url: str, model: str, prompt: str, *, api_key: str | None = No
 
     full = endpoint(url, "/chat/completions")
     payload = {"model": model, "temperature": temperature,
-               "messages": [{"role": "system", "content": LLM_SYSTEM}, {"role": "user", "content": prompt}]}
+               "messages": [{"role": "system", "content": system or LLM_SYSTEM},
+                            {"role": "user", "content": prompt}]}
     if seed is not None:
         payload["seed"] = seed
     body, _ = post_json(full, payload, api_key=api_key, timeout=timeout)
