@@ -511,6 +511,65 @@ def transcribe(
     console.print(f"report: {summary['report']}")
 
 
+def _model_kinds_help() -> str:
+    from casebench.predict import KINDS
+
+    return ", ".join(f"{k}:" for k in KINDS)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(
+        help=f"KIND:SPEC, kinds: {_model_kinds_help()} e.g. hf:./my-model, probe:whisper-tiny.en, "
+             "'command:python my_model.py' (see docs/predict.md).")],
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="Built-in benchmark name or spec YAML path.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions file (JSON Lines); ids already in it are "
+                                                          "skipped, so a re-run resumes.")],
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Benchmark split (conflict, train...), or the workspace/dataset split (dataset default: "
+                        "test).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Clips per model call and per append.")] = 16,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (Ray Data actors; "
+                                                         "RAY_ADDRESS or --ray-address, else a local Ray).")] = "local",
+    label_map: Annotated[Path | None, typer.Option(
+        "--label-map", help="YAML/JSON: model label -> benchmark taxonomy label (or null to drop it).")] = None,
+    train: Annotated[Path | None, typer.Option(
+        "--train", help="Probes: fit on this workspace (default: the benchmark's train split).")] = None,
+    workspace: Annotated[Path | None, typer.Option("--workspace", help="Predict on this workspace's clips.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Predict on a published dataset: a folder from `casebench publish`, or a Hub id.")] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Revision of a Hub --dataset.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", min=1, help="Ray: model copies (actors) (default: cluster CPUs / --num-cpus).")] = None,
+    num_cpus: Annotated[float | None, typer.Option("--num-cpus", help="Ray: CPUs per actor (default 1).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray: cluster address.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Predict at most this many clips now.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a model on a benchmark's audio and write predictions that evaluate and submit accept, with the
+    model's metadata beside them (<out>.meta.json). Resumable: re-run the same command after a kill."""
+    from casebench.predict import predict as run
+
+    report = run(model, benchmark, out, split=split, batch_size=batch_size, engine=engine, label_map=label_map,
+                 train=train, workspace=workspace, dataset=dataset, revision=revision, concurrency=concurrency,
+                 num_cpus=num_cpus, ray_address=ray_address, limit=limit, progress=not (no_progress or as_json))
+    if as_json:
+        _print_json(report)
+        return
+    if report["repaired"]:
+        err_console.print(f"resumed: {report['repaired']}", highlight=False)
+    console.print(f"{report['n_predicted']} clip(s) predicted now, {report['n_already_done']} already done, "
+                  f"{report['n_pending']} pending  ·  {report['source']}", highlight=False)
+    if report["clips_per_s"]:
+        console.print(f"{report['clips_per_s']:.2f} clips/s ({report['elapsed_s']:.1f} s; preparing "
+                      f"{report['prepare_s']:.1f} s)")
+    for note in (report.get("model_metadata") or {}).get("notes", []):
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"predictions: {report['predictions']}" + (f"  ·  metadata: {report['metadata']}"
+                                                             if report.get("metadata") else ""))
+
+
 # -- leaderboard (casebench/leaderboard/; deployment notes in leaderboard/README.md) ------------------------
 
 leaderboard_app = typer.Typer(help="Run a leaderboard with hidden test labels: serve, accounts, reveal, export.",
@@ -722,9 +781,11 @@ def submit(
     with the parser of `casebench evaluate`; an invalid file costs no quota."""
     from casebench.errors import ConfigError
     from casebench.leaderboard.client import submit as run
+    from casebench.predict.runner import sidecar_model
 
-    if not model_name:
-        raise ConfigError("--model-name is required: the board shows one row per model revision")
+    if not model_name and (not predictions.is_file() or sidecar_model(predictions)[0] is None):
+        raise ConfigError("--model-name is required (or a <predictions>.meta.json from `casebench predict`): the "
+                          "board shows one row per model revision")
     status = run(predictions, benchmark, server, phase=phase, model_name=model_name, model_revision=model_revision,
                  model_url=model_url, parameters=parameters, trained_on=_split_list(trained_on),
                  description=description, wait=wait)

@@ -402,6 +402,7 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
 
     gold = benchmark.load_gold()
     preds = parse_predictions(predictions, gold, renormalize=renormalize, allow_missing=allow_missing)
+    model = _with_sidecar(model, predictions, preds)
     tasks = scored_tasks(benchmark, preds)
     arrays = prediction_arrays(preds, gold, tasks)
     samples: dict = {}
@@ -438,6 +439,17 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     return build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores, baselines=base,
                          extra=extra, n_boot=n_boot, seed=seed, unit="item" if _clusters(gold, unit) is None
                          else "speaker", model=model)
+
+
+def _with_sidecar(model: dict | None, predictions, preds) -> dict | None:
+    """``model`` completed from the metadata ``casebench predict`` wrote beside the predictions file (when it
+    describes this very file); fields given in ``model`` win. What was used or ignored goes into the notes."""
+    from casebench.predict.runner import merge_model, sidecar_model
+
+    side, note = sidecar_model(predictions, preds.sha256)
+    if note:
+        preds.notes.append(note)
+    return merge_model(model, side)
 
 
 def _robustness_and_groups(gold: Gold, label: np.ndarray, group_by, min_items: int | None, n_boot: int, seed: int,

@@ -5,6 +5,12 @@ from a table (CSV or Parquet) whose columns are those of :func:`load_gold`; ``go
 relative to the spec file. An ad-hoc benchmark built straight from a curator's table is
 :func:`adhoc_benchmark`.
 
+Two optional fields tell ``casebench predict`` where the audio is: a ``path`` column in the gold (and train)
+table (audio path relative to the table file), or ``dataset:``, a mapping with ``hub`` (a Hugging Face
+dataset id) and ``revision`` (a commit or tag: a benchmark pins its data), or ``path`` (a folder written by
+``casebench publish``, relative to the spec). ``train:`` names a train table (same columns as the gold,
+labels included, relative to the spec): what probes are fitted on and train-prior constants come from.
+
 >>> bench = get_benchmark("casebench-mini")
 >>> bench.taxonomy.name, [t.kind for t in bench.tasks]
 ('ekman7', ['categorical', 'distribution', 'dimensional'])
@@ -24,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from casebench.errors import ConfigError, InputError, Problem, unknown_name
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, unknown_name
 from casebench.taxonomy import Taxonomy, as_taxonomy
 
 TASK_KINDS = ("categorical", "distribution", "dimensional")
@@ -149,9 +155,21 @@ class Benchmark:
     group_by: tuple[str, ...] = ()
     #: Degraded conditions the leaderboard shows the clean-to-degraded drop of (spec ``robustness:``).
     robustness: tuple[str, ...] = ()
+    #: Train table (spec ``train:``, same columns as the gold): what probes are fitted on.
+    train_path: Path | None = None
+    #: Where the audio is, when not in a ``path`` column (spec ``dataset:``): ``{"hub": id, "revision": rev}``
+    #: or ``{"path": published folder}`` (absolute once loaded).
+    dataset: dict[str, str] | None = None
 
     def load_gold(self) -> Gold:
         return load_gold(self.gold_path, self.taxonomy)
+
+    def load_train(self) -> Gold:
+        """The train table as a :class:`Gold` (ConfigError when the spec has no ``train:``)."""
+        if self.train_path is None:
+            raise ConfigError(f"benchmark {self.name!r} has no train split (spec field 'train:'); give a "
+                              "train workspace (--train WORKSPACE)")
+        return load_gold(self.train_path, self.taxonomy)
 
     def task(self, kind: str) -> Task | None:
         return next((t for t in self.tasks if t.kind == kind), None)
@@ -211,11 +229,44 @@ def load_spec(path: Path) -> Benchmark:
     gold = Path(doc["gold"])
     if not gold.is_absolute():
         gold = (path.parent / gold).resolve()
+    train = None
+    if doc.get("train") is not None:
+        if not isinstance(doc["train"], str) or not doc["train"]:
+            raise ConfigError(f"{path}: train = {doc['train']!r}; expected the path of a train table (CSV or "
+                              "Parquet) relative to the spec")
+        train = (path.parent / doc["train"]).resolve()
     return Benchmark(name=str(doc["name"]), version=str(doc["version"]), taxonomy=taxonomy, gold_path=gold,
                      tasks=tuple(tasks), splits=tuple(splits), description=doc.get("description", ""),
                      licence=doc.get("licence", ""), citation=doc.get("citation", ""),
                      corpora=tuple(doc.get("corpora", ())), spec_path=path,
-                     group_by=_names(doc, "group_by", path), robustness=_names(doc, "robustness", path))
+                     group_by=_names(doc, "group_by", path), robustness=_names(doc, "robustness", path),
+                     train_path=train, dataset=_dataset(doc.get("dataset"), path))
+
+
+def _dataset(value, path: Path) -> dict[str, str] | None:
+    """The spec's ``dataset:`` mapping, checked: ``{hub, revision}`` or ``{path}`` (made absolute)."""
+    if value is None:
+        return None
+    expected = "a mapping with 'hub' and 'revision' (a Hugging Face dataset pinned to a commit or tag), or 'path'"
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{path}: dataset = {value!r}; expected {expected}")
+    unknown = sorted(set(value) - {"hub", "revision", "path"})
+    if unknown:
+        hint = did_you_mean(unknown[0], ["hub", "revision", "path"])
+        raise ConfigError(f"{path}: dataset has unknown key {unknown[0]!r}; expected {expected}"
+                          + (f" ({hint})" if hint else ""))
+    if not all(isinstance(v, str) and v for v in value.values()):
+        raise ConfigError(f"{path}: dataset = {value!r}; every value must be a non-empty string")
+    if ("hub" in value) == ("path" in value):
+        raise ConfigError(f"{path}: dataset = {value!r}; give exactly one of 'hub' and 'path'")
+    if "hub" in value:
+        if "revision" not in value:
+            raise ConfigError(f"{path}: dataset.hub = {value['hub']!r} has no revision; pin the dataset with "
+                              "'revision' (a commit hash or tag) so the benchmark stays the same")
+        return {"hub": value["hub"], "revision": value["revision"]}
+    if "revision" in value:
+        raise ConfigError(f"{path}: dataset.revision applies to 'hub' only; a published folder is local")
+    return {"path": str((path.parent / value["path"]).resolve())}
 
 
 def _names(doc: dict, key: str, path: Path) -> tuple[str, ...]:

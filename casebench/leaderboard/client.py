@@ -59,6 +59,16 @@ def submit(path: str | Path, benchmark: str, server: str, *, token: str | None =
     """
     import httpx
 
+    from casebench.predict.runner import sidecar_model
+
+    side, _ = sidecar_model(path) if Path(path).is_file() else (None, None)
+    if side:  # what `casebench predict` recorded beside the file; fields given here win
+        model_name = model_name or side.get("name") or ""
+        model_revision = model_revision or side.get("revision") or ""
+        parameters = parameters if parameters is not None else side.get("parameters")
+        trained_on = trained_on or side.get("trained_on") or []
+    if not model_name:
+        raise ConfigError("a model name is required (--model-name): the board shows one row per model revision")
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise ConfigError(f"no API token: set {TOKEN_ENV} (create a token on the server's /account page)")
