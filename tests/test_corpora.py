@@ -201,6 +201,24 @@ def test_emis_names_from_the_right_voice_vs_words(trees, tmp_path):
     assert not bool(labels.at[congruent, "is_conflict"]) and _null(labels.at[congruent, "conflict_type"])
     assert rep.counts["invalid_file_names"] == 1 and "five-field" in rep.examples["invalid_file_names"][0]
     assert int(labels["is_conflict"].sum()) == 5 and rep.n_clips == 8
+    # no speaker table in this tree: the ESD reference voice's gender (0014 male, 0016 female in the ESD ReadMe)
+    assert clips.at[c, "gender"] == "male" and clips.at["emis-12_happy_implicit_happy_0016_STYLE", "gender"] == "female"
+    assert any("ESD's speaker table" in n for n in rep.notes)
+
+
+def test_emis_gender_from_a_speaker_table_in_the_download(trees, tmp_path):
+    import shutil
+
+    tree = tmp_path / "emis"
+    shutil.copytree(trees["emis"], tree)
+    (tree / "meta").mkdir()
+    (tree / "meta" / "speakers.csv").write_text("Speaker,Sex\n14,F\n0018,male\n0011,x\n")
+    rep = import_corpus("emis", tree, tmp_path / "ws")
+    clips = Workspace.open(rep.workspace).read_df("clips").set_index("clip_id")
+    assert clips.at["emis-09_sad_explicit_happy_0014_COSY", "gender"] == "female"   # the table wins
+    assert clips.at["emis-17_neutral_angry_0018_COSY", "gender"] == "male"
+    assert rep.counts["speaker_table_gender_unknown"] == 1 and rep.counts["speakers_without_gender"] >= 1
+    assert any("speaker table meta/speakers.csv" in n for n in rep.notes)
 
 
 # -- EM2LDL ---------------------------------------------------------------------------------------------------
@@ -287,6 +305,10 @@ def test_emobox_label_map_quirks(trees, tmp_path):
     rep, ws, clips, labels = _import(trees, tmp_path, "emobox", options={"dataset": "emodb"})
     assert rep.dropped == {"boredom": 1} and rep.native_taxonomy == "emobox-emodb"
     assert labels.at["emodb-16a07Na", "acoustic_label"] == "neutral"   # data 'neutral', map key 'Neutral'
+    assert rep.counts["labels_matched_case_insensitively"] == 1
+    assert any("'neutral' ~ label_map key 'Neutral'" in n for n in rep.notes)
+    # fold_1/ holds emodb_*_fold_1.jsonl and the legacy emodb_*_fold1.jsonl: the first is read, the second noted
+    assert rep.splits == {"train": 2, "test": 1} and rep.counts["legacy_fold_files_left_out"] == 2  # boredom dropped
     assert labels.at["emodb-03a01Wa", "acoustic_label"] == "angry" and clips["speaker_id"].isna().all()
     manifest = trees["emobox"] / "data" / "emodb" / "fold_1" / "emodb_test_fold_1.jsonl"
     rep = import_corpus("emobox", manifest, tmp_path / "one", options={"audio_root": str(trees["emobox"])})
@@ -329,7 +351,7 @@ def test_copy_mode_overwrite_and_errors(trees, tmp_path):
     rep = import_corpus("crema-d", trees["crema-d"], tmp_path / "ws", audio="copy")
     path = tmp_path / "ws" / "audio" / "crema-d" / "crema-d-1001_DFA_ANG_XX.wav"
     assert path.is_file() and not path.is_symlink()
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(ConfigError, match="already holds a workspace; re-run with --overwrite"):
         import_corpus("crema-d", trees["crema-d"], tmp_path / "ws")
     rep2 = import_corpus("crema-d", trees["crema-d"], tmp_path / "ws", overwrite=True)
     assert rep2.n_clips == rep.n_clips and path.is_symlink()
@@ -363,3 +385,44 @@ def test_cli_import_corpus(trees, tmp_path):
                  "dataset=emodb", "--no-progress"]) == 0
     assert main(["import-corpus", "cremad", str(trees["crema-d"]), "-o", str(tmp_path / "x")]) == 2
     assert main(["import-corpus", "emobox", str(trees["emobox"]), "-o", str(tmp_path / "y"), "--opt", "dataset"]) == 2
+
+
+def test_truncated_audio_is_named_on_the_console_and_reimport_suggests_overwrite(trees, tmp_path, capsys):
+    import shutil
+
+    from casebench.cli import main
+
+    tree = tmp_path / "emis"
+    shutil.copytree(trees["emis"], tree)
+    cut = tree / "COSY" / "09_sad_explicit_happy_0014_COSY.wav"
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])   # libsndfile still opens it and reads half the samples
+    out = tmp_path / "ws"
+    assert main(["import-corpus", "emis", str(tree), "-o", str(out), "--no-progress"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "unreadable audio (not imported): COSY/09_sad_explicit_happy_0014_COSY.wav (truncated: the header" in text
+    assert "09_sad_explicit_happy_0014" not in " ".join(Workspace.open(out).read_df("clips")["clip_id"])
+    assert main(["import-corpus", "emis", str(tree), "-o", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "re-run with --overwrite" in err and "Workspace.open" not in err
+
+
+def test_three_way_argmax_tie_is_marked_like_a_two_way_one():
+    """Shares written with 9 decimals (as EM2LDL's file) and merged by the mapping: 1/6 + 1/6 against 1/3
+    differ by the files' rounding (1e-9), which is a tie as much as 0.5 against 0.5."""
+    from casebench.corpora.base import Record, map_records
+
+    native, target = get_taxonomy("plutchik32"), get_taxonomy("ekman7")
+
+    def rec(key, shares):
+        dist = [0.0] * len(native)
+        for label, x in shares.items():
+            dist[native.index[label]] = x
+        return Record(key=key, audio=None, label=None, dist=dist)
+
+    three = rec("three", {"joy": 0.166666667, "serenity": 0.166666667, "rage": 0.333333333, "grief": 0.333333333})
+    two = rec("two", {"joy": 0.5, "rage": 0.5})
+    clear = rec("clear", {"joy": 0.4, "rage": 0.35, "grief": 0.25})
+    out = {m.record.key: m for m in map_records([three, two, clear], native, target).kept}
+    assert out["three"].tie and out["two"].tie and not out["clear"].tie
+    assert out["three"].label == "angry"   # the first tied class in ekman7 order

@@ -58,6 +58,8 @@ AUDIO_MODES = ("link", "copy", "convert")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 #: How many examples of each counted thing the report keeps.
 MAX_EXAMPLES = 5
+#: Counts whose examples (the files) :meth:`ImportReport.lines` prints, not only the report file.
+NAMED_ON_CONSOLE = ("unreadable_audio",)
 #: Split names of official partitions, folded to casebench's train/dev/test where they mean the same.
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "dev", "valid": "dev", "validation": "dev",
                "dev": "dev", "development": "dev", "test": "test", "test1": "test"}
@@ -212,6 +214,12 @@ class ImportReport:
         counted = {k: v for k, v in self.counts.items() if v and k not in ("files_found", "label_rows")}
         if counted:
             out.append("counted: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counted.items()))
+        for k in NAMED_ON_CONSOLE:  # files left out: named here, not only in reports/import.json
+            if self.counts.get(k):
+                shown = self.examples.get(k, [])
+                more = self.counts[k] - len(shown)
+                out.append(f"{k.replace('_', ' ')} (not imported): " + "; ".join(shown)
+                           + (f"; and {more} more in the report" if more > 0 else ""))
         out += [f"note: {n}" for n in self.notes]
         out += [f"uncertain: {u}" for u in self.uncertain]
         return out
@@ -378,6 +386,13 @@ def word_taxonomy(words: Sequence[str], target: Taxonomy, *, name: str) -> Taxon
 # Label mapping
 
 
+#: Shares of a distribution closer than this are a tie for the argmax. Corpus files write shares rounded
+#: (EM2LDL: up to 9 decimals, rows summing to 1 within 1e-8), so a three-way 1/3 split reads as 0.333333333
+#: against 0.333333334 once classes are merged by a mapping, while a two-way 0.5/0.5 stays exact: without a
+#: tolerance above the files' rounding, only the two-way ties would be marked.
+TIE_ATOL = 1e-8
+
+
 @dataclass
 class Mapped:
     """One record after mapping: the target label(s), distribution, and what mapping did to it."""
@@ -446,7 +461,7 @@ def map_records(records: Sequence[Record], native: Taxonomy, target: Taxonomy, *
                     kept.append(Mapped(rec, None, text_label))
                 continue
             out = out / total
-            top = np.flatnonzero(np.isclose(out, out.max(), rtol=0, atol=1e-12))
+            top = np.flatnonzero(np.isclose(out, out.max(), rtol=0, atol=TIE_ATOL))
             ties += len(top) > 1
             kept.append(Mapped(rec, target.labels[int(top[0])], text_label, out.tolist(), tie=len(top) > 1))
             continue
@@ -468,6 +483,36 @@ class _Unreadable(Exception):
     pass
 
 
+def wav_truncation(path: Path) -> str | None:
+    """Why a RIFF/WAVE file is truncated (its ``data`` chunk declares more bytes than the file holds), or None.
+
+    libsndfile opens such a file and reads the samples that are there without a word, so an importer would
+    keep a cut clip with the label of the whole utterance; other formats are left to the decoder.
+    """
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk_id, chunk_size = struct.unpack(order + "4sI", f.read(8))
+                if chunk_id == b"data":
+                    held = size - pos - 8
+                    if chunk_size != 0xFFFFFFFF and chunk_size > held:
+                        return f"truncated: the header declares {chunk_size} bytes of samples, the file holds {held}"
+                    return None
+                pos += 8 + chunk_size + (chunk_size & 1)
+    except OSError as e:
+        return f"cannot read ({e})"
+    return None
+
+
 def place_audio(ws, clip_id: str, src: Path, mode: str, corpus: str) -> dict[str, Any]:
     """Put ``src`` into the workspace for ``clip_id``; returns the clips-table columns of the audio.
 
@@ -482,6 +527,8 @@ def place_audio(ws, clip_id: str, src: Path, mode: str, corpus: str) -> dict[str
     dest_dir = ws.audio_dir / corpus
     dest_dir.mkdir(parents=True, exist_ok=True)
     row: dict[str, Any] = {}
+    if src.suffix.lower() == ".wav" and (why := wav_truncation(src)):
+        raise _Unreadable(why)
     if mode == "convert":
         try:
             x, sr = audio.decode(src)
@@ -544,8 +591,13 @@ def import_scan(scan: Scan, workspace_dir: str | os.PathLike, *, taxonomy: str |
     """
     from casebench.progress import progress_bar
     from casebench.taxonomy import Taxonomy, get_taxonomy, list_taxonomies
-    from casebench.workspace import Workspace, atomic_write_text
+    from casebench.workspace import CONFIG_FILE, Workspace, atomic_write_text
 
+    out_root = Path(workspace_dir).expanduser().resolve()
+    if not overwrite and out_root.is_dir() and any(out_root.iterdir()):
+        what = "a workspace" if (out_root / CONFIG_FILE).is_file() else "files"
+        raise ConfigError(f"{out_root} already holds {what}; re-run with --overwrite to replace the earlier import "
+                          "of this corpus there (Python: overwrite=True), or choose another --out folder")
     if audio not in AUDIO_MODES:
         raise ConfigError(f"audio mode {audio!r}; expected one of {list(AUDIO_MODES)}"
                           + (f" ({h})" if (h := did_you_mean(audio, AUDIO_MODES)) else ""))

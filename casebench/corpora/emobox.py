@@ -25,8 +25,11 @@ taxonomy (:func:`casebench.corpora.base.word_taxonomy`; a word no shipped taxono
 ``Boredom``, is dropped with a note). ``meta_original_label`` keeps ``emo``.
 
 Quirks handled: label maps are not always consistent (emodb data says ``neutral`` where its map key is
-``Neutral``; ``boredem`` sic): map keys are matched case-insensitively, and a code missing from the map is
-used as the class word itself (counted as ``labels_not_in_label_map``); the workspace and clip ids use the
+``Neutral``; ``boredem`` sic): map keys are matched case-insensitively (rows matched only that way are counted
+as ``labels_matched_case_insensitively`` and noted), and a code missing from the map is used as the class word
+itself (counted as ``labels_not_in_label_map``); a fold in both spellings, ``emodb_test_fold_1.jsonl`` and the
+legacy ``emodb_test_fold1.jsonl`` (emodb has both in each ``fold_K/``), is read from the first and the legacy
+file left out (counted as ``legacy_fold_files_left_out``); the workspace and clip ids use the
 dataset name (``ravdess-03-01-05-02-01-02-07``: the same ids as casebench's RAVDESS importer) with the key's
 dataset prefix removed; speakers are read from the file names of the datasets casebench knows (RAVDESS
 actor, CREMA-D actor, IEMOCAP utterance speaker), else from a ``speaker`` key, else left null. A manifest
@@ -42,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 from casebench.corpora import base
@@ -135,6 +139,28 @@ def _read_jsonl(path: Path, rel: str, problems: list) -> list[tuple[int, dict]]:
     return out
 
 
+def _current_spelling(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(fold files to read, legacy files left out): where a split's fold is in both spellings,
+    ``<ds>_test_fold_1.jsonl`` (current) and ``<ds>_test_fold1.jsonl`` (legacy, ``audio``/``label`` keys; EmoBox's
+    emodb has both side by side), the current one is read and the legacy one left out.
+
+    >>> names = ["emodb_test_fold1.jsonl", "emodb_test_fold_1.jsonl", "emodb_train_fold1.jsonl"]
+    >>> [[p.name for p in part] for part in _current_spelling([Path(n) for n in names])]
+    [['emodb_test_fold_1.jsonl', 'emodb_train_fold1.jsonl'], ['emodb_test_fold1.jsonl']]
+    """
+    by_split: dict[str, list[Path]] = {}
+    for p in files:
+        by_split.setdefault(_SPLIT[_FOLD_FILE.search(p.name).group(1)], []).append(p)
+    keep, legacy = [], []
+    for group in by_split.values():
+        current = [p for p in group if re.search(r"_fold_\d+\.jsonl$", p.name)]
+        if current and len(current) < len(group):
+            legacy += [p for p in group if p not in current]
+            group = current
+        keep += group
+    return sorted(keep), sorted(legacy)
+
+
 def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int = 1,
          audio_root: str | os.PathLike | None = None, taxonomy: str = DEFAULT_TAXONOMY) -> base.Scan:
     """Read one EmoBox dataset's manifests and audio (see the module docstring)."""
@@ -145,6 +171,7 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
     root = Path(audio_root).expanduser().resolve() if audio_root else (
         data_dir.parent.parent if data_dir.parent.name == "data" else given if given.is_dir() else data_dir)
     problems: list[Problem] = []
+    legacy: list[Path] = []
     items: list[tuple[str, int, dict]] = []
     split_of: dict[str, tuple[str, str]] = {}
     if single is not None:
@@ -157,6 +184,7 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
         fold_dir = data_dir / f"fold_{fold}"
         fold_files = sorted(p for p in fold_dir.glob("*.jsonl") if _FOLD_FILE.search(p.name)) if fold_dir.is_dir() \
             else []
+        fold_files, legacy = _current_spelling(fold_files)
         if not fold_files and not main.is_file():
             folds = sorted(p.name for p in data_dir.glob("fold_*"))
             raise InputError(Problem(f"neither {ds}.jsonl nor fold_{fold}/*.jsonl", file=str(data_dir),
@@ -178,11 +206,16 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
     known = _known().get(ds)
     target = get_taxonomy(taxonomy)
     raw_values = sorted({it["emo"] for _, _, it in items})
-    label_map = {}
+    label_map: dict[str, str] = {}
+    exact_keys: set[str] = set()
+    exact_keys_lower: dict[str, str] = {}
     map_path = data_dir / "label_map.json"
     if map_path.is_file():
         try:
-            label_map = {str(k).strip().lower(): str(v) for k, v in json.loads(base.read_text(map_path)).items()}
+            raw_map = json.loads(base.read_text(map_path))
+            label_map = {str(k).strip().lower(): str(v) for k, v in raw_map.items()}
+            exact_keys = {str(k).strip() for k in raw_map}
+            exact_keys_lower = {str(k).strip().lower(): str(k).strip() for k in raw_map}
         except json.JSONDecodeError as e:
             raise InputError(Problem(f"invalid JSON ({e.msg})", file=str(map_path), line=e.lineno)) from None
     if known:
@@ -206,10 +239,21 @@ def scan(corpus_dir: str | os.PathLike, *, dataset: str | None = None, fold: int
     sc = base.Scan(ds, root, native, method=method, languages=("en",) if known else (),
                    options={"dataset": ds, "fold": fold, "audio_root": str(root) if audio_root else None},
                    split_source=f"EmoBox fold_{fold}" if split_of else None)
+    if single is None and legacy:
+        sc.count("legacy_fold_files_left_out", ", ".join(p.name for p in legacy), n=len(legacy))
+        sc.note(f"{len(legacy)} fold file(s) in EmoBox's legacy spelling ({', '.join(p.name for p in legacy)}) left "
+                f"out: the same fold is also in the <dataset>_<split>_fold_{fold}.jsonl spelling, which is read")
     if not known and label_map:
+        rows_of = Counter(it["emo"] for _, _, it in items)
         for raw in raw_values:
             if raw.strip().lower() not in label_map:
                 sc.count("labels_not_in_label_map", raw)
+            elif raw.strip() not in exact_keys:
+                key = exact_keys_lower[raw.strip().lower()]
+                sc.count("labels_matched_case_insensitively", f"{raw!r} ~ label_map key {key!r}", n=rows_of[raw])
+        if sc.counts["labels_matched_case_insensitively"]:
+            sc.note(f"{sc.counts['labels_matched_case_insensitively']} label row(s) matched label_map.json keys only "
+                    "when case is ignored: " + "; ".join(sc.examples["labels_matched_case_insensitively"]))
     if split_of:
         sc.split_files = [{"split": s, "file": f"{data_dir.name}/fold_{fold}"}
                           for s in sorted({v[0] for v in split_of.values()})]

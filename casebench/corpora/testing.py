@@ -274,7 +274,8 @@ def make_emobox(root: Path) -> Path:
     ``downloads/<dataset>/`` (RAVDESS nested as ``audio/Audio_Speech_Actors_01-24/Actor_NN/``).
 
     Two datasets: ravdess (keys dataset-prefixed, keys in EmoBox's order) and emodb, whose label map spells
-    ``boredem`` and keys ``Neutral`` while the data says ``neutral``.
+    ``boredem`` and keys ``Neutral`` while the data says ``neutral``, and whose ``fold_1/`` also holds the
+    legacy ``emodb_{train,test}_fold1.jsonl`` spelling of the same fold.
     """
     def write(path: Path, items: list[dict]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,10 @@ def make_emobox(root: Path) -> Path:
     write(data / "emodb.jsonl", emo)
     write(data / "fold_1" / "emodb_train_fold_1.jsonl", emo[:3])
     write(data / "fold_1" / "emodb_test_fold_1.jsonl", emo[3:])
+    # the legacy spelling beside it, with 'audio'/'label' keys (EmoBox's emodb has both in every fold_K/)
+    legacy = [{"key": e["key"], "audio": e["wav"], "label": e["emo"]} for e in emo]
+    write(data / "fold_1" / "emodb_train_fold1.jsonl", legacy[:3])
+    write(data / "fold_1" / "emodb_test_fold1.jsonl", legacy[3:])
     (data / "label_map.json").write_text(json.dumps(
         {"anger": "Angry", "boredem": "Boredom", "disgust": "Disgust", "fear": "Fear", "happy": "Happy",
          "Neutral": "Neutral", "sad": "Sad"}, indent=4), encoding="utf-8")
