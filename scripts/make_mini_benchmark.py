@@ -6,6 +6,7 @@ seed below and is committed under casebench/benchmarks/data/casebench-mini/.
 The gold table imitates a small CASE-style conflict set: 40 speakers (20 female, 20 male) x 12 clips, the
 voice (acoustic) emotion and the words (semantic) emotion crossed so that about 45% of the clips are
 conflict clips; a quarter of the speakers come from a second, "acted" corpus used as a cross-corpus set.
+A `split` column puts half of the speakers in `dev` and half in `test` (the leaderboard's two phases).
 Each clip has a 10-rater label distribution peaked at its acoustic label and V/A/D ratings (1-5) around
 per-emotion prototypes. Two example submissions are written: `voice-model.jsonl` (follows the voice,
 with probs, distribution and V/A/D) and `text-model.jsonl` (follows the words on most conflict clips).
@@ -43,7 +44,9 @@ def make_gold(rng: np.random.Generator) -> pd.DataFrame:
             rows.append({"id": f"mini-{s:02d}{j:02d}", "speaker_id": speaker, "gender": gender,
                          "corpus": corpus, "acoustic_label": LABELS[a], "semantic_label": LABELS[sem],
                          **{lab: votes[i] / 10 for i, lab in enumerate(LABELS)},
-                         "valence": v, "arousal": ar, "dominance": d})
+                         "valence": v, "arousal": ar, "dominance": d,
+                         # speaker-disjoint phases for the leaderboard: 20 speakers each, both genders and corpora
+                         "split": "test" if s % 4 in (1, 2) else "dev"})
     return pd.DataFrame(rows)
 
 

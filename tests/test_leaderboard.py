@@ -32,6 +32,16 @@ GOLD_LINES = MINI.gold_path.read_text().splitlines()[1:]
 # -- helpers -------------------------------------------------------------------------------------------
 
 
+def phase_file(path, phase, folder) -> Path:
+    """The lines of a whole-benchmark predictions file that belong to one phase (dev/test)."""
+    from casebench.leaderboard.phases import filter_lines
+
+    ids = [line.split(",")[0] for line in GOLD_LINES if line.rstrip().endswith("," + phase)]
+    out = Path(folder) / f"{Path(path).stem}-{phase}.jsonl"
+    filter_lines(path, out, ids)
+    return out
+
+
 def make_config(tmp_path, boards=None, **kw) -> LeaderboardConfig:
     kw.setdefault("n_boot", 50)
     kw.setdefault("workers", 0)
@@ -49,7 +59,7 @@ class Site:
         from casebench.leaderboard.app import make_app
 
         self.cfg = make_config(tmp_path, boards, **kw)
-        self.app = make_app(self.cfg)
+        self.app = make_app(self.cfg, in_thread=True)
         self.lb: Leaderboard = self.app.state.lb
         self.client = TestClient(self.app)
         self.client.__enter__()
@@ -225,10 +235,12 @@ def test_submit_score_and_board(site):
     assert done["status"] == "done" and done["scores_visible"]
     assert set(done["splits"]) == {"all", "conflict", "congruent", "mini-acted"}
     assert done["model"]["parameters"] == 94_000_000 and done["model"]["zero_shot"] is True
-    # the result is the CLI's: same scorer, same numbers
+    # the result is the CLI's on the dev items: same scorer, same numbers
     from casebench.evaluate import evaluate
 
-    ref = evaluate(VOICE, MINI, n_boot=50, seed=0)
+    dev = site.lb.board_items(site.lb.board("casebench-mini/dev")).benchmark_of("phase")
+    assert len(dev.load_gold()) == 240 and set(dev.load_gold().columns["split"]) == {"dev"}
+    ref = evaluate(phase_file(VOICE, "dev", site.cfg.data_dir), dev, n_boot=50, seed=0)
     assert done["splits"]["conflict"]["macro_f1"] == ref["splits"]["conflict"]["macro_f1"]
     res = site.req("GET", f"/api/submissions/{sid}/results.json").json()
     assert res["baselines"] == ref["baselines"] and "confusion" in res  # dev phase: full detail
@@ -334,9 +346,15 @@ def test_submitter_visibility(tmp_path):
     try:
         sid = s.api_submit(phase="test").json()["id"]
         st = s.wait(sid)
-        assert st["scores_visible"] and "confusion" not in s.req(
-            "GET", f"/api/submissions/{sid}/results.json",
-            headers={"Authorization": f"Bearer {s.tokens['ada']}"}).json()
+        # before the reveal the submitter gets the Ladder's feedback on the public part, not the results
+        assert not st["scores_visible"] and "splits" not in st
+        fb = st["feedback"]
+        assert fb["kind"] == "ladder" and fb["metric"] == "accuracy" and fb["part"] == "public" and fb["moved"]
+        assert 0 < fb["shown"] < 1
+        assert s.req("GET", f"/api/submissions/{sid}/results.json",
+                     headers={"Authorization": f"Bearer {s.tokens['ada']}"}).status_code == 404
+        assert "feedback" not in s.req("GET", f"/api/submissions/{sid}",
+                                       headers={"Authorization": f"Bearer {s.tokens['boss']}"}).json()
         assert s.req("GET", f"/api/submissions/{sid}/results.json",
                      headers={"Authorization": f"Bearer {s.tokens['bob']}"}).status_code == 404
         assert s.req("GET", "/api/boards/casebench-mini/test").json()["rows"] == []
@@ -371,7 +389,7 @@ def test_uploads_refused_with_clear_4xx(tmp_path):
         assert r.status_code == 413 and r.json()["error"] == "too_large"
         r = s.api_submit(content=b"x" * 2_000_000)  # past the form overhead: refused by Content-Length
         assert r.status_code == 413
-        bomb = gzip.compress(b" " * 5_000_000)
+        bomb = gzip.compress(b" \n" * 2_500_000)
         r = s.api_submit(content=bomb, name="p.jsonl.gz")
         assert r.status_code == 413 and "uncompressed" in r.json()["detail"]
         for name in ("../../etc/passwd", "dir/p.jsonl", "..\\p.jsonl"):
@@ -550,7 +568,7 @@ def test_stale_claim_cannot_record(tmp_path):
     sub, _ = lb.accept(user, "casebench-mini/dev", p, "v.jsonl", {"model_name": "m"})
     w = Worker(lb, processes=0)
     sid, claim = w.claim_submission()
-    lb.requeue_running()  # e.g. another server start took the job back
+    lb.requeue(w.name)  # e.g. another server start took the job back
     sid2, claim2 = w.claim_submission()
     w._score(sid, claim)  # the old claim finishes late: dropped
     assert lb.submission(sid).status == "running"

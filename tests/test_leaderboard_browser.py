@@ -47,7 +47,7 @@ def server(tmp_path_factory):
     cfg = LeaderboardConfig(boards=[BoardConfig("casebench-mini", quota_per_day=0),
                                     BoardConfig("casebench-mini", phase="test", quota_per_day=0)],
                             data_dir=tmp / "data", n_boot=50, workers=0, secret_key="browser-test")
-    app = make_app(cfg)
+    app = make_app(cfg, in_thread=True)
     lb = app.state.lb
     lb.create_user("ada", "ada-password")
     lb.create_user("boss", "boss-password", admin=True)

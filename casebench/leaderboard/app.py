@@ -12,7 +12,8 @@ API (bearer tokens only for writes: ``Authorization: Bearer cbt_...``):
   queued submission, 200 when the key was seen before, 4xx with ``{"error", "detail", "problems"}``;
 - ``GET /api/submissions``, ``GET /api/submissions/{id}``: your submissions and their status;
 - ``GET /api/submissions/{id}/results.json``: the (redacted for a test phase) results object, when visible;
-- ``GET /api/me``, ``GET /healthz``.
+- ``GET /api/me``, ``GET /healthz`` (the scoring pool's health and the queue; 503 when no scoring process
+  is alive), ``GET /api/docs`` (Swagger UI, served from the ``swagger-ui-bundle`` package: no CDN).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ HERE = Path(__file__).parent
 FORM_OVERHEAD = 256 * 1024  # multipart framing and metadata fields beside the file
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+# Swagger UI sets inline styles on its elements; its scripts stay 'self' (served locally, no inline script)
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 
 def templates():
@@ -61,8 +64,13 @@ def _fmt_params(n) -> str:
     return str(n)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(ServiceError):
+    """Raised by the body counter inside the app: the app's ServiceError handler answers 413 (a plain
+    exception would surface as a 500 from the form parser)."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, "too_large", f"the upload is larger than the limit of {limit / 1024 / 1024:.1f} MB "
+                                           "(compress it with gzip: the server reads .jsonl.gz)")
 
 
 class BodyLimit:
@@ -88,7 +96,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return msg
 
         async def tracking_send(msg):
@@ -112,8 +120,11 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Leaderboard | None = None) -> FastAPI:
-    """The FastAPI app for ``config``; with ``start_worker`` the scoring worker runs in this process."""
+def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Leaderboard | None = None,
+               in_thread: bool = False) -> FastAPI:
+    """The FastAPI app for ``config``; with ``start_worker`` and ``config.workers > 0`` the scoring worker
+    runs in this process (``workers`` scoring processes; with ``in_thread``, in a thread instead: tests).
+    ``workers = 0``: this process only queues; ``casebench leaderboard worker`` processes score."""
     lb = lb or Leaderboard(config)
     sessions = Sessions(config.secret(), config.session_max_age_s)
     limiter = RateLimiter(config.rate_limit.burst, config.rate_limit.per_minute)
@@ -123,21 +134,32 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
 
     @asynccontextmanager
     async def lifespan(_app):
-        if start_worker:
+        if start_worker and (config.workers > 0 or in_thread):
             from casebench.leaderboard.worker import Worker
 
-            worker = Worker(lb, processes=config.workers).start()
+            worker = Worker(lb, processes=0 if in_thread else config.workers, name="server",
+                            drain_s=config.drain_s).start()
             lb.on_accept = worker.wake
             state["worker"] = worker
+        elif start_worker:  # no local scoring: still take back this server's jobs from an earlier run
+            lb.requeue("server")
         yield
         if "worker" in state:
             await run_in_threadpool(state["worker"].stop)
 
-    app = FastAPI(title=config.title, lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
+    app = FastAPI(title=config.title, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.lb = lb
     app.state.sessions = sessions
+    app.state.worker = state
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    try:
+        import swagger_ui_bundle
+
+        app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+        docs_assets = True
+    except ImportError:  # the leaderboard extra brings it; without it /api/docs says so
+        docs_assets = False
 
     # -- sessions, headers, errors ---------------------------------------------------------------------
 
@@ -152,7 +174,8 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
             response.set_cookie(Sessions.cookie, sessions.dumps(request.state.session), httponly=True,
                                 samesite="lax", secure=config.secure_cookies, max_age=config.session_max_age_s,
                                 path="/")
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        docs = request.url.path == "/api/docs" or request.url.path.startswith("/api/docs/")
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -227,9 +250,10 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
             user = viewer(request) if not is_api(request) else None
         except ServiceError:
             user = None
+        base_url = config.base_url.rstrip("/") or str(request.base_url).rstrip("/")
         html = env.get_template(name).render(
             title=config.title, user=user, csrf=sessions.csrf_token(sess), boards=list(lb.boards.values()),
-            request_path=request.url.path, static=False, **ctx)
+            request_path=request.url.path, static=False, base_url=base_url, **ctx)
         return HTMLResponse(html, status_code=status, headers=headers)
 
     def require_user(request: Request):
@@ -279,7 +303,27 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
 
     @app.get("/healthz")
     def healthz():
-        return {"ok": True}
+        worker = state.get("worker")
+        pool = worker.health() if worker is not None else {"processes": 0, "ok": True,
+                                                             "note": "no local scoring (workers = 0)"}
+        try:
+            queue = lb.queue_counts()
+            db_ok = True
+        except Exception:  # noqa: BLE001 - reported, not raised: this is the health check
+            queue, db_ok = {}, False
+        ok = bool(pool["ok"] and db_ok)
+        return JSONResponse({"ok": ok, "database": db_ok, "pool": pool, "queue": queue},
+                            status_code=200 if ok else 503)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs():
+        if not docs_assets:
+            raise ServiceError(404, "not_found", "the API docs need the swagger-ui-bundle package (leaderboard extra)")
+        html = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>' + config.title.replace("<", "")
+                + ' · API</title><link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head><body>'
+                '<div id="swagger-ui"></div><script src="/api/docs/assets/swagger-ui-bundle.js"></script>'
+                '<script src="/static/api-docs.js"></script></body></html>')
+        return HTMLResponse(html)
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):

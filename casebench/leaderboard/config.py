@@ -3,10 +3,14 @@
 A leaderboard serves one or more *boards*. A board is a benchmark spec in a *phase*:
 
 - ``dev``: scores show as soon as a submission is scored (per-split scores with CIs, per-class detail);
-- ``test``: scores stay hidden until the organiser reveals the phase (``visibility = "hidden"``), or are
-  shown only to the submitter before then (``visibility = "submitter"``); before the reveal nothing about
-  the test gold reaches anyone else. Results of a test phase are always *redacted*: headline per-split
-  metrics with CIs only, no confusion matrices, per-class tables or conflict breakdowns.
+- ``test``: scores stay hidden until the organiser reveals the phase (``visibility = "hidden"``), or the
+  submitter alone gets feedback before then (``visibility = "submitter"``): on the *public part* of the test
+  items only, through the Ladder or rounded to what the CI supports (:mod:`.phases`); the final ranking
+  uses the *private part*. Results of a test phase are always *redacted*: headline per-split metrics with
+  CIs only, no confusion matrices, per-class tables or conflict breakdowns.
+
+Each phase scores its own items (the gold's ``split`` column by default, see :mod:`.phases`); the service
+refuses boards where a public phase and a hidden phase share items.
 
 Settings come from a TOML file (see ``leaderboard/example.toml``) and/or the command line
 (``casebench leaderboard serve --benchmarks casebench-mini,casebench-mini:test``); the command line wins.
@@ -46,6 +50,12 @@ class BoardConfig:
         quota_total: accepted submissions per user in all (0 = no limit).
         open: whether the board accepts submissions.
         title: shown on the pages (default: benchmark name and phase).
+        items: which gold rows the board scores: '' (the rows whose ``split`` column is the phase name, or
+            all rows when the gold has no ``split`` column), ``all``, or ``COLUMN=VALUE``.
+        public_fraction: test phase: share of the items (by speaker) in the public part that feeds the
+            submitter's feedback; the rest, the private part, makes the final ranking (0 = no partition).
+        ladder: test phase: feedback through the Ladder (Blum & Hardt 2015) rather than rounded scores.
+        ladder_step: the Ladder's step η on its score (0 = the standard error of the paired difference).
     """
 
     benchmark: str
@@ -55,6 +65,10 @@ class BoardConfig:
     quota_total: int = 0
     open: bool = True
     title: str = ""
+    items: str = ""
+    public_fraction: float = 0.5
+    ladder: bool = True
+    ladder_step: float = 0.0
 
     def __post_init__(self):
         if self.phase not in PHASES:
@@ -66,6 +80,12 @@ class BoardConfig:
             raise ConfigError(f"board {self.benchmark!r}: a dev phase shows its scores at once; visibility "
                               f"{vis!r} applies only to a test phase")
         object.__setattr__(self, "visibility", vis)
+        if not 0 <= self.public_fraction < 1:
+            raise ConfigError(f"board {self.benchmark!r}: public_fraction = {self.public_fraction}; expected a share "
+                              "in [0, 1) (0 = no public/private partition)")
+        if not 0 <= self.ladder_step < 1:
+            raise ConfigError(f"board {self.benchmark!r}: ladder_step = {self.ladder_step}; expected 0 (automatic) "
+                              "or a step below 1")
         for q in ("quota_per_day", "quota_total"):
             if getattr(self, q) < 0:
                 raise ConfigError(f"board {self.benchmark!r}: {q} = {getattr(self, q)}; expected >= 0 (0 = no limit)")
@@ -120,6 +140,8 @@ class LeaderboardConfig:
     n_boot: int = 1000
     seed: int = 0
     workers: int = 2
+    drain_s: float = 30.0
+    max_line_kb: int = 64
     secret_key: str = ""
     rate_limit: RateLimit = field(default_factory=RateLimit)
     session_max_age_s: int = 14 * 24 * 3600

@@ -2,13 +2,22 @@
 
 Tables: ``users`` (password hashed with scrypt), ``api_tokens`` (SHA-256 of the token; the token itself is
 shown once), ``submissions`` (the persistent scoring queue: ``status`` is queued -> running -> done |
-failed; the full results object stays here, server-side), ``comparisons`` (paired tests between two
-submissions, computed on demand for rank ties) and ``phases`` (when a test phase was revealed).
+failed; the full results object stays here, server-side), ``uploads`` (the accepted files, gzip, so that a
+scoring worker on another machine reads them from the database), ``comparisons`` (paired tests between two
+submissions, computed on demand for rank ties), ``phases`` (when a test phase was revealed), ``boards``
+(what each board scores, written by the server for the workers) and ``ladder`` (each submitter's Ladder
+state on a hidden board).
 
 Concurrency: on SQLite, :meth:`Database.write` opens ``BEGIN IMMEDIATE`` transactions, so writers queue on
 the file lock (busy timeout 30 s) instead of failing on a lock upgrade, and reads run in WAL mode beside
 them. On PostgreSQL, quota checks lock the user's row (``SELECT ... FOR UPDATE``). A queue claim is one
-``UPDATE ... WHERE id = :id AND status = 'queued'`` on both: exactly one worker gets a row count of 1.
+``UPDATE ... WHERE id = :id AND status = 'queued'`` on both, after ``SELECT ... FOR UPDATE SKIP LOCKED`` on
+PostgreSQL (claimers skip each other's locked rows instead of queueing on them): exactly one worker gets a
+row count of 1. A claim holds a lease (``lease_until``) that its worker renews while scoring; a job whose
+lease ran out (its worker died) goes back to the queue.
+
+The SQLite file is created private to the service user (mode 0600; SQLite gives its -wal and -shm files the
+same mode).
 
 >>> db = Database("sqlite://")
 >>> with db.write() as s:
@@ -28,8 +37,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -42,8 +53,8 @@ from sqlalchemy.pool import StaticPool
 
 STATUSES = ("queued", "running", "done", "failed")
 
-__all__ = ["Base", "Comparison", "Database", "Phase", "STATUSES", "Submission", "Token", "User", "select",
-           "utcnow"]
+__all__ = ["Base", "BoardDef", "Comparison", "Database", "LadderState", "Phase", "STATUSES", "Submission", "Token",
+           "Upload", "User", "select", "utcnow"]
 
 
 def utcnow() -> _dt.datetime:
@@ -107,6 +118,48 @@ class Submission(Base):
     zero_shot: Mapped[bool] = mapped_column(Boolean, default=True)
     results: Mapped[str | None] = mapped_column(Text, nullable=True)  # the full results object (JSON)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: why a failed job failed: "infra" (a worker died, the database hiccupped...: re-queued at the next start,
+    #: never the submitter's fault) or "input" (the file itself)
+    failure: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_until: Mapped[_dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id"), nullable=True)
+    #: what a hidden phase tells the submitter before the reveal (JSON: Ladder state or rounded public scores)
+    feedback: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Upload(Base):
+    """An accepted predictions file (only the lines of its board's items), gzip-compressed."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BoardDef(Base):
+    """What a board scores (JSON of :class:`~casebench.leaderboard.phases.BoardItems`, bootstrap settings,
+    Ladder settings), written by the server at start-up; ``casebench leaderboard worker`` reads it."""
+
+    __tablename__ = "boards"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    partition_key: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LadderState(Base):
+    """A submitter's Ladder on a hidden board: the per-item losses of their best submission and what shows."""
+
+    __tablename__ = "ladder"
+
+    board: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    best_id: Mapped[int] = mapped_column(Integer)
+    best_losses: Mapped[bytes] = mapped_column(LargeBinary)
+    shown: Mapped[float] = mapped_column(Float)
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Comparison(Base):
@@ -142,6 +195,8 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             memory = url in ("sqlite://", "sqlite:///:memory:")
+            if not memory:
+                _private_file(url)
             kw = dict(connect_args={"check_same_thread": False, "timeout": 30}, echo=echo)
             if memory:
                 kw["poolclass"] = StaticPool
@@ -171,6 +226,23 @@ class Database:
         self.engine.dispose()
         if self.write_engine is not self.engine:
             self.write_engine.dispose()
+
+
+def _private_file(url: str) -> None:
+    """Create the SQLite file with mode 0600 before SQLite does (it would use the umask: world-readable), and
+    make an existing one private."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    if not path:
+        return
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(p):
+            os.chmod(p, 0o600)
 
 
 def _sqlite_setup(engine, immediate: bool) -> None:

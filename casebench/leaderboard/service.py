@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from casebench.errors import CasebenchError, InputError, Problem
+from casebench.leaderboard import phases
 from casebench.leaderboard.config import BoardConfig, LeaderboardConfig
-from casebench.leaderboard.db import Database, Phase, Submission, Token, User, utcnow
+from casebench.leaderboard.db import BoardDef, Database, Phase, Submission, Token, Upload, User, utcnow
 from casebench.leaderboard.security import hash_password, new_token, token_hash, verify_password
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -45,6 +46,11 @@ MAX_PROBLEMS_SHOWN = 100
 # Results keys a test phase never shows (aggregates that, compared across submissions, hint at item labels).
 REDACTED_KEYS = ("per_class", "confusion", "conflict_breakdown", "per_dimension")
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# control characters (C0, DEL, C1) refused in every text field; a description may hold newlines and tabs
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_ID_CHARS = 256  # an item id longer than this is refused before the parser sees the file
+MAX_KEY_CHARS = 64  # a field name or label longer than this likewise (no did-you-mean over it)
 
 
 class ServiceError(CasebenchError):
@@ -82,16 +88,22 @@ class Metadata:
         """From form/API fields (all strings); ServiceError 422 lists every bad field."""
         problems = []
 
-        def text(name: str, limit: int) -> str:
+        def text(name: str, limit: int, multiline: bool = False) -> str:
             v = str(form.get(name) or "").strip()
             if len(v) > limit:
                 problems.append(Problem(f"{len(v)} characters", expected=f"at most {limit}", field=name))
+            bad = (CONTROL if multiline else CONTROL_ONE_LINE).search(v)
+            if bad:
+                problems.append(Problem(f"control character U+{ord(bad.group()):04X} at position {bad.start() + 1}",
+                                        expected="printable text" + (" (newlines and tabs are fine)" if multiline
+                                                                     else ""), field=name))
             return v[:limit]
 
         name = text("model_name", 200)
         if not name:
             problems.append(Problem("empty", expected="the model's name", field="model_name"))
-        revision, url, desc = text("model_revision", 200), text("model_url", 500), text("description", 5000)
+        revision, url = text("model_revision", 200), text("model_url", 500)
+        desc = text("description", 5000, multiline=True)
         if url and not re.match(r"^https?://[^\s]+$", url):
             problems.append(Problem(f"{url[:80]!r}", expected="an http(s):// URL", field="model_url"))
         params = None
@@ -108,6 +120,10 @@ class Metadata:
         trained = form.get("trained_on") or ""
         items = trained if isinstance(trained, list) else re.split(r"[,\n]", str(trained))
         trained_on = [str(c).strip()[:100] for c in items if str(c).strip()][:50]
+        for c in trained_on:
+            if CONTROL_ONE_LINE.search(c):
+                problems.append(Problem(f"{c[:40]!r} holds a control character", expected="printable text",
+                                        field="trained_on"))
         if problems:
             raise ServiceError(422, "invalid_metadata", "the submission's metadata are invalid",
                                problems=[p.to_dict() for p in problems])
@@ -184,18 +200,55 @@ def redact(results: dict, board: BoardConfig, upload_name: str) -> dict:
 class Leaderboard:
     """The service: configuration, database, gold of every board (server-side), and the operations."""
 
-    def __init__(self, config: LeaderboardConfig, db: Database | None = None):
+    def __init__(self, config: LeaderboardConfig, db: Database | None = None, register: bool = True):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        (config.data_dir / "uploads").mkdir(exist_ok=True)
+        os.chmod(config.data_dir, 0o700)
         (config.data_dir / "tmp").mkdir(exist_ok=True)
         self.db = db or Database(config.database_url)
         self.boards = {b.key: b for b in config.boards}
         self._gold: dict[str, object] = {}
         self._gold_lock = threading.Lock()
+        self._items: dict[str, phases.BoardItems] = {}
         self.on_accept = None  # called with the submission id after a commit (wakes the worker)
+        if register:
+            self.register_boards()
 
     # -- boards and gold ---------------------------------------------------------------------------------
+
+    def register_boards(self) -> None:
+        """Check that public and hidden boards score disjoint items (ConfigError otherwise) and write each
+        board's definition to the database for the scoring workers (a hidden board's partition key is made
+        once and kept)."""
+        import secrets
+
+        with self.db.write() as s:
+            keys = {d.key: d.partition_key for d in s.query(BoardDef).all()}
+            for b in self.boards.values():
+                if b.key not in keys:
+                    keys[b.key] = secrets.token_urlsafe(24)
+                    s.add(BoardDef(key=b.key, definition="{}", partition_key=keys[b.key]))
+        for b in self.boards.values():
+            self._items[b.key] = phases.BoardItems(
+                benchmark=b.benchmark, phase=b.phase, items=b.items,
+                public_fraction=b.public_fraction if b.hidden_phase else 0.0, key=keys[b.key])
+        phases.check_disjoint([(b.key, b.hidden_phase, self.gold(b)) for b in self.boards.values()])
+        with self.db.write() as s:
+            for b in self.boards.values():
+                d = s.get(BoardDef, b.key)
+                d.definition = orjson.dumps(self.board_definition(b)).decode()
+                d.updated_at = utcnow()
+
+    def board_definition(self, board: BoardConfig) -> dict:
+        """What a scoring worker needs to score the board's submissions."""
+        it = self._items[board.key]
+        return {"benchmark": it.benchmark, "phase": it.phase, "items": it.items,
+                "public_fraction": it.public_fraction, "hidden": board.hidden_phase, "ladder": board.ladder,
+                "ladder_step": board.ladder_step, "feedback": board.visibility == "submitter",
+                "n_boot": self.config.n_boot, "seed": self.config.seed, "fingerprint": self.gold(board).fingerprint}
+
+    def board_items(self, board: BoardConfig) -> phases.BoardItems:
+        return self._items[board.key]
 
     def board(self, key: str) -> BoardConfig:
         b = self.boards.get(key)
@@ -218,10 +271,11 @@ class Leaderboard:
                                                 f"{[b.phase for b in cands]}: say which (--phase)")
 
     def gold(self, board: BoardConfig):
+        """The gold rows the board scores (its phase's items)."""
         with self._gold_lock:
             g = self._gold.get(board.key)
             if g is None:
-                g = self._gold[board.key] = board.spec().load_gold()
+                g = self._gold[board.key] = self._items[board.key].benchmark_of("phase").load_gold()
             return g
 
     def server_paths(self, board: BoardConfig) -> list[str]:
@@ -334,9 +388,12 @@ class Leaderboard:
                 raise ServiceError(409, "board_closed", f"board {board.key!r} does not take submissions now")
             name = check_file_name(upload_name)
             meta = Metadata.parse(form)
-            self._check_expansion(upload, name)
-            n_lines = self._validate(board, upload, name)
-            return self._insert(user, board, upload, name, meta, n_lines, idempotency_key)
+            kept = self._bound_and_filter(board, upload, name)
+            try:
+                n_lines = self._validate(board, kept, name)
+                return self._insert(user, board, upload, kept, name, meta, n_lines, idempotency_key)
+            finally:
+                kept.unlink(missing_ok=True)
         finally:
             if upload.exists():
                 upload.unlink()
@@ -346,22 +403,77 @@ class Leaderboard:
             return s.scalar(select(Submission).where(Submission.user_id == user_id,
                                                      Submission.idempotency_key == key))
 
-    def _check_expansion(self, upload: Path, name: str) -> None:
-        """A gzip upload must not expand past ``max_uncompressed_mb`` (a small file can hold gigabytes)."""
-        limit = self.config.max_uncompressed_bytes
+    def _bound_and_filter(self, board: BoardConfig, upload: Path, name: str) -> Path:
+        """One bounded pass over the upload before any parsing: each line at most ``max_line_kb`` (read with a
+        bounded ``readline``, so a 400 MB line costs 64 KB of reading), ids and field names short and free of
+        control characters, the decompressed total under ``max_uncompressed_mb`` (413). Writes the lines of the
+        board's items to a temporary file (lines of the benchmark's other phases are dropped: one file
+        covering every item is accepted on each phase) and returns its path."""
+        cap, limit = self.config.max_line_kb * 1024, self.config.max_uncompressed_bytes
+        phase_ids = set(self.gold(board).ids.tolist())
+        other_ids = set(board.spec().load_gold().ids.tolist()) - phase_ids
+        out = self.config.data_dir / "tmp" / (uuid.uuid4().hex + ".kept.jsonl")
         with open(upload, "rb") as f:
-            if f.read(2) != b"\x1f\x8b":
-                return
+            gz = f.read(2) == b"\x1f\x8b"
         total = 0
         try:
-            with gzip.open(upload, "rb") as g:
-                while chunk := g.read(1 << 20):
-                    total += len(chunk)
+            with (gzip.open if gz else open)(upload, "rb") as f, open(out, "wb") as o:
+                for lineno in range(1, 1 << 62):
+                    line = f.readline(cap + 2)
+                    if not line:
+                        break
+                    total += len(line)
                     if total > limit:
                         raise ServiceError(413, "too_large", f"{name} expands to more than "
                                                              f"{self.config.max_uncompressed_mb:g} MB uncompressed")
+                    if len(line.rstrip(b"\r\n")) > cap:
+                        self._line_problem(name, lineno, f"line longer than {self.config.max_line_kb} KB",
+                                           "one prediction per line (a few hundred bytes)", None, 413)
+                    try:
+                        obj = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        obj = None  # the parser names the problem
+                    if isinstance(obj, dict):
+                        self._check_record(obj, name, lineno)
+                        rid = obj.get("id")
+                        if isinstance(rid, str) and rid in other_ids:
+                            continue
+                    o.write(line if line.endswith(b"\n") else line + b"\n")
         except (OSError, EOFError, zlib.error):
-            return  # corrupt gzip: the parser names the problem
+            shutil.copyfile(upload, out)  # a corrupt gzip: the parser names the problem
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        return out
+
+    @staticmethod
+    def _line_problem(name: str, line: int, found: str, expected: str, fld: str | None, status: int = 422):
+        p = Problem(found, expected=expected, file=name, line=line, field=fld)
+        d = {**p.to_dict(), "message": str(p)}
+        raise ServiceError(status, "too_large" if status == 413 else "invalid_predictions",
+                           f"{name}, line {line}: {found}; nothing was queued and no quota was used",
+                           problems=[d])
+
+    def _check_record(self, obj: dict, name: str, line: int) -> None:
+        """Lengths and characters of one line's id, field names and labels (before the parser, whose
+        did-you-mean suggestions cost time in the length of what they compare)."""
+        rid = obj.get("id")
+        if isinstance(rid, str):
+            if len(rid) > MAX_ID_CHARS:
+                self._line_problem(name, line, f"id of {len(rid)} characters", f"at most {MAX_ID_CHARS}", "id")
+            if CONTROL_ONE_LINE.search(rid):
+                self._line_problem(name, line, "id holds a control character", "printable text", "id")
+        for k, v in obj.items():
+            if len(k) > MAX_KEY_CHARS:
+                self._line_problem(name, line, f"field name of {len(k)} characters", f"at most {MAX_KEY_CHARS}",
+                                   None)
+            if k == "label" and isinstance(v, str) and len(v) > MAX_KEY_CHARS:
+                self._line_problem(name, line, f"label of {len(v)} characters", f"at most {MAX_KEY_CHARS}", "label")
+            if isinstance(v, dict):
+                for kk in v:
+                    if len(kk) > MAX_KEY_CHARS:
+                        self._line_problem(name, line, f"label of {len(kk)} characters", f"at most {MAX_KEY_CHARS}",
+                                           k)
 
     def _validate(self, board: BoardConfig, upload: Path, name: str) -> int:
         """Parse with the evaluate parser; ServiceError 422 with sanitised, line-numbered problems."""
@@ -381,8 +493,8 @@ class Leaderboard:
                                "no quota was used", problems=problems, n_problems=total) from None
         return preds.n_lines
 
-    def _insert(self, user: User, board: BoardConfig, upload: Path, name: str, meta: Metadata, n_lines: int,
-                idem: str | None) -> tuple[Submission, bool]:
+    def _insert(self, user: User, board: BoardConfig, upload: Path, kept: Path, name: str, meta: Metadata,
+                n_lines: int, idem: str | None) -> tuple[Submission, bool]:
         import hashlib
 
         from casebench.results import zero_shot
@@ -392,31 +504,29 @@ class Leaderboard:
             while block := f.read(1 << 20):
                 h.update(block)
         size = upload.stat().st_size
-        stored = self.config.data_dir / "uploads" / f"{uuid.uuid4().hex}.jsonl"
-        shutil.move(str(upload), stored)
-        os.chmod(stored, 0o600)
+        data = gzip.compress(kept.read_bytes(), compresslevel=6)
         zs, _ = zero_shot(board.spec(), meta.trained_on)
         try:
             with self.db.write() as s:
                 # lock the user's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)
                 s.execute(select(User.id).where(User.id == user.id).with_for_update())
                 self._check_quota(s, user, board)
+                blob = Upload(data=data)
+                s.add(blob)
+                s.flush()
                 sub = Submission(board=board.key, user_id=user.id, status="queued", idempotency_key=idem,
-                                 upload_path=stored.name, upload_name=name, upload_sha256="sha256:" + h.hexdigest(),
-                                 upload_bytes=size, n_lines=n_lines, model_name=meta.model_name,
-                                 model_revision=meta.model_revision, model_url=meta.model_url,
-                                 model_parameters=meta.parameters, trained_on=orjson.dumps(meta.trained_on).decode(),
-                                 description=meta.description, zero_shot=zs)
+                                 upload_path="db", upload_id=blob.id, upload_name=name,
+                                 upload_sha256="sha256:" + h.hexdigest(), upload_bytes=size, n_lines=n_lines,
+                                 model_name=meta.model_name, model_revision=meta.model_revision,
+                                 model_url=meta.model_url, model_parameters=meta.parameters,
+                                 trained_on=orjson.dumps(meta.trained_on).decode(), description=meta.description,
+                                 zero_shot=zs)
                 s.add(sub)
         except IntegrityError:  # the same idempotency key raced in from another request
-            stored.unlink(missing_ok=True)
             prior = self.by_idempotency_key(user.id, idem) if idem else None
             if prior is None:
                 raise
             return prior, False
-        except BaseException:
-            stored.unlink(missing_ok=True)
-            raise
         if self.on_accept:
             self.on_accept(sub.id)
         return sub, True
@@ -466,14 +576,24 @@ class Leaderboard:
         return sub
 
     def can_see_scores(self, sub: Submission, viewer: User | None) -> bool:
+        """Whether the viewer may see the submission's (final) results: a dev phase or a revealed test phase
+        for everyone, an organiser always. A submitter of an unrevealed test phase gets only the
+        :meth:`feedback` of its public part."""
         board = self.boards.get(sub.board)
         if board is None or sub.status != "done":
             return False
         if not board.hidden_phase or self.revealed(board):
             return True
-        if viewer is not None and viewer.is_admin:
-            return True
-        return board.visibility == "submitter" and viewer is not None and viewer.id == sub.user_id
+        return viewer is not None and viewer.is_admin
+
+    def feedback(self, sub: Submission, viewer: User | None) -> dict | None:
+        """What the submitter of an unrevealed ``visibility = "submitter"`` test phase learns: the Ladder's
+        shown score or the public part's headline metrics rounded to their CIs (None for anyone else)."""
+        board = self.boards.get(sub.board)
+        if (board is None or sub.status != "done" or not sub.feedback or board.visibility != "submitter"
+                or viewer is None or viewer.id != sub.user_id or self.revealed(board)):
+            return None
+        return orjson.loads(sub.feedback)
 
     def results_view(self, sub: Submission, viewer: User | None) -> dict:
         """The (redacted) results object of a submission the viewer may see; 404 otherwise."""
@@ -492,13 +612,22 @@ class Leaderboard:
                          "zero_shot": sub.zero_shot, "description": sub.description},
                "scores_visible": self.can_see_scores(sub, viewer)}
         if sub.status == "failed":
-            out["error"] = "scoring failed on the server; the submission does not count against your quota"
+            out["error"] = ("scoring failed on the server; the submission does not count against your quota"
+                            if sub.failure != "input" else "the file could not be scored; it does not count "
+                                                           "against your quota")
         if out["scores_visible"]:
             res = self.results_view(sub, viewer)
             out["splits"] = res["splits"]
+            if res.get("warnings"):
+                out["warnings"] = res["warnings"]
             out["results_url"] = f"/api/submissions/{sub.id}/results.json"
         elif sub.status == "done" and board is not None and board.hidden_phase:
-            out["hidden"] = "test-phase scores are hidden until the organiser reveals them"
+            fb = self.feedback(sub, viewer)
+            if fb is not None:
+                out["feedback"] = fb
+            out["hidden"] = ("test-phase scores are hidden until the organiser reveals them" if fb is None else
+                             "before the reveal you see feedback on the public part of the test items only; the "
+                             "final ranking uses the private part")
         return out
 
     def board_submissions(self, board: BoardConfig) -> list[Submission]:
@@ -592,11 +721,20 @@ class Leaderboard:
                 self.on_accept(None)
         return out
 
-    def requeue_running(self) -> int:
-        """At start-up: jobs left ``running`` by a stopped server go back to ``queued``."""
-        with self.db.write() as s:
-            return s.execute(update(Submission).where(Submission.status == "running")
-                             .values(status="queued", claim=None)).rowcount
+    def requeue(self, claimed_by: str | None = None) -> int:
+        """See :func:`casebench.leaderboard.worker.requeue`."""
+        from casebench.leaderboard.worker import requeue
+
+        return requeue(self.db, claimed_by)
+
+    def queue_counts(self) -> dict:
+        """Submissions per status, and failures by infrastructure."""
+        with self.db.read() as s:
+            rows = dict(s.execute(select(Submission.status, func.count()).group_by(Submission.status)).all())
+            infra = s.scalar(select(func.count()).select_from(Submission)
+                             .where(Submission.status == "failed", Submission.failure == "infra"))
+        return {**{k: int(rows.get(k, 0)) for k in ("queued", "running", "done", "failed")},
+                "failed_infra": int(infra or 0)}
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
