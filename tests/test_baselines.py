@@ -160,8 +160,11 @@ def test_zero_shot_maps_the_lexicon_into_the_workspace_taxonomy(tmp_path):
     assert sum(line["probs"].values()) == pytest.approx(1.0, abs=1e-9)
     ws2 = make_workspace(tmp_path, n_clips=8, seed=1, taxonomy="plutchik32", subdir="p32")
     ws2.write_table("splits", [{"clip_id": c, "split": "test"} for c in ws2.read_df("clips").clip_id])
-    with pytest.raises(ConfigError, match="no mapping to taxonomy plutchik32"):
-        run_baseline("text", ws2, out=tmp_path / "q.jsonl")
+    # plutchik32 has no mapping from ekman7, but maps into it: each ekman7 share is spread over its classes
+    res = run_baseline("text", ws2, out=tmp_path / "q.jsonl")
+    assert any("spread evenly over the plutchik32 classes" in n for n in res["notes"])
+    line = json.loads((tmp_path / "q.jsonl").read_text().splitlines()[0])
+    assert len(line["probs"]) == 32 and sum(line["probs"].values()) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_acoustic_baseline_hears_the_pitch_and_ignores_the_words(tiny, tmp_path):
