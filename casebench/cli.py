@@ -624,7 +624,8 @@ def leaderboard_serve(
     data_dir: LbDataOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
-    workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes (0 = in a thread).")
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes in the server (0 = "
+                                                                         "none: run `casebench leaderboard worker`).")
                        ] = None,
     n_boot: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per score.")] = None,
     quota_per_day: Annotated[int | None, typer.Option("--quota-per-day", min=0,
@@ -702,6 +703,24 @@ def _add_user(username: str, admin: bool, config, db, data_dir, password_stdin: 
 PwStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input "
                                                                    "(else CASEBENCH_PASSWORD, else a prompt).")]
 TokenOpt = Annotated[bool, typer.Option("--token", help="Also create an API token and print it once.")]
+
+
+@leaderboard_app.command("worker")
+def leaderboard_worker(
+    db: Annotated[str, typer.Option("--db", help="The server's database URL (postgresql+psycopg://...).")],
+    processes: Annotated[int, typer.Option("--processes", min=1, max=256, help="Scoring processes here.")] = 2,
+    drain_s: Annotated[float, typer.Option("--drain", min=0, help="Seconds running jobs get to finish on "
+                                                                   "SIGTERM.")] = 30.0,
+) -> None:
+    """Score queued submissions of a leaderboard database from this machine (until SIGTERM or Ctrl-C).
+
+    Jobs are claimed with row locks (FOR UPDATE SKIP LOCKED), so any number of workers share the queue and
+    none scores a submission twice. The boards come from the database; their benchmarks must be installed here."""
+    from casebench.leaderboard.worker import run_worker
+
+    err_console.print(f"scoring worker: {processes} process(es) on {db.split('@')[-1]}; SIGTERM or Ctrl-C stops it")
+    w = run_worker(db, processes=processes, drain_s=drain_s)
+    err_console.print(f"stopped: {w.scored} scored, {w.retried} retried")
 
 
 @leaderboard_app.command("create-admin")

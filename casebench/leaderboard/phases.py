@@ -85,9 +85,9 @@ def phase_mask(gold: Gold, items: str, phase: str) -> np.ndarray:
 
 
 def subset_gold(gold: Gold, mask: np.ndarray, tag: str) -> Gold:
-    """The gold rows where ``mask`` holds, every per-item array sliced alike; the fingerprint names the source
-    table's fingerprint, ``tag`` and the kept ids (two subsets share a fingerprint only if they hold the same
-    rows of the same table)."""
+    """The gold rows where ``mask`` holds, every per-item array sliced alike (``tag`` names the subset in its
+    ``source``); the fingerprint hashes the source table's fingerprint and the kept ids, so two subsets share
+    a fingerprint exactly when they hold the same rows of the same table."""
     n = len(gold)
     values = {}
     for f in dataclasses.fields(gold):
@@ -97,7 +97,8 @@ def subset_gold(gold: Gold, mask: np.ndarray, tag: str) -> Gold:
         elif isinstance(v, dict):
             v = {k: (a[mask] if isinstance(a, np.ndarray) and a.shape[:1] == (n,) else a) for k, a in v.items()}
         values[f.name] = v
-    h = hashlib.sha256(f"{gold.fingerprint}|{tag}|".encode())
+    values["source"] = f"{gold.source} [{tag}]"
+    h = hashlib.sha256(f"{gold.fingerprint}|".encode())
     for x in gold.ids[mask].tolist():
         h.update(str(x).encode() + b"\n")
     values["fingerprint"] = "sha256:" + h.hexdigest()
