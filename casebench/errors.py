@@ -86,6 +86,12 @@ class InputError(CasebenchError):
                 "problems": [p.to_dict() for p in self.problems]}
 
 
+class SpecError(InputError, ConfigError):
+    """A benchmark spec or results file breaks its schema: every problem with the file, the key (dotted path)
+    and a "did you mean" for a misspelt key or name. Both an InputError (it lists problems) and a ConfigError
+    (a spec is configuration)."""
+
+
 class MissingDependencyError(CasebenchError):
     """An optional extra is not installed (the message names the extra to install)."""
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean, unknown_name
+from casebench.errors import ConfigError, InputError, Problem, unknown_name
 from casebench.taxonomy import Taxonomy, as_taxonomy
 
 TASK_KINDS = ("categorical", "distribution", "dimensional")
@@ -160,9 +160,20 @@ class Benchmark:
     #: Where the audio is, when not in a ``path`` column (spec ``dataset:``): ``{"hub": id, "revision": rev}``
     #: or ``{"path": published folder}`` (absolute once loaded).
     dataset: dict[str, str] | None = None
+    #: A train prior carried in the spec (``prior:``: label counts, mean distribution, mean V/A/D), for
+    #: benchmarks that ship no train table; see :func:`casebench.scoring.prior_from_spec`.
+    prior: dict | None = None
 
     def load_gold(self) -> Gold:
-        return load_gold(self.gold_path, self.taxonomy)
+        """The gold items; ConfigError when the spec pins ``dataset.fingerprint`` and the gold differs."""
+        gold = load_gold(self.gold_path, self.taxonomy)
+        pinned = (self.dataset or {}).get("fingerprint")
+        if pinned and gold.fingerprint != pinned:
+            raise ConfigError(f"the gold table {self.gold_path} has fingerprint {gold.fingerprint}, but the "
+                              f"benchmark spec {self.spec_path or self.name} pins dataset.fingerprint {pinned}: "
+                              "the gold changed since the spec was written (restore the gold, or update the spec "
+                              "and the benchmark version)")
+        return gold
 
     def load_train(self) -> Gold:
         """The train table as a :class:`Gold` (ConfigError when the spec has no ``train:``)."""
@@ -197,85 +208,42 @@ def get_benchmark(name_or_path: str | Path) -> Benchmark:
 
 
 def load_spec(path: Path) -> Benchmark:
-    """Parse and check a benchmark spec YAML; ConfigError names the file and the bad field."""
+    """Parse and check a benchmark spec YAML (:class:`casebench.benchmarks.spec.BenchmarkSpec`: unknown keys
+    and unknown metric names are refused); SpecError names the file and every bad key."""
+    from casebench.benchmarks.spec import parse_spec
+
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read benchmark spec: {e}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: a benchmark spec is a YAML mapping")
-    problems = [Problem("missing", expected="a value", file=str(path), field=k)
-                for k in ("name", "version", "taxonomy", "gold", "tasks") if k not in doc]
-    if problems:
-        raise InputError(problems, summary=f"bad benchmark spec {path}")
-    taxonomy = as_taxonomy(doc["taxonomy"])
-    tasks = []
-    for i, t in enumerate(doc["tasks"]):
-        kind = t.get("kind")
-        if kind not in TASK_KINDS:
-            raise ConfigError(f"{path}: tasks[{i}].kind = {kind!r}; expected one of {list(TASK_KINDS)}")
-        tasks.append(Task(name=t.get("name", kind), kind=kind, target=t.get("target", "acoustic_label"),
-                          dimensions=tuple(t.get("dimensions", DIMENSIONS)), main_metric=t.get("main_metric")))
+    spec = parse_spec(doc, str(path))
+    taxonomy = as_taxonomy(spec.taxonomy)
+    tasks = tuple(Task(name=t.name or t.kind, kind=t.kind, target=t.target,
+                       dimensions=tuple(t.dimensions or DIMENSIONS), main_metric=t.main_metric) for t in spec.tasks)
     splits = []
-    for i, s in enumerate(doc.get("splits", ["all", "conflict", "congruent"])):
-        s = {"name": s, "kind": s} if isinstance(s, str) else dict(s)
-        if s.get("kind") not in SPLIT_KINDS:
-            raise ConfigError(f"{path}: splits[{i}].kind = {s.get('kind')!r}; expected one of {list(SPLIT_KINDS)}")
-        if s["kind"] in ("cross-corpus", "subset") and not s.get("column"):
-            s.setdefault("column", "corpus")
-            s.setdefault("value", s["name"])
-        splits.append(Split(name=s["name"], kind=s["kind"], column=s.get("column"), value=s.get("value")))
-    gold = Path(doc["gold"])
-    if not gold.is_absolute():
-        gold = (path.parent / gold).resolve()
-    train = None
-    if doc.get("train") is not None:
-        if not isinstance(doc["train"], str) or not doc["train"]:
-            raise ConfigError(f"{path}: train = {doc['train']!r}; expected the path of a train table (CSV or "
-                              "Parquet) relative to the spec")
-        train = (path.parent / doc["train"]).resolve()
-    return Benchmark(name=str(doc["name"]), version=str(doc["version"]), taxonomy=taxonomy, gold_path=gold,
-                     tasks=tuple(tasks), splits=tuple(splits), description=doc.get("description", ""),
-                     licence=doc.get("licence", ""), citation=doc.get("citation", ""),
-                     corpora=tuple(doc.get("corpora", ())), spec_path=path,
-                     group_by=_names(doc, "group_by", path), robustness=_names(doc, "robustness", path),
-                     train_path=train, dataset=_dataset(doc.get("dataset"), path))
+    for s in spec.splits:
+        if isinstance(s, str):
+            splits.append(Split(name=s, kind=s))
+        elif s.kind in ("cross-corpus", "subset") and not s.column:
+            splits.append(Split(name=s.name, kind=s.kind, column="corpus", value=s.value or s.name))
+        else:
+            splits.append(Split(name=s.name, kind=s.kind, column=s.column, value=s.value))
 
+    def resolve(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else (path.parent / p).resolve()
 
-def _dataset(value, path: Path) -> dict[str, str] | None:
-    """The spec's ``dataset:`` mapping, checked: ``{hub, revision}`` or ``{path}`` (made absolute)."""
-    if value is None:
-        return None
-    expected = "a mapping with 'hub' and 'revision' (a Hugging Face dataset pinned to a commit or tag), or 'path'"
-    if not isinstance(value, dict) or not value:
-        raise ConfigError(f"{path}: dataset = {value!r}; expected {expected}")
-    unknown = sorted(set(value) - {"hub", "revision", "path"})
-    if unknown:
-        hint = did_you_mean(unknown[0], ["hub", "revision", "path"])
-        raise ConfigError(f"{path}: dataset has unknown key {unknown[0]!r}; expected {expected}"
-                          + (f" ({hint})" if hint else ""))
-    if not all(isinstance(v, str) and v for v in value.values()):
-        raise ConfigError(f"{path}: dataset = {value!r}; every value must be a non-empty string")
-    if ("hub" in value) == ("path" in value):
-        raise ConfigError(f"{path}: dataset = {value!r}; give exactly one of 'hub' and 'path'")
-    if "hub" in value:
-        if "revision" not in value:
-            raise ConfigError(f"{path}: dataset.hub = {value['hub']!r} has no revision; pin the dataset with "
-                              "'revision' (a commit hash or tag) so the benchmark stays the same")
-        return {"hub": value["hub"], "revision": value["revision"]}
-    if "revision" in value:
-        raise ConfigError(f"{path}: dataset.revision applies to 'hub' only; a published folder is local")
-    return {"path": str((path.parent / value["path"]).resolve())}
-
-
-def _names(doc: dict, key: str, path: Path) -> tuple[str, ...]:
-    """An optional spec list of names (a single name is a list of one)."""
-    value = doc.get(key) or ()
-    value = [value] if isinstance(value, str) else value
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{path}: {key} = {doc.get(key)!r}; expected a list of names")
-    return tuple(value)
+    dataset = None
+    if spec.dataset is not None:
+        dataset = {k: v for k, v in spec.dataset.model_dump().items() if v is not None}
+        if "path" in dataset:
+            dataset["path"] = str(resolve(dataset["path"]))
+    return Benchmark(name=spec.name, version=spec.version, taxonomy=taxonomy, gold_path=resolve(spec.gold),
+                     tasks=tasks, splits=tuple(splits), description=spec.description, licence=spec.licence,
+                     citation=spec.citation, corpora=tuple(spec.corpora), spec_path=path,
+                     group_by=tuple(spec.group_by), robustness=tuple(spec.robustness),
+                     train_path=resolve(spec.train) if spec.train else None, dataset=dataset,
+                     prior=spec.prior.model_dump(exclude_none=True) if spec.prior else None)
 
 
 def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str | None = None) -> Benchmark:

@@ -103,7 +103,7 @@ def benchmark_clips(bench: Benchmark, split: str | None = None) -> Clips:
         ConfigError: unknown split; the benchmark has no audio (no ``path`` column, no ``dataset:``).
         InputError: a path column with empty cells.
     """
-    if bench.dataset is not None and (split is None or split in ("test", "train")):
+    if (bench.dataset or {}).keys() & {"hub", "path"} and (split is None or split in ("test", "train")):
         ds = bench.dataset
         return dataset_clips(ds.get("path") or ds["hub"], revision=ds.get("revision"), split=split or "test",
                              taxonomy=bench.taxonomy)

@@ -1,0 +1,106 @@
+"""Benchmark specs as a typed model (casebench.benchmarks.spec): unknown keys and metric names refused with
+the file, the key and a did-you-mean; the committed JSON Schema equals the generated one."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from casebench.benchmarks import get_benchmark, list_benchmarks, load_spec
+from casebench.errors import ConfigError, InputError, SpecError
+
+ROOT = Path(__file__).parents[1]
+BASE = "name: x\nversion: 1\ntaxonomy: ekman7\ngold: g.csv\n"
+
+
+def _spec(tmp_path, text: str) -> Path:
+    p = tmp_path / "b.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, field, hint", [
+    (BASE + "gruop_by: [gender]\ntasks: [{kind: categorical}]\n", "gruop_by", "did you mean 'group_by'?"),
+    (BASE + "tasks: [{kind: categorical, main_metrc: uar}]\n", "tasks[0].main_metrc", "did you mean 'main_metric'?"),
+    (BASE + "tasks: [{kind: categorical}]\nsplits: [{name: a, kind: subset, colum: corpus}]\n", "splits[0].colum",
+     "did you mean 'column'?"),
+    (BASE + "tasks: [{kind: categorical}]\ndataset: {hbu: a/b}\n", "dataset.hbu", "did you mean 'hub'?"),
+])
+def test_misspelt_key_is_refused_naming_file_key_and_suggestion(tmp_path, text, field, hint):
+    p = _spec(tmp_path, text)
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    msg = str(e.value)
+    assert f"{p}: field {field!r}: unknown key" in msg and hint in msg
+    assert isinstance(e.value, ConfigError) and isinstance(e.value, InputError)
+
+
+def test_unknown_main_metric_lists_the_valid_names(tmp_path):
+    p = _spec(tmp_path, BASE + "tasks: [{kind: distribution, main_metric: macro_f2}, "
+                              "{kind: categorical, main_metric: macro_f2}]\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    msg = str(e.value)
+    assert "field 'tasks[0].main_metric': 'macro_f2' is not a metric of a distribution task" in msg
+    assert "'js'" in msg and "'kl'" in msg
+    assert "field 'tasks[1].main_metric'" in msg and "(did you mean 'macro_f1'?)" in msg
+
+
+def test_every_problem_is_listed_and_kinds_get_suggestions(tmp_path):
+    p = _spec(tmp_path, "name: x\ngold: g.csv\ntasks: [{kind: categorial}]\nsplits: [all, conflcit]\n")
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    msg = str(e.value)
+    for part in ("field 'version': missing", "field 'taxonomy': missing", "did you mean 'categorical'?",
+                 "field 'splits[1]': found 'conflcit'", "did you mean 'conflict'?"):
+        assert part in msg
+    assert len(e.value.problems) == 4
+
+
+def test_target_only_for_categorical_and_fingerprint_pattern(tmp_path):
+    with pytest.raises(SpecError, match="target applies to categorical tasks only"):
+        load_spec(_spec(tmp_path, BASE + "tasks: [{kind: dimensional, target: semantic_label}]\n"))
+    with pytest.raises(SpecError, match="'sha256:' and 64 hex digits"):
+        load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\ndataset: {path: p, fingerprint: abc}\n"))
+
+
+def test_pinned_dataset_fingerprint_is_checked(tmp_path):
+    gold = tmp_path / "g.csv"
+    gold.write_text("id,acoustic_label\na,angry\nb,sad\n")
+    from casebench.benchmarks import fingerprint_gold
+
+    fp = fingerprint_gold(gold)
+    bench = load_spec(_spec(tmp_path, BASE + f"tasks: [{{kind: categorical}}]\ndataset: {{fingerprint: '{fp}'}}\n"))
+    assert bench.dataset == {"fingerprint": fp} and len(bench.load_gold()) == 2
+    gold.write_text("id,acoustic_label\na,angry\nb,happy\n")
+    with pytest.raises(ConfigError) as e:
+        bench.load_gold()
+    assert fp in str(e.value) and fingerprint_gold(gold) in str(e.value) and str(gold) in str(e.value)
+
+
+def test_prior_in_the_spec(tmp_path):
+    bench = load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\n"
+                                             "prior: {source: train of x v1, n: 30, labels: {sad: 20, angry: 10}}\n"))
+    assert bench.prior == {"source": "train of x v1", "n": 30, "labels": {"sad": 20.0, "angry": 10.0}}
+    with pytest.raises(SpecError, match="field 'prior.labels.sad'"):
+        load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\nprior: {labels: {sad: -1}}\n"))
+
+
+def test_shipped_specs_validate_against_the_committed_schema():
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "schema" / "benchmark-spec.schema.json").read_text())
+    for name in list_benchmarks():
+        path = get_benchmark(name).spec_path
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+
+
+def test_committed_schemas_equal_the_generated_ones():
+    spec = importlib.util.spec_from_file_location("export_schemas", ROOT / "scripts" / "export_schemas.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, schema in mod.schemas().items():
+        committed = (ROOT / "docs" / "schema" / name).read_text()
+        assert committed == mod.render(schema), f"docs/schema/{name} is stale: run python scripts/export_schemas.py"
