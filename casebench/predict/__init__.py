@@ -26,6 +26,8 @@ KINDS: dict[str, str] = {
     "hf": "casebench.predict.hf",
     "probe": "casebench.predict.probe",
     "command": "casebench.predict.command",
+    "audio-llm": "casebench.predict.audio_llm",
+    "text-llm": "casebench.predict.text_llm",
 }
 
 

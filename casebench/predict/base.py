@@ -11,6 +11,11 @@ model from the text after ``KIND:`` and a :class:`Context` (benchmark, label map
     {"id": "c2", "distribution": {...}}
     {"id": "c3", "valence": 3.1, "arousal": 4.0, "dominance": 2.2}
 
+A record may instead be an *abstention*, ``{"id": "c4", "abstain": "why", ...}`` (key :data:`ABSTAIN`): the
+model answered but gave no prediction (an LLM's answer that names no label). The runner never writes it to
+the predictions file: it goes to ``<out>.abstained.jsonl``, counts as done on resume, and is counted in the
+run report and the metadata; ``casebench evaluate --allow-missing`` scores those clips as wrong.
+
 A prepared model is pickled to the workers of the Ray engine, so it keeps heavy state (a loaded encoder)
 out of its pickle (:meth:`Model.__getstate__` drops the attributes named in ``_transient``) and loads it
 again on first use.
@@ -28,6 +33,9 @@ import numpy as np
 
 from casebench.benchmarks import Benchmark
 from casebench.errors import InputError, Problem
+
+#: The key of an abstention record (see the module docstring).
+ABSTAIN = "abstain"
 
 
 @dataclass

@@ -377,7 +377,7 @@ class ChatClient:
             ConfigError: a non-retryable HTTP error, retries used up, or an answer that is not JSON.
         """
         s = self.settings
-        body = self.payload(messages)
+        body = self.payload(messages)  # without logprobs once the server has refused them
         with self._lock:
             self.stats.requests += 1
         last = ""
@@ -389,7 +389,7 @@ class ChatClient:
                 status, headers, data = 0, {}, str(getattr(e, "reason", e)).encode()
             text = data[:300].decode("utf-8", "replace")
             if status == 200:
-                self._count("200", attempt > 0)
+                self._count("200", False)
                 try:
                     return json.loads(data)
                 except ValueError:
@@ -399,8 +399,9 @@ class ChatClient:
                 # a server without logprobs: ask again without them (once; noted in the metadata)
                 body = {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
                 with self._lock:
+                    if s.logprobs:  # requests in flight on other threads may be refused too: one note
+                        self.stats.notes.append(f"the server refused logprobs ({text[:120]!r}): labels only")
                     s.logprobs = False
-                    self.stats.notes.append(f"the server refused logprobs ({text[:120]!r}): labels only")
                 continue
             last = f"HTTP {status}: {text}" if status else f"cannot reach the server ({text})"
             if status and status not in RETRY_STATUSES:

@@ -36,11 +36,12 @@ import numpy as np
 import orjson
 
 from casebench.errors import CasebenchError, ConfigError, InputError, Problem
-from casebench.predict.base import Item, Model
+from casebench.predict.base import ABSTAIN, Item, Model
 from casebench.predict.sources import Clip, Clips, load_clip
 
 ENGINES = ("local", "ray")
 SIDECAR_SUFFIX = ".meta.json"
+ABSTAINED_SUFFIX = ".abstained.jsonl"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,6 +121,12 @@ def sidecar_path(predictions: str | os.PathLike) -> Path:
     """``<predictions>.meta.json``."""
     p = Path(predictions)
     return p.with_name(p.name + SIDECAR_SUFFIX)
+
+
+def abstained_path(predictions: str | os.PathLike) -> Path:
+    """``<predictions>.abstained.jsonl``: the clips a model answered without a prediction (see :data:`ABSTAIN`)."""
+    p = Path(predictions)
+    return p.with_name(p.name + ABSTAINED_SUFFIX)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -314,13 +321,15 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
     if not out.parent.is_dir():
         raise InputError(Problem("no such folder", file=str(out.parent), expected="an existing folder for --out"))
     done = read_done(out)
+    abstained = read_done(abstained_path(out))  # answered without a prediction: done too (delete it to re-ask)
+    done_ids = done.ids | abstained.ids
     known = set(clips.ids)
-    stray = sorted(done.ids - known)
+    stray = sorted(done_ids - known)
     if stray:
         raise InputError(Problem(f"{len(stray)} id(s) already in the file are not clips of {clips.source}: "
                                  f"{stray[:5]}", file=str(out), expected="a predictions file of the same clips",
                                  hint="give another --out, or the same benchmark, split and source as before"))
-    pending = [c for c in clips.clips if c.id not in done.ids]
+    pending = [c for c in clips.clips if c.id not in done_ids]
     if limit is not None:
         pending = pending[:limit]
     total = len(pending)
@@ -330,7 +339,7 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
                                                                    engine=engine, ray_options=ray_options))
     t_prepare = time.perf_counter() - t0
     problems: list[Problem] = []
-    n_new = 0
+    n_new = n_abstained = 0
     from casebench.progress import progress_bar
 
     report_progress = progress if callable(progress) else None
@@ -340,25 +349,37 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
                                                 engine=engine, ray_options=ray_options)
         for res in results:
             records = _check_records(model, res)
+            abstentions = [r for r in records if ABSTAIN in r]
+            if abstentions:
+                records = [r for r in records if ABSTAIN not in r]
+                with open(abstained_path(out), "ab") as fa:
+                    append_lines(fa, abstentions)
             append_lines(f, records)
             problems += res.problems
             n_new += len(records)
+            n_abstained += len(abstentions)
             advance(len(res.clips) + len(res.problems))
             if report_progress:
-                report_progress(n_new + len(problems), total)
+                report_progress(n_new + n_abstained + len(problems), total)
     elapsed = time.perf_counter() - t1
     model.close()
-    n_pending = len(known) - len(done.ids) - n_new
+    n_pending = len(known) - len(done_ids) - n_new - n_abstained
+    n_abstained_all = len(abstained.ids) + n_abstained
     report = {
         "model": model.name, "source": clips.source, "predictions": str(out), "engine": engine,
-        "batch_size": batch_size, "n_clips": len(clips), "n_already_done": len(done.ids), "n_predicted": n_new,
+        "batch_size": batch_size, "n_clips": len(clips), "n_already_done": len(done_ids), "n_predicted": n_new,
+        "n_abstained": n_abstained, "n_abstained_total": n_abstained_all,
+        "abstained_file": str(abstained_path(out)) if n_abstained_all else None,
         "n_pending": n_pending, "n_unreadable": len(problems), "unreadable": [p.to_dict() for p in problems],
         "repaired": done.repaired, "prepare_s": round(t_prepare, 3), "elapsed_s": round(elapsed, 3),
         "clips_per_s": round(n_new / elapsed, 3) if elapsed > 0 and n_new else None,
     }
-    if n_pending == 0 and (n_new or sidecar_model(out)[0] is None):
+    if n_pending == 0 and (n_new or n_abstained or sidecar_model(out)[0] is None):
         meta = {"model": {**model.metadata(), "kind": model.kind, "spec": model.spec},
-                "predictions": {"file": out.name, "sha256": file_sha256(out), "n_lines": len(known)},
+                "predictions": {"file": out.name, "sha256": file_sha256(out), "n_lines": len(known) - n_abstained_all},
+                "abstained": {"file": abstained_path(out).name, "n": n_abstained_all,
+                              "note": "clips the model answered without a prediction; not in the predictions file: "
+                                      "evaluate --allow-missing scores them as wrong"} if n_abstained_all else None,
                 "source": clips.source, "engine": engine, "batch_size": batch_size,
                 "casebench_version": _version(),
                 "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
