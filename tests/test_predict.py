@@ -314,3 +314,140 @@ def test_probe_whisper_separates_voice_emotions(tmp_path, audio_bench):
     batched = np.stack(enc.features(items))
     alone = np.stack([enc.features([it])[0] for it in items])
     np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-4)
+
+
+# -- resume after a real kill -9 -----------------------------------------------------------------------------
+
+
+def _repeated_bench(tmp_path: Path, audio_bench: Path, times: int) -> Path:
+    """The audio benchmark with its gold repeated ``times`` (new ids, same audio): a run long enough to kill."""
+    import pandas as pd
+
+    gold = pd.read_csv(audio_bench.parent / "gold.csv")
+    big = pd.concat([gold.assign(id=gold["id"] + f"-r{k}") for k in range(times)], ignore_index=True)
+    big["path"] = [str(audio_bench.parent / p) for p in big["path"]]
+    big.to_csv(tmp_path / "gold.csv", index=False)
+    spec = tmp_path / "big.yaml"
+    spec.write_text(audio_bench.read_text().replace("train: train.csv", f"train: {audio_bench.parent}/train.csv"))
+    return spec
+
+
+def test_hf_resume_after_kill_9(tmp_path, audio_bench, tiny_hf):
+    import signal
+    import time
+
+    spec = _repeated_bench(tmp_path, audio_bench, 8)  # 128 clips
+    args = ["predict", f"hf:{tiny_hf}", "-b", str(spec), "--batch-size", "4", "--no-progress"]
+    straight = tmp_path / "straight.jsonl"
+    assert cli(*args, "-o", str(straight)).returncode == 0
+    out = tmp_path / "killed.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "casebench", *args, "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 12):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = out.read_bytes().count(b"\n")
+    assert 12 <= n_before < 128, "the run was not killed mid-way"
+    r = cli(*args, "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["n_already_done"] == n_before and report["n_predicted"] == 128 - n_before
+    ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 128  # nothing lost, nothing twice
+    gold = load_spec(spec).load_gold()
+    a, b = parse_predictions(straight, gold), parse_predictions(out, gold)
+    np.testing.assert_array_equal(a.label, b.label)
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+    ev = [json.loads(cli("evaluate", str(p), "-b", str(spec), "--bootstrap", "0", "--json").stdout)["splits"]
+          for p in (straight, out)]
+    assert ev[0] == ev[1]
+
+
+# -- sources: workspace, published folder, spec dataset:, Hub offline ---------------------------------------
+
+
+def test_workspace_and_published_dataset_sources(tmp_path, loudness_script, monkeypatch):
+    from casebench import publish as pub
+    from casebench.testing import make_clean_workspace
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ws = make_clean_workspace(tmp_path / "ws", n_clips=24, n_speakers=4, seed=5, with_annotations=True)
+    card = {"consent": "No people: synthetic test signals.", "summary": "A tiny speech-like test corpus.",
+            "authors": "Ada Lovelace", "guidelines": "https://example.org/guidelines"}
+    pub.publish(ws, tmp_path / "pub", card=card, n_boot=0)
+    splits = ws.read_df("splits")
+    test_ids = sorted(splits.loc[splits["split"] == "test", "clip_id"])
+    cmd = f"command:{sys.executable} {loudness_script}"
+    outs = {}
+    for name, args in [("ws", ["--workspace", str(ws.root), "--split", "test"]),
+                       ("pub", ["--dataset", str(tmp_path / "pub")])]:
+        outs[name] = tmp_path / f"{name}.jsonl"
+        r = cli("predict", cmd, "-b", "casebench-mini", "-o", str(outs[name]), *args, "--json")
+        assert r.returncode == 0, r.stderr
+    lines = {k: sorted(map(json.loads, v.read_text().splitlines()), key=lambda x: x["id"]) for k, v in outs.items()}
+    assert [x["id"] for x in lines["ws"]] == test_ids
+    assert lines["ws"] == lines["pub"]  # the embedded bytes are the workspace's own files
+    # a spec whose dataset: is the published folder
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: pubbench\nversion: '1'\ntaxonomy: ekman7\ngold: {tmp_path / 'g.csv'}\n"
+                    "dataset: {path: pub}\ntasks: [{kind: categorical}]\n")
+    (tmp_path / "g.csv").write_text("id,acoustic_label\n" + "".join(f"{c},happy\n" for c in test_ids))
+    r = cli("predict", cmd, "-b", str(spec), "-o", str(tmp_path / "spec.jsonl"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(json.loads(x)["id"] for x in (tmp_path / "spec.jsonl").read_text().splitlines()) == test_ids
+    r = cli("predict", cmd, "-b", "casebench-mini", "-o", str(tmp_path / "x.jsonl"), "--dataset",
+            str(tmp_path / "pub"), "--split", "tset")
+    assert r.returncode == 2 and "did you mean 'test'" in r.stderr
+    # a Hub id while offline: one clear line, no traceback
+    r = cli("predict", cmd, "-b", "casebench-mini", "-o", str(tmp_path / "x.jsonl"), "--dataset",
+            "casebench-test/no-such-dataset", "--revision", "v1")
+    assert r.returncode == 2 and "offline" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_submit_uses_the_sidecar(tmp_path, audio_bench, loudness_script, monkeypatch):
+    """The leaderboard client fills the model fields from <out>.meta.json; explicit ones win."""
+    import httpx
+
+    from casebench.leaderboard.client import submit
+
+    out = tmp_path / "p.jsonl"
+    assert cli("predict", f"command:{sys.executable} {loudness_script}", "-b", str(audio_bench), "-o",
+               str(out)).returncode == 0
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(202, json={"id": 1, "status": "queued", "board": "b"})
+
+    client = httpx.Client(base_url="http://127.0.0.1:9", transport=httpx.MockTransport(handler))
+    submit(out, "audio-tiny", "http://127.0.0.1:9", token="t", model_name="", client=client)
+    assert b"command:" in seen[0]
+    submit(out, "audio-tiny", "http://127.0.0.1:9", token="t", model_name="mine", client=client)
+    assert b"mine" in seen[1] and b"command:" not in seen[1]
+    out.write_text(out.read_text() + "\n")  # another version of the file: the sidecar no longer applies
+    with pytest.raises(ConfigError, match="model name is required"):
+        submit(out, "audio-tiny", "http://127.0.0.1:9", token="t", model_name="", client=client)
+
+
+# -- Ray -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_engine_equals_local(tmp_path, audio_bench):
+    """probe:whisper-tiny.en on local Ray (2 CPUs): train features and predictions through Ray actors give the
+    local engine's predictions; a second Ray run resumes (nothing left to do)."""
+    outs = {}
+    for engine in ("local", "ray"):
+        outs[engine] = tmp_path / f"{engine}.jsonl"
+        r = cli("predict", "probe:whisper-tiny.en", "-b", str(audio_bench), "-o", str(outs[engine]), "--engine",
+                engine, "--batch-size", "4", "--num-cpus", "1", "--json")
+        assert r.returncode == 0, r.stderr
+    gold = load_spec(audio_bench).load_gold()
+    a, b = (parse_predictions(outs[e], gold) for e in ("local", "ray"))
+    np.testing.assert_array_equal(a.label, b.label)
+    np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
+    r = cli("predict", "probe:whisper-tiny.en", "-b", str(audio_bench), "-o", str(outs["ray"]), "--engine", "ray",
+            "--json")
+    assert json.loads(r.stdout)["n_predicted"] == 0

@@ -68,7 +68,8 @@ class CommandModel(Model):
                 if it.path and Path(it.path).is_file():
                     paths.append(it.path)
                 else:  # embedded audio: give the program a file
-                    paths.append(audio.write_audio(Path(tmp) / f"{i:06d}.wav", it.audio, self.sample_rate))
+                    audio.write_audio(Path(tmp) / f"{i:06d}.wav", it.audio, self.sample_rate)
+                    paths.append(str(Path(tmp) / f"{i:06d}.wav"))
             try:
                 proc = subprocess.run(self.argv, input="".join(f"{p}\n" for p in paths).encode(),
                                       capture_output=True, env=self._env(), timeout=self.timeout_s, check=False)
