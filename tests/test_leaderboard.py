@@ -602,3 +602,45 @@ def test_cli_accounts_reveal_export(tmp_path, monkeypatch, capsys):
     assert main(["submit", str(VOICE), "-b", "casebench-mini", "--server", "http://127.0.0.1:9",
                  "--model-name", "m"]) == 2
     assert "CASEBENCH_TOKEN" in capsys.readouterr().err
+
+
+def test_bounded_uploads_control_characters_and_private_files(tmp_path):
+    import os
+    import stat
+
+    s = Site(tmp_path, max_upload_mb=0.05, max_uncompressed_mb=1)
+    try:
+        # one huge line in a small gzip: refused on its first line, before any parsing (no did-you-mean)
+        r = s.api_submit(content=gzip.compress(b'{"id": "' + b"a" * 3_000_000 + b'"}\n'), name="p.jsonl.gz")
+        assert r.status_code == 413 and r.json()["problems"][0]["line"] == 1 and "64 KB" in r.json()["detail"]
+        r = s.api_submit(content=b'{"id": "mini-0000", "label": "' + b"x" * 500 + b'"}\n')
+        assert r.status_code == 422 and r.json()["problems"][0]["field"] == "label"
+        r = s.api_submit(content=b'{"id": "' + b"i" * 300 + b'", "label": "angry"}\n{"id": "x"}\n')
+        assert r.status_code == 422 and r.json()["problems"][0]["line"] == 1
+        # a chunked body (no Content-Length) past the limit: 413, not 500
+        def body():
+            yield (b'--zz\r\nContent-Disposition: form-data; name="file"; filename="p.jsonl"\r\n'
+                   b"Content-Type: application/octet-stream\r\n\r\n")
+            for _ in range(40):
+                yield b"x" * 65536
+
+        r = s.client.post("/api/submissions", content=body(), headers={
+            "Authorization": f"Bearer {s.tokens['ada']}", "content-type": "multipart/form-data; boundary=zz"})
+        assert r.status_code == 413 and r.json()["error"] == "too_large"
+        # control characters in text fields
+        small = gzip.compress(VOICE.read_bytes())
+        for field, value in (("model_name", "evil\x1b[31m"), ("model_revision", "v1\x00"),
+                             ("description", "ok\nthen \x07bell"), ("trained_on", "IEMO\x0bCAP")):
+            r = s.api_submit(content=small, name="p.jsonl.gz", **{"model_name": "m", field: value})
+            assert r.status_code == 422 and r.json()["problems"][0]["field"] == field, (field, r.text)
+        assert s.api_submit(content=small, name="p.jsonl.gz", model_name="m",
+                            description="two\r\nlines\tand a tab").status_code == 202
+        assert s.req("GET", "/api/docs").status_code == 200
+        assert s.req("GET", "/api/docs/assets/swagger-ui-bundle.js").status_code == 200
+        health = s.req("GET", "/healthz").json()
+        assert health["ok"] and health["pool"]["processes"] == 0 and "queued" in health["queue"]
+        db = s.cfg.data_dir / "leaderboard.db"
+        assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(s.cfg.data_dir).st_mode) == 0o700
+    finally:
+        s.close()

@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from casebench.leaderboard.config import LeaderboardConfig
 from casebench.leaderboard.security import RateLimiter, Sessions
@@ -64,15 +65,6 @@ def _fmt_params(n) -> str:
     return str(n)
 
 
-class _TooLarge(ServiceError):
-    """Raised by the body counter inside the app: the app's ServiceError handler answers 413 (a plain
-    exception would surface as a 500 from the form parser)."""
-
-    def __init__(self, limit: int):
-        super().__init__(413, "too_large", f"the upload is larger than the limit of {limit / 1024 / 1024:.1f} MB "
-                                           "(compress it with gzip: the server reads .jsonl.gz)")
-
-
 class BodyLimit:
     """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, by Content-Length up front and by
     counting the bytes as they arrive (chunked uploads have no Content-Length)."""
@@ -88,28 +80,33 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await self._refuse(scope, send)
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting_receive():
-            nonlocal seen
+            # Past the limit: answer 413 here and tell the app the client left. (Raising from receive would
+            # surface as a 500: Starlette's middleware wraps receive in a task group.)
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge(self.limit)
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
             return msg
 
         async def tracking_send(msg):
             nonlocal started
+            if refused:
+                return  # the 413 is out; whatever the app answers to the "disconnect" goes nowhere
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+        await self.app(scope, counting_receive, tracking_send)
 
     async def _refuse(self, scope, send):
         mb = self.limit / 1024 / 1024
@@ -203,6 +200,10 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
     async def _http_error(request: Request, e: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
         return error_response(request, e.status_code, code, str(e.detail), headers=getattr(e, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _e: ClientDisconnect):
+        return Response(status_code=400)  # nobody reads it (or BodyLimit already answered 413)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, e: Exception):

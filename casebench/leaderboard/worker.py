@@ -205,7 +205,10 @@ def _serve(conn) -> None:
     first job, then jobs from the pipe until ``None`` or until the parent goes away (EOF)."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group: the parent decides (it drains,
+    # then sends None; it kills a process that does not stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for var in _THREAD_VARS:
         os.environ.setdefault(var, "1")
     import casebench.evaluate  # noqa: F401
@@ -290,7 +293,7 @@ class ScoringProcess:
                 raise WorkerDied(f"the scoring process died under the job (exit code {code})")
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the process: ask, then terminate, then kill."""
+        """Stop the process: ask (``None``), then kill."""
         if self.proc is None:
             return
         try:
@@ -298,9 +301,6 @@ class ScoringProcess:
                 with contextlib.suppress(BrokenPipeError, OSError):
                     self.conn.send(None)
                 self.proc.join(timeout)
-            if self.proc.is_alive():
-                self.proc.terminate()
-                self.proc.join(2)
             if self.proc.is_alive():
                 self.proc.kill()
                 self.proc.join(2)
