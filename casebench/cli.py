@@ -1522,6 +1522,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Score models", [
         ("benchmarks", "List the built-in benchmarks."),
         ("taxonomies", "List the label taxonomies and their mappings."),
+        ("predict", "Run a model on a benchmark's audio and write a predictions file."),
         ("baseline", "Train a reference system on a workspace and write its predictions."),
         ("evaluate", "Score a predictions file: every split and metric with 95% CIs."),
         ("compare", "Compare two predictions files on the same items (paired tests)."),
