@@ -32,6 +32,22 @@ clip *is a conflict clip* when it passes and its acoustic and semantic labels di
 both channels: when only one is rated (a mixed-emotion corpus rated from the voice alone), no clip is a
 conflict and the report's ``conflict`` and ``congruent`` counts are null (``conflict_defined`` false).
 
+**Rater quality** (:func:`rater_quality`, per channel, on the counted ratings). The test: a rater's
+agreement with the leave-one-out majority (the majority of the *other* raters of the same clip, on clips
+where it is untied) against chance, by a one-sided exact binomial test at level ``alpha``; chance is what
+a rater who ignores the clip would reach with the same label frequencies, ``sum_k p_rater(k) *
+p_majority(k)`` (as in Cohen's kappa). Only raters with at least ``min_ratings`` compared votes are judged.
+A rater one of whose labels makes up at least ``constant_share`` of their votes is a *constant* candidate;
+candidates are left out of the majority others are compared with (two constant raters among five would
+otherwise *be* that majority, and every honest rater would look random), unless a clip has no other
+rater. A candidate not above chance is flagged *constant* (and *random*); another rater not above chance
+is flagged *random*. A rater who answers mostly one label because the corpus is mostly that label agrees
+with the others above chance and is not flagged. Flags are reported and warned about; ``exclude_flagged``
+leaves every rating of a flagged rater out of the labels, distributions and V/A/D. With Dawid–Skene or
+MACE, a warning also says when the method's labels differ from the majority vote on more than
+``max_disagreement`` of the clips (with two constant raters among five, MACE can trust the spammers and
+fall below chance).
+
 For synthesized clips (``clips.intended_acoustic`` / ``intended_semantic``), :func:`intended_match`
 reports how often single ratings and aggregated labels match the intended emotions.
 
@@ -90,6 +106,27 @@ class Thresholds:
             raise ConfigError(f"min_raters = {self.min_raters}; expected at least 1")
         if self.max_ambiguous_votes is not None and self.max_ambiguous_votes < 0:
             raise ConfigError(f"max_ambiguous_votes = {self.max_ambiguous_votes}; expected >= 0 or unset")
+
+
+@dataclass(frozen=True)
+class RaterChecks:
+    """When a rater is flagged and when a crowd-kit method is warned about (see the module docstring).
+
+    >>> RaterChecks().min_ratings
+    20
+    """
+
+    min_ratings: int = 20
+    constant_share: float = 0.9
+    alpha: float = 0.05
+    max_disagreement: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.min_ratings < 1:
+            raise ConfigError(f"min_ratings = {self.min_ratings}; expected at least 1")
+        for name in ("constant_share", "alpha", "max_disagreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} = {getattr(self, name)}; expected a share from 0 to 1")
 
 
 @dataclass
@@ -228,7 +265,8 @@ def _crowdkit(method: str, df: pd.DataFrame, seed: int) -> dict:
 def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, method: Method = "majority",
                      tie: TieRule = "none", smoothing: float = 0.0, thresholds: Thresholds | None = None,
                      include_ground_truth: bool = True, seed: int = 0,
-                     clip_ids: Sequence[str] | None = None) -> AggregateResult:
+                     clip_ids: Sequence[str] | None = None, checks: RaterChecks | None = None,
+                     exclude_flagged: bool = False) -> AggregateResult:
     """Aggregate the long annotations into one labels row per rated clip (see the module docstring).
 
     Args:
@@ -242,9 +280,12 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         include_ground_truth: count ground-truth annotations as ratings.
         seed: MACE's random restarts.
         clip_ids: all clips of the corpus, to report those without ratings.
+        checks: when raters are flagged and a method is warned about; default :class:`RaterChecks`.
+        exclude_flagged: leave every rating of a flagged rater out (the flags are computed on all ratings).
 
     Returns an :class:`AggregateResult` (labels DataFrame in the ``labels`` table schema plus ``meta_*``
-    columns, and a report). Raises ConfigError for an unknown method, InputError for labels outside the
+    columns, and a report with ``raters`` (:func:`rater_quality` per channel, ``flagged``, ``excluded``) and
+    ``warnings``). Raises ConfigError for an unknown method, InputError for labels outside the
     taxonomy.
 
     >>> import pandas as pd
@@ -276,6 +317,20 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         if col not in ann.columns:
             ann[col] = default
     df, counted = counted_ratings(ann, include_ground_truth=include_ground_truth)
+    checks = checks or RaterChecks()
+    quality = {c: rater_quality(df[df["dimension"] == dim], labels, checks) for c, dim in CHANNELS.items()}
+    flagged = sorted({r for q in quality.values() for r, v in q.items() if v["flags"]})
+    warn = [f"rater {r!r} ({c}): " + "; ".join(_flag_text(f, v) for f in v["flags"])
+            for c, q in quality.items() for r, v in q.items() if v["flags"]]
+    if flagged and exclude_flagged:
+        out_ = df["rater_id"].isin(flagged)
+        counted["flagged_rater_ratings_excluded"] = int(out_.sum())
+        df = df[~out_]
+        warn.append(f"left out {int(out_.sum())} rating(s) of {len(flagged)} flagged rater(s) (exclude_flagged)")
+    elif flagged:
+        warn.append(f"the votes of {len(flagged)} flagged rater(s) are in the labels and distributions; "
+                    "exclude_flagged (--exclude-flagged) leaves them out")
+    disagree: dict[str, list[int]] = {c: [0, 0] for c in CHANNELS}  # [differ, compared]
     method_name = f"majority(tie={tie})" if method == "majority" else method
     if smoothing:
         method_name += f",smoothing={smoothing:g}"
@@ -294,6 +349,9 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
             ws_ = [_weights(w) for w in g["meta_weights"].tolist()]
             label, share = majority_vote(votes, labels, tie)
             if method != "majority":
+                if label is not None and model.get(clip) is not None:
+                    disagree[channel][0] += label != model.get(clip)
+                    disagree[channel][1] += 1
                 label = model.get(clip)
                 share = sum(v == label for v in votes) / len(votes)
             out[clip] = {"label": label, "agreement": share, "n": len(votes),
@@ -394,7 +452,101 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
                      for c in CHANNELS},
         "conflict_types": dict(Counter(r["conflict_type"] for r in rows if r["conflict_type"]).most_common()),
     }
+    if method != "majority":
+        report["method_vs_majority"] = {c: {"compared": n, "differ": d, "share": d / n if n else None}
+                                        for c, (d, n) in disagree.items()}
+        for c, (d, n) in disagree.items():
+            if n and d / n > checks.max_disagreement:
+                warn.append(f"{method} disagrees with the majority vote on {d}/{n} {c} clips "
+                            f"({100 * d / n:.0f}% > {100 * checks.max_disagreement:.0f}%): check the flagged "
+                            "raters, or use majority")
+    report["raters"] = {"checks": asdict(checks), "flagged": flagged, "excluded": flagged if exclude_flagged else [],
+                        **quality}
+    report["warnings"] = warn
     return AggregateResult(labels_df, report)
+
+
+def rater_quality(ratings: pd.DataFrame, labels: Sequence[str], checks: RaterChecks | None = None) -> dict:
+    """Per rater of one channel: how many votes, their most frequent label and its share, agreement with the
+    leave-one-out majority, the chance level of that agreement, the one-sided binomial p-value, and flags
+    (``constant``, ``random``; see the module docstring).
+
+    Args:
+        ratings: counted hard votes of one channel (``clip_id``, ``rater_id``, ``value``).
+        labels: the label set.
+        checks: the thresholds; default :class:`RaterChecks`.
+
+    >>> import pandas as pd
+    >>> truth = ["sad", "angry"] * 20
+    >>> rows = [(f"c{i}", r, t) for i, t in enumerate(truth) for r in "abc"]  # three raters who get it right
+    >>> rows += [(f"c{i}", "s", "sad") for i in range(40)]  # and one who always says "sad"
+    >>> q = rater_quality(pd.DataFrame(rows, columns=["clip_id", "rater_id", "value"]), ["angry", "sad"])
+    >>> q["s"]["flags"], q["s"]["agreement"], q["s"]["chance"], q["a"]["flags"], q["a"]["agreement"]
+    (['constant', 'random'], 0.5, 0.5, [], 1.0)
+    """
+    from scipy.stats import binomtest
+
+    checks = checks or RaterChecks()
+    if not len(ratings):
+        return {}
+    k = len(labels)
+    index = {x: i for i, x in enumerate(labels)}
+    clip, _ = _codes(ratings["clip_id"])
+    rater, raters = _codes(ratings["rater_id"])
+    vote = ratings["value"].map(index).to_numpy()
+    if np.isnan(vote.astype(float)).any():
+        raise InputError(Problem(f"vote {ratings['value'][np.isnan(vote.astype(float))].iloc[0]!r}",
+                                 expected=f"one of {list(labels)}"))
+    vote = vote.astype(np.int64)
+    n_r = np.bincount(rater)
+    top_r = np.zeros((len(raters), k), dtype=np.int64)
+    np.add.at(top_r, (rater, vote), 1)
+    candidate = (top_r.max(axis=1) >= checks.constant_share * n_r)[rater]  # per vote
+    onehot = np.eye(k, dtype=np.int64)[vote]
+    counts = np.zeros((clip.max() + 1, k), dtype=np.int64)
+    np.add.at(counts, clip, onehot * ~candidate[:, None])  # votes of raters who are not constant candidates
+    others = counts[clip] - onehot * ~candidate[:, None]  # the other (non-candidate) raters of the clip
+    if (others.sum(axis=1) == 0).any():  # no such rater on the clip: compare with all the others
+        everyone = np.zeros_like(counts)
+        np.add.at(everyone, clip, onehot)
+        others = np.where((others.sum(axis=1) == 0)[:, None], everyone[clip] - onehot, others)
+    top = others.max(axis=1)
+    untied = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
+    majority = others.argmax(axis=1)
+    out = {}
+    for j, name in enumerate(raters):
+        mine = rater == j
+        n = int(mine.sum())
+        own = np.bincount(vote[mine], minlength=k)
+        valid = mine & untied
+        m = int(valid.sum())
+        hits = int((majority[valid] == vote[valid]).sum())
+        if m:
+            chance = float(np.bincount(vote[valid], minlength=k) @ np.bincount(majority[valid], minlength=k)) / m**2
+            p = 1.0 if chance >= 1 else float(binomtest(hits, m, chance, alternative="greater").pvalue)
+        else:
+            chance, p = None, None
+        flags = []
+        if m >= checks.min_ratings and p >= checks.alpha:
+            flags = ["constant", "random"] if own.max() >= checks.constant_share * n else ["random"]
+        out[str(name)] = {"ratings": n, "top_label": labels[int(own.argmax())], "top_share": own.max() / n,
+                          "compared": m, "agreement": hits / m if m else None, "chance": chance, "p_value": p,
+                          "flags": flags}
+    return out
+
+
+def _codes(col) -> tuple[np.ndarray, list]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(col, sort=True)
+    return codes, list(uniques)
+
+
+def _flag_text(flag: str, v: dict) -> str:
+    if flag == "constant":
+        return f"constant: {100 * v['top_share']:.0f}% {v['top_label']!r} over {v['ratings']} ratings"
+    return (f"random: agreement with the other raters' majority {v['agreement']:.2f} vs chance {v['chance']:.2f} "
+            f"over {v['compared']} clips (one-sided binomial p = {v['p_value']:.2g})")
 
 
 def _num(x: Any) -> float | None:
@@ -477,14 +629,15 @@ def _per_rater(raters, hit) -> tuple[list, list, list]:
 def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | None = None,
               smoothing: float | None = None, min_agreement: float | None = None, min_raters: int | None = None,
               max_ambiguous_share: float | None = None, max_ambiguous_votes: int | None = None,
-              include_ground_truth: bool | None = None, seed: int = 0, write: bool = True) -> AggregateResult:
+              include_ground_truth: bool | None = None, seed: int = 0, write: bool = True,
+              exclude_flagged: bool | None = None) -> AggregateResult:
     """Aggregate the workspace's annotations into its ``labels`` table and ``reports/aggregate.json``.
 
     Settings not given come from the ``[aggregate]`` section of ``casebench.toml`` (written by the curator,
     never by this step, so one run with another method does not change the next), then the defaults
     (majority, tie none, no smoothing, :class:`Thresholds`); the settings used are in the report and the
-    ``method`` column. The report includes :func:`intended_match` for synthesized clips. With
-    ``write=False`` nothing is written.
+    ``method`` column. The report includes :func:`intended_match` for synthesized clips and the rater flags
+    (``exclude_flagged`` leaves flagged raters out). With ``write=False`` nothing is written.
     """
     from casebench.workspace import atomic_write_text
 
@@ -503,6 +656,8 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
         else cfg.get("max_ambiguous_votes"),
         "include_ground_truth": bool(include_ground_truth if include_ground_truth is not None
                                      else cfg.get("include_ground_truth", True)),
+        "exclude_flagged": bool(exclude_flagged if exclude_flagged is not None
+                                else cfg.get("exclude_flagged", False)),
     }
     thresholds = Thresholds(settings["min_agreement"], settings["min_raters"], settings["max_ambiguous_share"],
                             settings["max_ambiguous_votes"])
@@ -511,7 +666,8 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
     result = aggregate_labels(annotations, ws.taxonomy, method=settings["method"], tie=settings["tie"],
                               smoothing=settings["smoothing"], thresholds=thresholds,
                               include_ground_truth=settings["include_ground_truth"], seed=seed,
-                              clip_ids=clips["clip_id"].tolist() if clips is not None else None)
+                              clip_ids=clips["clip_id"].tolist() if clips is not None else None,
+                              exclude_flagged=settings["exclude_flagged"])
     if clips is not None:
         match = intended_match(annotations, clips, result.labels,
                                include_ground_truth=settings["include_ground_truth"])

@@ -988,17 +988,21 @@ def aggregate_cmd(
     exclude_ground_truth: Annotated[bool, typer.Option(
         "--exclude-ground-truth", help="Do not count ground-truth annotations as ratings.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of MACE's restarts.")] = 0,
+    exclude_flagged: Annotated[bool, typer.Option(
+        "--exclude-flagged", help="Leave raters flagged constant or random (20+ ratings) out of labels and "
+                                  "distributions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Aggregate the annotations into tables/labels.parquet: hard labels, distributions, V/A/D, per-item
-    agreement, thresholds and conflict tags; report in reports/aggregate.json."""
+    agreement, thresholds and conflict tags; rater flags and warnings; report in reports/aggregate.json."""
     from casebench.aggregate import aggregate as run
     from casebench.workspace import Workspace
 
     result = run(Workspace.open(workspace), method=method, tie=tie, smoothing=smoothing,
                  min_agreement=min_agreement, min_raters=min_raters, max_ambiguous_share=max_ambiguous_share,
                  max_ambiguous_votes=max_ambiguous_votes,
-                 include_ground_truth=False if exclude_ground_truth else None, seed=seed)
+                 include_ground_truth=False if exclude_ground_truth else None, seed=seed,
+                 exclude_flagged=True if exclude_flagged else None)
     r = result.report
     if as_json:
         _print_json(r)
@@ -1022,6 +1026,10 @@ def aggregate_cmd(
             labels = f", labels {100 * lm:.1f}%" if lm is not None else ""
             console.print(f"{channel}: ratings match the intended emotion "
                           f"{100 * (m['rating_match'] or 0):.1f}%{labels}")
+    from rich.markup import escape
+
+    for w in r.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     console.print(f"labels: {r['labels_table']}  ·  report: {r['report']}")
 
 

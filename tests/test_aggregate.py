@@ -268,3 +268,110 @@ def test_voice_only_ratings_have_no_conflict_or_congruent_counts(tmp_path, capsy
     assert main(["aggregate", str(ws.root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert " congruent)" not in out and "(no conflict tags: only acoustic emotion ratings)" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# Rater quality: constant and random raters, method vs majority, --exclude-flagged
+
+
+def spammed(n_items=200, seed=0, ids="c{:03d}"):
+    """The case of issue 13: three honest raters (right with p 0.7, 0.6, 0.5, else a uniform label of 7)
+    and two constant raters who always say 'neutral'; returns (annotations, truth)."""
+    labels = get_taxonomy("ekman7").labels
+    rng = np.random.default_rng(seed)
+    rows, truth = [], {}
+    for i in range(n_items):
+        cid = ids.format(i)
+        t = labels[rng.integers(0, 7)]
+        truth[cid] = t
+        for r, p in zip(("h1", "h2", "h3"), (0.7, 0.6, 0.5), strict=True):
+            rows.append((cid, r, "acoustic_emotion", t if rng.random() < p else labels[rng.integers(0, 7)]))
+        rows += [(cid, "spam1", "acoustic_emotion", "neutral"), (cid, "spam2", "acoustic_emotion", "neutral")]
+    return ratings(rows), pd.Series(truth)
+
+
+def label_accuracy(result, truth) -> float:
+    lab = result.labels.set_index("clip_id")["acoustic_label"]
+    return float((lab.reindex(truth.index) == truth).mean())
+
+
+def test_constant_raters_are_flagged_mace_is_warned_about_and_exclude_flagged_restores_it():
+    df, truth = spammed()
+    mace = aggregate_labels(df, "ekman7", method="mace", seed=0)
+    assert label_accuracy(mace, truth) < 0.3  # the failure of the issue: MACE trusts the spammers
+    raters = mace.report["raters"]
+    assert raters["flagged"] == ["spam1", "spam2"]
+    for r in ("spam1", "spam2"):
+        q = raters["acoustic"][r]
+        assert q["flags"] == ["constant", "random"] and q["top_label"] == "neutral" and q["top_share"] == 1.0
+        assert q["p_value"] > 0.05 and abs(q["agreement"] - q["chance"]) < 0.1
+    for r in ("h1", "h2", "h3"):
+        q = raters["acoustic"][r]
+        assert q["flags"] == [] and q["p_value"] < 1e-6 and q["agreement"] > q["chance"] + 0.2
+    warnings_ = mace.report["warnings"]
+    assert any(w.startswith("rater 'spam1' (acoustic): constant: 100% 'neutral' over 200 ratings; random:")
+               for w in warnings_)
+    assert any("mace disagrees with the majority vote on" in w for w in warnings_)
+    assert mace.report["method_vs_majority"]["acoustic"]["share"] > 0.2
+    assert any("--exclude-flagged" in w for w in warnings_)
+
+    after = aggregate_labels(df, "ekman7", method="mace", seed=0, exclude_flagged=True)
+    assert label_accuracy(after, truth) >= 0.7  # 0.13 -> 0.795 on this seed
+    assert after.report["raters"]["excluded"] == ["spam1", "spam2"]
+    assert not any("disagrees" in w for w in after.report["warnings"])
+
+
+# accuracy on this seed, before -> after: majority 0.58 -> 0.775, Dawid-Skene 0.74 -> 0.74
+@pytest.mark.parametrize(("method", "gain"), [("majority", 0.15), ("dawid-skene", 0.0)])
+def test_exclude_flagged_gives_the_labels_and_distributions_of_the_honest_raters(method, gain):
+    df, truth = spammed()
+    kw = {"tie": "taxonomy-order"} if method == "majority" else {"method": method, "seed": 0}
+    before = aggregate_labels(df, "ekman7", **kw)
+    after = aggregate_labels(df, "ekman7", exclude_flagged=True, **kw)
+    honest = aggregate_labels(df[~df["rater_id"].str.startswith("spam")], "ekman7", **kw)
+    assert label_accuracy(after, truth) == label_accuracy(honest, truth) >= 0.7
+    assert label_accuracy(after, truth) >= label_accuracy(before, truth) + gain
+    assert after.report["raters"]["excluded"] == ["spam1", "spam2"]
+    assert after.report["counted"]["flagged_rater_ratings_excluded"] == 400
+    dist = np.stack(after.labels.set_index("clip_id").loc[truth.index, "acoustic_dist"].to_list())
+    assert np.array_equal(dist, np.stack(honest.labels.set_index("clip_id").loc[truth.index,
+                                                                                "acoustic_dist"].to_list()))
+
+
+def test_random_rater_is_flagged_and_too_few_ratings_are_not():
+    labels = get_taxonomy("ekman7").labels
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(150):
+        t = labels[i % 7]
+        rows += [(f"c{i}", r, "acoustic_emotion", t) for r in ("a", "b", "c")]
+        rows.append((f"c{i}", "noise", "acoustic_emotion", labels[rng.integers(0, 7)]))
+        if i < 10:  # a rater with too few ratings to judge, whatever they answer
+            rows.append((f"c{i}", "few", "acoustic_emotion", "sad"))
+    q = aggregate_labels(ratings(rows), "ekman7").report["raters"]["acoustic"]
+    assert q["noise"]["flags"] == ["random"] and q["few"]["flags"] == []
+    assert q["a"]["flags"] == [] and q["a"]["agreement"] == 1.0
+    # reference: scipy's exact binomial test on the counts reported
+    from scipy.stats import binomtest
+
+    n = q["noise"]
+    hits = round(n["agreement"] * n["compared"])
+    assert n["p_value"] == pytest.approx(binomtest(hits, n["compared"], n["chance"], alternative="greater").pvalue)
+    # chance by hand: the rater's label shares times the leave-one-out majority's (here the truth)
+    own = pd.Series([r[3] for r in rows if r[1] == "noise"]).value_counts(normalize=True)
+    truth = pd.Series([labels[i % 7] for i in range(150)]).value_counts(normalize=True)
+    assert n["compared"] == 150 and n["chance"] == pytest.approx(float((own * truth).sum()), abs=1e-12)
+
+
+def test_cli_prints_flags_and_exclude_flagged(tmp_path, capsys):
+    ws = make_workspace(tmp_path, n_clips=60, with_annotations=True)
+    df, _ = spammed(n_items=60, ids="clip-{:04d}")
+    ws.write_table("annotations", df.assign(value_num=np.nan))
+    assert main(["aggregate", str(ws.root)]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "warning: rater 'spam1' (acoustic): constant" in out and "(--exclude-flagged) leaves them out" in out
+    assert main(["aggregate", str(ws.root), "--exclude-flagged", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["raters"]["excluded"] == ["spam1", "spam2"]
+    saved = json.loads((ws.reports_dir / "aggregate.json").read_text())
+    assert saved["raters"]["flagged"] == ["spam1", "spam2"] and saved["warnings"] == report["warnings"]
