@@ -155,6 +155,8 @@ class BenchmarkSpec(_Strict):
     splits: list[SplitKind | SplitSpec] = Field(
         default_factory=lambda: ["all", "conflict", "congruent"],
         description="a split kind (all, conflict, congruent) or a mapping {name, kind, column, value}")
+    build: dict[str, Any] | None = Field(None, description="provenance of a generated spec (casebench version, "
+                                         "sources, notes; written by `casebench benchmark-from`), not scored")
     group_by: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="gold columns evaluate breaks the scores down by")
     robustness: list[Annotated[str, Field(min_length=1)]] = Field(
