@@ -210,12 +210,18 @@ VAD_PROTOTYPES = {
 
 
 def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: float = 0.8, seed: int = 0,
-                     scale: tuple[int, int] = (1, 5), careless: int = 0) -> list[dict]:
+                     scale: tuple[int, int] = (1, 5), careless: int = 0, listener=None,
+                     cues: dict | None = None) -> list[dict]:
     """Ratings from a seeded noise model: rater r gives a clip's intended emotion with probability
-    ``p_correct``, else a uniformly random *other* label; acoustic ratings follow ``intended_acoustic``
-    (listening), semantic ratings ``intended_semantic`` (reading); valence/arousal/dominance are the
-    prototype of the intended acoustic emotion plus N(0, 0.6) noise, rounded and clipped to ``scale``.
-    The last ``careless`` raters answer uniformly at random (to exercise the per-rater checks).
+    ``p_correct``, else a uniformly random *other* label; acoustic ratings follow ``intended_acoustic``,
+    semantic ratings ``intended_semantic`` (reading); valence/arousal/dominance are the prototype of the
+    acoustic emotion plus N(0, 0.6) noise, rounded and clipped to ``scale``. The last ``careless`` raters
+    answer uniformly at random (to exercise the per-rater checks).
+
+    With a ``listener`` (:class:`casebench.perception.Listener`) and ``cues`` (clip_id -> the clip's cue
+    z-scores, :func:`casebench.perception.listener_cues`) the raters *listen*: each acoustic rating is what
+    the listener hears in the clip's acoustics with fresh perception noise, never the design label, and the
+    V/A/D ratings follow the emotion heard. A clip without cues (unreadable audio) gets no acoustic rating.
 
     Returns rows of the ``annotations`` table (one per rater x clip x dimension), keyed by a stable
     annotation id, so importing them twice adds nothing.
@@ -243,11 +249,19 @@ def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: 
             base = {"clip_id": clip.clip_id, "rater_id": rater, "lead_time_s": float(rng.uniform(3, 12)),
                     "source": f"simulated:seed={seed}", "created_at": now, "cancelled": False,
                     "ground_truth": False}
+            heard = clip.intended_acoustic
             for dim, truth in (("acoustic_emotion", clip.intended_acoustic),
                                ("semantic_emotion", clip.intended_semantic)):
                 if truth is None or truth != truth:  # no intended label: nothing to simulate
                     continue
-                if careless_rater:
+                if listener is not None and dim == "acoustic_emotion":
+                    if clip.clip_id not in (cues or {}):
+                        heard = None
+                        continue
+                    value = (labels[int(rng.integers(len(labels)))] if careless_rater
+                             else listener.rate(cues[clip.clip_id], rng))
+                    heard = value
+                elif careless_rater:
                     value = labels[int(rng.integers(len(labels)))]
                 elif rng.random() < p_correct:
                     value = truth
@@ -256,7 +270,7 @@ def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: 
                     value = others[int(rng.integers(len(others)))]
                 rows.append({**base, "dimension": dim, "value": value, "value_num": None,
                              "annotation_id": f"{ann_id}-{dim[:8]}"})
-            proto = VAD_PROTOTYPES.get(clip.intended_acoustic)
+            proto = VAD_PROTOTYPES.get(heard)
             if proto is None:
                 continue
             for dim, centre in zip(("valence", "arousal", "dominance"), proto, strict=True):
@@ -269,7 +283,7 @@ def simulate_ratings(clips, labels: list[str], *, n_raters: int = 5, p_correct: 
 
 
 def post_simulated(ws, url: str, token: str, *, n_raters: int = 5, p_correct: float = 0.8, seed: int = 0,
-                   careless: int = 0) -> dict:
+                   careless: int = 0, listener=None, cues: dict | None = None) -> dict:
     """Post :func:`simulate_ratings` to a live Label Studio into the workspace's pushed projects, one user
     per simulated rater (created when missing), as the labelling UI would: acoustic emotion and V/A/D in
     the acoustic project, the semantic emotion in the semantic project. Returns counts."""
@@ -285,7 +299,8 @@ def post_simulated(ws, url: str, token: str, *, n_raters: int = 5, p_correct: fl
     clips = ws.read_df("clips")
     clips = clips[~clips["clip_id"].str.contains(DEGRADED_SEP, regex=False)]  # raters hear the originals
     rows = simulate_ratings(clips, list(ws.taxonomy.labels), n_raters=n_raters,
-                            p_correct=p_correct, seed=seed, scale=lo_hi, careless=careless)
+                            p_correct=p_correct, seed=seed, scale=lo_hi, careless=careless, listener=listener,
+                            cues=cues)
     recorded = ws.section("annotation").get("label_studio") or {}
     if "acoustic_project" not in recorded:
         raise InputError(Problem("the workspace has not been pushed to Label Studio", file=str(ws.config_path),

@@ -1504,6 +1504,33 @@ def mine_conflicts_cmd(
     console.print(f"labels: {report['labels_table']}  ·  report: {report['report']}")
 
 
+@app.command("perceive")
+def perceive_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace with synthesized (or labelled) clips.")],
+    which: Annotated[str, typer.Option(
+        "--clips", help="synth: clips with a design label (intended_acoustic); all: also voice-labelled clips.")
+    ] = "synth",
+    n_boot: BootOpt = 1000,
+    seed: SeedOpt = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Feature extraction processes.")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Perception check before release: how recognisable the voice emotion is without words (leave-one-speaker-
+    out probe on eGeMAPS), whether pitch and loudness alone give it away (caricature), and the raters' agreement
+    with the design label. Writes reports/perception.json; the data card reports it."""
+    from casebench.perception import perceive, summary_line
+
+    report = perceive(workspace, which=which, n_boot=n_boot, seed=seed, workers=workers, progress=not as_json)
+    if as_json:
+        _print_json(report)
+        return
+    colour = {"caricature": "red", "near chance": "red", "plausible": "green"}[report["verdict"]]
+    console.print(f"[bold {colour}]{report['verdict']}[/]: {summary_line(report).split(': ', 1)[1]}")
+    for reason in report["reasons"]:
+        console.print(f"  - {reason}")
+    console.print(f"report: {report['report']}")
+
+
 # -- casebench --help: commands grouped in workflow order, one line each --------------------------------------
 
 HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -1524,6 +1551,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Release", [
         ("split", "Speaker-disjoint train/dev/test splits (or k folds, or official lists)."),
         ("audit", "Leakage audit of the splits (speakers, audio, text); exit 1 on leaks."),
+        ("perceive", "Perception check: is the voice emotion recognisable, or a pitch/loudness caricature?"),
         ("publish", "Write a Hugging Face dataset with data card and Croissant; optionally upload."),
         ("benchmark-from", "Build a benchmark (gold table + spec) from imported workspaces."),
     ]),

@@ -368,6 +368,24 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
         ctx["tts_params_distinct"] = int(len(counts))
     else:
         ctx["tts_params"], ctx["tts_params_distinct"] = [], 0
+    # reference-prompted synthesis and the perception check (casebench perceive)
+    ctx["references"] = None
+    if "meta_reference_clip" in all_clips.columns:
+        refs = all_clips.loc[all_clips["clip_id"].isin(meta["clip_id"])]
+        refs = refs[refs["meta_reference_clip"].notna()]
+        if len(refs):
+            ctx["references"] = {"n_clips": int(len(refs)), "n_references": int(refs["meta_reference_clip"].nunique()),
+                                 "n_speakers": int(refs["meta_reference_speaker"].nunique()),
+                                 "corpora": sorted(refs["meta_reference_corpus"].dropna().astype(str).unique())}
+    ctx["perception"] = None
+    perception_path = ws.reports_dir / "perception.json"
+    if perception_path.is_file():
+        import json
+
+        from casebench.perception import summary_line
+
+        report = json.loads(perception_path.read_text("utf-8"))
+        ctx["perception"] = {**report, "line": summary_line(report)}
     # transcription
     if transcripts is not None and len(transcripts):
         tx = transcripts[transcripts["clip_id"].isin(meta["clip_id"])]

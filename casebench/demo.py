@@ -1,8 +1,10 @@
 """``casebench demo``: the whole flow on an embedded corpus, end to end, in a few minutes on 2 cores.
 
 synthesize (espeak-ng, 10 voices, every acoustic x semantic pair of ekman7) → transcribe (the bundled
-Whisper tiny.en) → annotate (simulated raters: posted to a real local Label Studio and pulled back, or
-straight into the table with ``--no-label-studio``) → agreement → aggregate → split → audit → publish (and
+Whisper tiny.en) → annotate (simulated raters who listen: they rate the voice from its acoustics with noise,
+:class:`casebench.perception.Listener`; posted to a real local Label Studio and pulled back, or straight into
+the table with ``--no-label-studio``) → perception check (:func:`casebench.perception.perceive`) →
+agreement → aggregate → split → audit → publish (and
 load back with ``datasets``) → reference baselines → evaluate on conflict vs congruent test clips → a local
 leaderboard exported as a static site. Every step is the library function its CLI command calls; re-running
 resumes (synthesis and transcription skip finished clips) and rewrites the rest.
@@ -37,12 +39,16 @@ def _annotate(ws, *, label_studio: bool, n_raters: int, p_correct: float, seed: 
     from casebench.annotations import post_simulated, simulate_ratings
     from casebench.benchmarks import DEGRADED_SEP
     from casebench.labelstudio import merge_annotations, pull, push
+    from casebench.perception import Listener, listener_cues
 
     clips = ws.read_df("clips")
     clips = clips[~clips["clip_id"].str.contains(DEGRADED_SEP, regex=False)]  # raters hear the originals
+    # the raters listen: each acoustic rating is heard in the clip's pitch, range, loudness and rate (with
+    # perception noise), never copied from the design label; p_correct applies to reading the words only
+    listener, cues = Listener(tuple(ws.taxonomy.labels)), listener_cues(ws, clips["clip_id"].tolist())
     if not label_studio:
         rows = simulate_ratings(clips, list(ws.taxonomy.labels), n_raters=n_raters,
-                                p_correct=p_correct, seed=seed, careless=1)
+                                p_correct=p_correct, seed=seed, careless=1, listener=listener, cues=cues)
         summary = merge_annotations(ws, rows)
         return {"mode": "simulated raters straight into the annotations table", "rows": len(rows),
                 "summary": summary.to_dict() if hasattr(summary, "to_dict") else str(summary)}
@@ -53,7 +59,7 @@ def _annotate(ws, *, label_studio: bool, n_raters: int, p_correct: float, seed: 
     with local_server(base / "label-studio", template_db=template, document_root=ws.root.parent) as srv:
         push(ws, srv.url, srv.token, document_root=srv.document_root, raters_per_clip=n_raters)
         posted = post_simulated(ws, srv.url, srv.token, n_raters=n_raters, p_correct=p_correct, seed=seed,
-                                careless=1)
+                                careless=1, listener=listener, cues=cues)
         pulled = pull(ws, srv.url, srv.token)
     return {"mode": f"simulated raters posted to a local Label Studio {version()} and pulled back", **posted,
             "pulled": pulled.to_dict() if hasattr(pulled, "to_dict") else str(pulled)}
@@ -88,6 +94,9 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
     summary["transcribe"] = step("transcribe (faster-whisper tiny.en)", transcribe, ws)
     summary["annotate"] = step("annotate (simulated raters)", _annotate, ws, label_studio=label_studio,
                                n_raters=n_raters, p_correct=p_correct, seed=seed, base=out)
+    from casebench.perception import perceive
+
+    summary["perception"] = step("perception check (probe, raters)", perceive, ws, n_boot=n_boot, seed=seed)
     agreement = step("agreement", run_agreement, ws.root, n_boot=n_boot, seed=seed)
     write_agreement_report(agreement, ws.reports_dir / "agreement")
     summary["agreement"] = {d: r["krippendorff_alpha"] for d, r in agreement["dimensions"].items()}
@@ -216,6 +225,9 @@ def _print_summary(summary: dict, ws, console) -> None:
     for dim, entry in summary["agreement"].items():
         agr.add_row(dim, fmt(entry))
     console.print(agr)
+    from casebench.perception import summary_line
+
+    console.print("perception of the synthesized voices: " + summary_line(summary["perception"]))
     worst = summary["least_agreeing_rater"]
     console.print(f"the last simulated rater answers at random; the per-rater check names it: {worst['rater_id']} "
                   f"agrees with the others' majority on {worst['agreement_with_consensus']:.0%} of clips")

@@ -1,0 +1,128 @@
+"""casebench.perception: the probe, the caricature rule on a demo-like espeak-ng workspace, the listening
+simulated raters (they never read the design label), rater agreement, the CLI and the data card."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from casebench.annotations import simulate_ratings
+from casebench.cli import main
+from casebench.errors import ConfigError, InputError
+from casebench.perception import Listener, eta_squared, listener_cues, perceive, probe, rater_agreement, verdict
+from casebench.synth import synth
+from casebench.workspace import Workspace
+
+EKMAN = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+@pytest.fixture(scope="module")
+def espeak_ws(tmp_path_factory):
+    """Like the demo's corpus, smaller: espeak-ng presets, five voices, every voice x words pair of ekman7."""
+    ws = Workspace.create(tmp_path_factory.mktemp("perceive") / "ws", "demo-like", taxonomy="ekman7")
+    synth(ws, voices=["en-us+m1", "en-us+m3", "en-us+f1", "en-us+f3", "en-gb+m3"], per_cell=1, congruent=2, seed=0)
+    return ws
+
+
+def test_perceive_flags_the_espeak_presets_as_caricature(espeak_ws):
+    report = perceive(espeak_ws, n_boot=200)
+    assert report["verdict"] == "caricature"
+    # mean pitch alone separates a voice's emotions, and two dials recover most of them on unseen voices
+    assert report["pitch_eta2"]["median"] > 0.9 and any("eta^2" in r for r in report["reasons"])
+    assert report["two_dial_probe"]["accuracy"]["value"] >= 0.7
+    assert report["probe"]["accuracy"]["value"] > report["probe"]["chance"] + 0.2
+    assert report["probe"]["accuracy"]["n_clusters"] == 5 and report["n_clips"] == 56
+    lo, hi = report["probe"]["accuracy"]["ci"]
+    assert lo <= report["probe"]["accuracy"]["value"] <= hi
+    assert report["raters"] is None
+    saved = json.loads((espeak_ws.reports_dir / "perception.json").read_text())
+    assert saved["verdict"] == "caricature"
+
+
+def test_listening_raters_hear_the_audio_not_the_design_label(espeak_ws):
+    clips = espeak_ws.read_df("clips")
+    labels = list(EKMAN)
+    listener = Listener(tuple(labels))
+    cues = listener_cues(espeak_ws, clips["clip_id"].tolist())
+    rows = simulate_ratings(clips, labels, n_raters=5, seed=3, listener=listener, cues=cues)
+    # the same clips with scrambled design labels get the same acoustic ratings: nothing is copied
+    scrambled = clips.assign(intended_acoustic=np.roll(clips["intended_acoustic"].to_numpy(), 7))
+    again = simulate_ratings(scrambled, labels, n_raters=5, seed=3, listener=listener, cues=cues)
+    acoustic = [r["value"] for r in rows if r["dimension"] == "acoustic_emotion"]
+    assert acoustic == [r["value"] for r in again if r["dimension"] == "acoustic_emotion"]
+    ann = pd.DataFrame(rows)
+    design = dict(zip(clips.clip_id, clips.intended_acoustic, strict=True))
+    agree = rater_agreement(ann, design, dict(zip(clips.clip_id, clips.speaker_id, strict=True)), n_boot=200)
+    # the presets are loud and clear on the listener's dials, but perception is noisy: neither chance nor a copy
+    assert 0.3 < agree["single"]["value"] < 0.95 and agree["majority"]["value"] >= agree["single"]["value"] - 0.05
+    assert agree["n_raters"] == 5 and agree["single"]["n_clusters"] == 5
+    raters_disagree = ann[ann.dimension == "acoustic_emotion"].groupby("clip_id")["value"].nunique()
+    assert (raters_disagree > 1).any()
+    with pytest.raises(ConfigError, match="no cue prototype"):
+        Listener(("angry", "calm"))
+
+
+def test_perceive_reports_rater_agreement_and_the_cli(espeak_ws, capsys):
+    clips = espeak_ws.read_df("clips")
+    rows = simulate_ratings(clips, list(EKMAN), n_raters=3, p_correct=0.75, seed=0)
+    espeak_ws.write_table("annotations", pd.DataFrame(rows))
+    assert main(["perceive", str(espeak_ws.root), "--bootstrap", "100", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    single = report["raters"]["single"]["value"]
+    ann = pd.DataFrame(rows)
+    ac = ann[ann.dimension == "acoustic_emotion"]
+    expected = (ac["value"].to_numpy() == clips.set_index("clip_id").loc[ac.clip_id, "intended_acoustic"].to_numpy())
+    assert single == round(float(expected.mean()), 4)
+    assert main(["perceive", str(espeak_ws.root), "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "caricature" in out and "raters agree with the design label" in out
+    (espeak_ws.table_path("annotations")).unlink()
+
+
+def test_card_reports_perception_and_warns(espeak_ws):
+    from casebench.datacard import card_context, render_card
+
+    perceive(espeak_ws, n_boot=50)
+    meta = espeak_ws.read_df("clips")
+    counts = {"order": [], "rows": {}, "configs": {}, "views": {}, "test_in_no_view": 0}
+    ctx = card_context(espeak_ws, meta, fields={"licence": "CC0-1.0"}, split_counts=counts, audit_report=None,
+                       allow_leakage=None, hide_test_labels=False, hidden_splits=[], annotations=None,
+                       transcripts=None, images_dir=espeak_ws.root / "card-img", repo_id=None, configs={}, n_boot=50)
+    text = render_card(ctx)
+    assert "Warning: the voice emotion looks like a caricature" in text
+    assert "leave-one-speaker-out" in text and "5 speakers" in text
+
+
+def test_probe_verdicts_on_constructed_features():
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([f"s{i}" for i in range(6)], 40)
+    labels = np.tile(np.repeat(["angry", "sad", "happy", "neutral"], 10), 6)
+    noise = rng.normal(size=(240, 10))
+    classes = ["angry", "happy", "neutral", "sad"]
+    # no emotion anywhere: near chance
+    rep = probe(noise, labels, speakers, classes, n_boot=100)
+    assert verdict(full=rep["accuracy"]["value"], two_dial=rep["accuracy"]["value"], chance=rep["chance"],
+                   p_value=rep["p_value"], eta2=0.0)[0] == "near chance"
+    assert rep["chance"] == 0.25
+    # emotion spread over eight features with overlap, none of them pitch or loudness: plausible
+    code = {c: rng.normal(size=8) for c in classes}
+    x = np.column_stack([noise[:, :2], np.stack([code[c] for c in labels]) + rng.normal(0, 1.2, (240, 8))])
+    full = probe(x, labels, speakers, classes, n_boot=100)
+    two = probe(x[:, :2], labels, speakers, classes, n_boot=100)
+    eta = eta_squared(x[:, 0], labels)
+    name, _ = verdict(full=full["accuracy"]["value"], two_dial=two["accuracy"]["value"], chance=full["chance"],
+                      p_value=full["p_value"], eta2=eta)
+    assert name == "plausible" and full["accuracy"]["value"] > 0.5
+    with pytest.raises(InputError, match="at least two speakers"):
+        probe(noise, labels, np.repeat("s", 240), classes)
+
+
+def test_perceive_needs_design_labels(tmp_path):
+    ws = Workspace.create(tmp_path / "ws", "w")
+    ws.write_table("clips", pd.DataFrame({"clip_id": ["a"], "path": ["a.wav"], "speaker_id": ["s"]}))
+    with pytest.raises(InputError, match="no clip with a design label"):
+        perceive(ws)
+    assert main(["perceive", str(ws.root)]) == 2
