@@ -287,15 +287,16 @@ def corpus_kinds(labels: pd.DataFrame | None, annotations: pd.DataFrame | None, 
     ``channels`` lists the emotion channels with labels (``acoustic``, ``semantic``).
 
     >>> corpus_kinds(pd.DataFrame({"acoustic_label": ["joy"], "semantic_label": [None], "valence": [3.0]}), None)
-    {'conflict': False, 'mixed': False, 'dimensional': True, 'channels': ['acoustic']}
+    {'conflict': False, 'mixed': False, 'dimensional': True, 'channels': ['acoustic'], 'dimensions': ['valence']}
     """
     def has(df: pd.DataFrame | None, col: str) -> bool:
         return df is not None and col in df.columns and bool(df[col].notna().any())
 
     channels = [c for c in ("acoustic", "semantic") if has(labels, f"{c}_label")]
     mixed = bool(getattr(schema, "mixed", False)) or has(annotations, "meta_weights")
-    return {"conflict": len(channels) == 2, "mixed": mixed,
-            "dimensional": any(has(labels, d) for d in ("valence", "arousal", "dominance")), "channels": channels}
+    dims = [d for d in ("valence", "arousal", "dominance") if has(labels, d)]
+    return {"conflict": len(channels) == 2, "mixed": mixed, "dimensional": bool(dims), "channels": channels,
+            "dimensions": dims}
 
 
 def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], split_counts: Mapping[str, Any],
@@ -426,6 +427,8 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
     schema = annotation_schema(ws)
     ctx["kinds"] = corpus_kinds(labelled if has_labels else None, annotations, schema)
     ctx["label_mode"] = schema.label_mode
+    #: columns of the published configs that only mean something for a conflict corpus (listed only then)
+    ctx["conflict_fields"] = ["semantic_label", "semantic_dist", "is_conflict", "conflict_type", "intended_semantic"]
     ctx["weight_max"] = schema.weight_max
     # labels and conflicts
     if has_labels:

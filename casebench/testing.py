@@ -210,7 +210,7 @@ _WORDS = ("apple", "river", "stone", "window", "garden", "yellow", "quiet", "mor
           "lobster", "mirror", "nickel", "olive", "pillow", "radar", "sponge", "trumpet", "walrus")
 
 
-def speechlike(seed: int, duration_s: float = 1.5, sample_rate: int = 16000) -> np.ndarray:
+def speechlike(seed: int, duration_s: float = 1.5, sample_rate: int = 16000, f0: float = 120.0) -> np.ndarray:
     """A speech-like float32 test signal: 24 harmonics of a wandering pitch, shaped by a syllable-rate
     envelope, plus a little noise. Different seeds differ as much as different utterances do for the audit's
     fingerprint (bit error rate 0.3-0.5), unlike :func:`sine_wav_bytes` tones, which are too plain to compare.
@@ -222,7 +222,7 @@ def speechlike(seed: int, duration_s: float = 1.5, sample_rate: int = 16000) -> 
     r = np.random.default_rng(seed)
     n = int(round(duration_s * sample_rate))
     t = np.arange(n) / sample_rate
-    f0 = 120 + 40 * np.sin(2 * np.pi * r.uniform(0.5, 2) * t + r.uniform(0, 6)) + r.uniform(-20, 20)
+    f0 = f0 + 40 * np.sin(2 * np.pi * r.uniform(0.5, 2) * t + r.uniform(0, 6)) + r.uniform(-20, 20)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
     x = np.zeros(n)
     for k in range(1, 25):
@@ -333,3 +333,96 @@ def make_audio_benchmark(tmp_path: str | os.PathLike, *, labels: tuple[str, ...]
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), "utf-8")
     return path
+
+
+# --------------------------------------------------------------------------------------------------
+# A mixed-emotion example (the curators' tutorial, and the end-to-end test of the EM2LDL path)
+
+#: The plutchik32 classes the mixed example's clips are dominated by, with a word for each in the example's
+#: three languages (English, Mandarin, Cantonese): what the words of a clip say.
+MIXED_EXAMPLE_WORDS = {
+    "joy": ("joy", "喜悦", "開心"), "sadness": ("sadness", "悲伤", "傷心"), "anger": ("anger", "愤怒", "嬲"),
+    "fear": ("fear", "恐惧", "驚"), "trust": ("trust", "信任", "信"), "disgust": ("disgust", "厌恶", "討厭"),
+    "surprise": ("surprise", "惊讶", "估唔到"), "anticipation": ("anticipation", "期待", "期待"),
+}
+_MIXED_TEMPLATES = ("Honestly I feel {w} about the {x} today.", "我对{x}感到{w}。", "我對{x}覺得好{w}。")
+_MIXED_THINGS = (("garden", "花园", "花園"), ("letter", "信件", "封信"), ("train", "火车", "火車"),
+                 ("market", "市场", "街市"), ("concert", "音乐会", "音樂會"), ("river", "河流", "條河"),
+                 ("school", "学校", "學校"), ("kitchen", "厨房", "廚房"))
+MIXED_LANGUAGES = ("en", "zh", "yue")
+
+
+def write_mixed_example(out_dir: str | os.PathLike, *, n_clips: int = 48, n_raters: int = 20, seed: int = 0,
+                        duration_s: float = 1.2) -> dict:
+    """Write the inputs of a small EM2LDL-like corpus: ``recordings/*.wav``, ``manifest.csv`` (for
+    ``casebench collect``) and ``ratings.csv`` (for ``casebench annotate import-csv``).
+
+    Clips: speech-like signals (:func:`speechlike`) of twelve speakers, four per language (``en``, ``zh``
+    Mandarin, ``yue`` Cantonese), each clip carrying a *true* distribution over plutchik32: a dominant class of
+    :data:`MIXED_EXAMPLE_WORDS` (the voice's pitch rises with it, the text names it in the speaker's language)
+    and one or two secondary classes. Ratings: ``n_raters`` raters per clip choose the dominant class (with
+    probability 0.85) and, half of the time, a secondary one, each with a 1-5 weight, written as
+    ``"joy:4;trust:2"``; plus valence and arousal (1-5) following the dominant class. Returns counts and paths.
+
+    >>> import tempfile
+    >>> info = write_mixed_example(tempfile.mkdtemp(), n_clips=6, n_raters=3)
+    >>> info["clips"], info["ratings"] > 0, info["languages"]
+    (6, True, ['en', 'yue', 'zh'])
+    """
+    import csv
+    from pathlib import Path
+
+    from casebench.taxonomy import get_taxonomy
+
+    out = Path(out_dir)
+    (out / "recordings").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    classes = list(MIXED_EXAMPLE_WORDS)
+    others = [x for x in get_taxonomy("plutchik32").labels if x not in classes]
+    vad = {"joy": (4.5, 3.8), "sadness": (1.6, 1.8), "anger": (1.6, 4.5), "fear": (1.8, 4.2), "trust": (4.0, 2.4),
+           "disgust": (1.8, 3.2), "surprise": (3.6, 4.4), "anticipation": (3.8, 3.4)}
+    speakers = [(f"spk{i:02d}", MIXED_LANGUAGES[i // 4], "female" if i % 2 else "male") for i in range(12)]
+    manifest, ratings = [], []
+    for i in range(n_clips):
+        speaker, lang, gender = speakers[i % len(speakers)]
+        dominant = classes[(i // len(speakers) + i) % len(classes)]
+        secondary = rng.sample([x for x in classes if x != dominant] + others[:4], rng.randint(1, 2))
+        clip = f"mix-{i:03d}"
+        k = MIXED_LANGUAGES.index(lang)
+        text = _MIXED_TEMPLATES[k].format(w=MIXED_EXAMPLE_WORDS[dominant][k], x=_MIXED_THINGS[i % 8][k])
+        text = f"{text} {i + 1}"  # every text its own, as separate recordings would be
+        x = speechlike(seed * 100_000 + i, duration_s, f0=100.0 + 25.0 * classes.index(dominant))
+        (out / "recordings" / f"{clip}.wav").write_bytes(wav_bytes(x))
+        manifest.append({"clip_id": clip, "path": f"recordings/{clip}.wav", "speaker": speaker, "gender": gender,
+                         "language": lang, "text": text})
+        for r in range(n_raters):
+            chosen = {dominant if rng.random() < 0.85 else rng.choice(secondary): rng.randint(3, 5)}
+            if rng.random() < 0.5:
+                extra = rng.choice(secondary)
+                chosen.setdefault(extra, rng.randint(1, 3))
+            value = ";".join(f"{label}:{w}" for label, w in chosen.items())
+            rater = f"rater-{r:02d}"
+            ratings.append({"clip_id": clip, "rater_id": rater, "dimension": "acoustic_emotion", "value": value})
+            v, a = vad[dominant]
+            for dim, centre in (("valence", v), ("arousal", a)):
+                ratings.append({"clip_id": clip, "rater_id": rater, "dimension": dim,
+                                "value": str(int(np.clip(round(centre + rng.gauss(0, 0.7)), 1, 5)))})
+    for name, rows in (("manifest.csv", manifest), ("ratings.csv", ratings)):
+        with open(out / name, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return {"clips": len(manifest), "ratings": len(ratings), "raters": n_raters,
+            "languages": sorted({m["language"] for m in manifest}), "manifest": str(out / "manifest.csv"),
+            "ratings_csv": str(out / "ratings.csv")}
+
+
+if __name__ == "__main__":  # python -m casebench.testing mixed-example DIR  (the curators' tutorial)
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "mixed-example":
+        sys.exit("usage: python -m casebench.testing mixed-example DIR")
+    info = write_mixed_example(sys.argv[2])
+    print(f"{info['clips']} recordings in {info['languages']}, {info['ratings']} ratings by {info['raters']} raters: "
+          f"{info['manifest']}, {info['ratings_csv']}")
+

@@ -408,6 +408,8 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
                                         expected="non-negative values summing to 1"))
             dist[~rows] = np.nan
     vad = {d: _floats(table, d, src, problems) for d in DIMENSIONS if d in names}
+    # a dimension whose column is empty was not rated (a gold CSV always has the three columns): not scored
+    vad = {d: v for d, v in vad.items() if np.isfinite(v).any()}
     if problems:
         raise InputError(problems, summary=f"bad gold table {src}")
     known_cols = {id_col, "acoustic_label", "semantic_label", *tax.labels, *DIMENSIONS}
