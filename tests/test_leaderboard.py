@@ -163,6 +163,10 @@ def test_board_columns_sort_filter_and_baselines():
     custom = build_board(MINI, rows, metrics=["accuracy"])
     assert {c["metric"] for c in custom["columns"]} == {"accuracy"}
     assert build_board(MINI, rows, sort="nonsense")["sort"] == "conflict.macro_f1"
+    # the scorer's warnings (e.g. few speaker clusters) are gathered once for the board
+    rows[0]["results"]["warnings"] = ["conflict: the interval rests on 6 speaker clusters (fewer than 10)"]
+    rows[1]["results"]["warnings"] = list(rows[0]["results"]["warnings"])
+    assert build_board(MINI, rows)["warnings"] == rows[0]["results"]["warnings"]
 
 
 def test_config_checks_and_board_args():
@@ -252,7 +256,15 @@ def test_submit_score_and_board(site):
     assert [b["name"] for b in board["baselines"]] == ["majority_class", "mean_distribution", "mean_vad"]
     html = site.req("GET", "/b/casebench-mini/dev?sort=conflict.macro_f1&order=asc").text
     assert html.index("text-net") < html.index("voice-net")
-    assert re.search(r'class="ci">\[0\.\d{3}, 0\.\d{3}\]', html)
+    # submission dates, the overall column, and the corpus that makes a row "not zero-shot"
+    assert board["rows"][0]["overall"] + board["rows"][1]["overall"] == pytest.approx(1.0)
+    assert re.search(r'<span class="date" title="[^"]+">20\d\d-\d\d-\d\d</span>', html)
+    assert "trained on mini-acted" in html and board["rows"][1]["overlap"] == ["mini-acted"]
+    by_overall = site.req("GET", "/api/boards/casebench-mini/dev?sort=overall").json()["rows"]
+    assert [r["overall"] for r in by_overall] == sorted((r["overall"] for r in by_overall), reverse=True)
+    # the index shows this server's own address in the submit command
+    assert "--server http://testserver --phase dev" in site.req("GET", "/").text
+    assert re.search(r'class="ci">0\.\d{3}–0\.\d{3}<', html)
 
 
 def test_rank_ties_use_paired_comparisons(site):

@@ -28,7 +28,7 @@ EXAMPLES = MINI.gold_path.parent / "examples"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-CI = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")
+CI = re.compile(r"\d\.\d{3}\s+-?\d\.\d{3}–-?\d\.\d{3}")
 
 
 def free_port() -> int:
@@ -127,7 +127,7 @@ def test_sign_in_submit_watch_sort_and_hidden(server, browser):
     page.goto(f"{base}/b/casebench-mini/dev")
     page.wait_for_selector(f"tr.entry[data-id='{sid}']", timeout=60_000)
     row = page.inner_text(f"tr.entry[data-id='{sid}']")
-    assert "text-net" in row and re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", row)
+    assert "text-net" in row and CI.search(row)
     assert page.locator("tr.baseline").count() == 3  # constant baselines as reference rows
 
     sid2 = submit_form(page, base, "casebench-mini/dev", EXAMPLES / "voice-model.jsonl", "voice-net")
@@ -142,7 +142,7 @@ def test_sign_in_submit_watch_sort_and_hidden(server, browser):
         col = [c.get_attribute("data-key") for c in page.locator("th.metric").all()].index(key)
         out = []
         for r in page.locator("tr.entry").all():
-            v = r.locator("td.num").nth(col).get_attribute("data-value")
+            v = r.locator("td.num[data-value]").nth(col).get_attribute("data-value")
             out.append(float(v))
         return out
 
@@ -179,7 +179,7 @@ def test_sign_in_submit_watch_sort_and_hidden(server, browser):
     page.goto(f"{base}/b/casebench-mini/test")
     page.click("#reveal")
     page.wait_for_selector(f"tr.entry[data-id='{sid3}']")
-    assert re.search(r"\[\d\.\d{3}, \d\.\d{3}\]", page.inner_text(f"tr.entry[data-id='{sid3}']"))
+    assert CI.search(page.inner_text(f"tr.entry[data-id='{sid3}']"))
     ctx.close()
 
 
@@ -191,4 +191,47 @@ def test_javascript_enhancement_applies_filters(server, browser):
     page.select_option("select[name=zero_shot]", "0")  # IEMOCAP is not a corpus of casebench-mini: all zero-shot
     page.wait_for_url(re.compile(r".*zero_shot=0.*"))
     assert page.locator("tr.entry").count() == 0 and "matches the filters" in page.content()
+    ctx.close()
+
+
+def test_board_fits_a_laptop_screen(server, browser, tmp_path):
+    """The board at 1366 x 768 (a common laptop screen): every split's columns on screen without scrolling
+    sideways; dates, the overall column and the corpus behind "not zero-shot" shown. The screenshot is kept
+    in the test's folder (and in CASEBENCH_SCREENSHOTS, when set, for a person to look at)."""
+    import os
+
+    base, lb = server
+    user = lb.user_by_name("ada")
+    tmp = Path(lb.config.data_dir) / "tmp"
+    for model, path, trained in (("wav2vec-er", "voice-model.jsonl", "IEMOCAP"),
+                                 ("text-only-baseline-with-a-long-name", "text-model.jsonl", "mini-acted,IEMOCAP"),
+                                 ("hubert-ft", "voice-model.jsonl", "")):
+        f = tmp / f"{model}.jsonl"
+        f.write_bytes((EXAMPLES / path).read_bytes())
+        lb.accept(user, "casebench-mini/dev", f, path, {"model_name": model, "model_revision": "v2",
+                                                         "trained_on": trained, "parameters": "94000000"})
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    deadline = time.monotonic() + 120
+    while True:
+        page.goto(f"{base}/b/casebench-mini/dev")
+        if page.locator("tr.entry td.model", has_text="hubert-ft").count() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    shot = tmp_path / "board-1366x768.png"
+    page.screenshot(path=str(shot), full_page=False)
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("CASEBENCH_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    right = page.evaluate("Math.max(...[...document.querySelectorAll('#board th.split, #board th.metric')]"
+                          ".map(e => e.getBoundingClientRect().right))")
+    assert right <= 1366
+    splits = page.locator("#board th.split").all_inner_texts()
+    assert splits == ["all", "conflict", "congruent", "mini-acted"]
+    text = page.inner_text("#board")
+    assert "trained on mini-acted" in text and re.search(r"20\d\d-\d\d-\d\d", text) and "overall" in text
     ctx.close()

@@ -25,7 +25,7 @@ from casebench.metrics import METRICS
 from casebench.report import fmt
 
 DEFAULT_MAIN = {"categorical": "macro_f1", "distribution": "js", "dimensional": "ccc"}
-NON_METRIC_SORTS = ("model", "date", "parameters")
+NON_METRIC_SORTS = ("model", "date", "parameters", "overall")
 
 
 def column_key(split: str, metric: str) -> str:
@@ -103,6 +103,36 @@ def _cell(entry: dict | None) -> dict:
             "n": entry.get("n"), "text": fmt(entry)}
 
 
+def mean_win_rate(rows: Sequence[dict], cols: Sequence[dict]) -> dict:
+    """Each row's *mean win rate* over the metric columns (HELM, Liang et al. 2022, "Holistic Evaluation of
+    Language Models"): in each column, the share of the other rows with a value there that this row beats
+    (a tie counts half), averaged over the columns where the row has a value; None with no rival. One number
+    across metrics of different scales and directions (JS lower is better, CCC higher).
+
+    >>> cols = [{"key": "a", "higher_is_better": True}, {"key": "b", "higher_is_better": False}]
+    >>> rows = [{"id": 1, "cells": {"a": {"value": .9}, "b": {"value": .2}}},
+    ...         {"id": 2, "cells": {"a": {"value": .8}, "b": {"value": .1}}},
+    ...         {"id": 3, "cells": {"a": {"value": .7}, "b": {"value": None}}}]
+    >>> mean_win_rate(rows, cols)
+    {1: 0.5, 2: 0.75, 3: 0.0}
+    """
+    out = {}
+    for r in rows:
+        rates = []
+        for c in cols:
+            v = r["cells"][c["key"]]["value"]
+            if v is None:
+                continue
+            others = [o["cells"][c["key"]]["value"] for o in rows if o is not r]
+            others = [o for o in others if o is not None]
+            if not others:
+                continue
+            better = (lambda a, b: a > b) if c["higher_is_better"] else (lambda a, b: a < b)
+            rates.append(sum(1.0 if better(v, o) else 0.5 if v == o else 0.0 for o in others) / len(others))
+        out[r["id"]] = sum(rates) / len(rates) if rates else None
+    return out
+
+
 def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: str | None = None,
                 q: str = "", zero_shot: str = "", metrics: Sequence[str] | None = None,
                 p_value: Callable | None = None, show_baselines: bool = True) -> dict:
@@ -124,8 +154,10 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
         show_baselines: add the constant baselines as reference rows (unranked).
 
     Returns:
-        ``{"columns", "rows", "baselines", "sort", "order", "rank_column", "pairs", "filters"}`` where
-        ``pairs`` lists the neighbouring (id, id) pairs whose paired test would settle a tie.
+        ``{"columns", "rows", "baselines", "sort", "order", "rank_column", "pairs", "filters", "warnings"}``
+        where ``pairs`` lists the neighbouring (id, id) pairs whose paired test would settle a tie, each row
+        has ``overall`` (:func:`mean_win_rate` among the shown rows) and ``warnings`` gathers the distinct
+        ``warnings`` of the rows' results (e.g. intervals resting on few speaker clusters).
     """
     cols = columns(bench, metrics)
     col_by_key = {c["key"]: c for c in cols}
@@ -145,6 +177,9 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
     for r in kept:
         out_rows.append({**{k: v for k, v in r.items() if k != "results"},
                          "cells": {c["key"]: _cell(_entry(r.get("results"), c)) for c in cols}})
+    overall = mean_win_rate(out_rows, cols)
+    for r in out_rows:
+        r["overall"] = overall[r["id"]]
     ranked_by_id: dict = {}
     pairs: list = []
     if rank_col is not None:
@@ -175,6 +210,11 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
         order = order or "asc"
         out_rows.sort(key=lambda r: (str(r.get("model") or "").lower(), str(r.get("revision") or "")),
                       reverse=order == "desc")
+    elif sort == "overall":
+        order = order or "desc"
+        known = sorted((r for r in out_rows if r["overall"] is not None), key=lambda r: r["overall"],
+                       reverse=order == "desc")
+        out_rows = known + [r for r in out_rows if r["overall"] is None]
     elif sort == "date":
         order = order or "desc"
         out_rows.sort(key=lambda r: str(r.get("created_at") or ""), reverse=order == "desc")
@@ -191,6 +231,13 @@ def build_board(bench, rows: Sequence[dict], *, sort: str | None = None, order: 
             base_src = next((r["results"].get("baselines") for r in rows if r.get("results")), None) or {}
         for name, base in base_src.items():
             base_rows.append({"name": name, "cells": {c["key"]: _cell(_entry({"splits": base}, c)) for c in cols}})
+    warnings: list[str] = []
+    for r in kept:
+        for w in (r.get("results") or {}).get("warnings") or []:
+            text = w if isinstance(w, str) else str(w.get("message") or w) if isinstance(w, dict) else str(w)
+            if text not in warnings:
+                warnings.append(text)
     return {"columns": cols, "rows": out_rows, "baselines": base_rows, "sort": sort, "order": order,
             "rank_column": rank_col["key"] if rank_col else None, "pairs": pairs,
-            "filters": {"q": q or "", "zero_shot": zero_shot or "", "metrics": list(metrics or [])}}
+            "filters": {"q": q or "", "zero_shot": zero_shot or "", "metrics": list(metrics or [])},
+            "warnings": warnings}

@@ -644,8 +644,11 @@ class Leaderboard:
     def board_meta(self, board: BoardConfig) -> dict:
         """What a board is (no scores): benchmark, phase, visibility, reveal state, quotas, splits, tasks."""
         spec = board.spec()
+        items = self._items[board.key]
         return {"key": board.key, "benchmark": spec.name, "version": spec.version, "phase": board.phase,
                 "visibility": board.visibility, "revealed": self.revealed(board), "open": board.open,
+                "n_items": len(self.gold(board)), "partitioned": board.hidden_phase and items.partitioned,
+                "public_fraction": items.public_fraction, "ladder": board.hidden_phase and board.ladder,
                 "title": board.title or f"{spec.name} v{spec.version} · {board.phase} phase",
                 "description": spec.description, "quota_per_day": board.quota_per_day,
                 "quota_total": board.quota_total, "splits": [s.name for s in spec.splits],
@@ -655,12 +658,16 @@ class Leaderboard:
     def board_rows(self, board: BoardConfig, results_url: str = "/api/submissions/{id}/results.json") -> list[dict]:
         """Rows for :func:`~casebench.leaderboard.board.build_board`: every scored model revision with its
         results object. Call only for a board whose scores are public."""
+        from casebench.results import zero_shot
+
         names = self.usernames()
         rows = []
         for sub in self.board_submissions(board):
+            trained = orjson.loads(sub.trained_on)
             rows.append({"id": sub.id, "model": sub.model_name, "revision": sub.model_revision,
                          "url": sub.model_url, "parameters": sub.model_parameters, "zero_shot": sub.zero_shot,
-                         "trained_on": orjson.loads(sub.trained_on), "description": sub.description,
+                         "trained_on": trained, "overlap": zero_shot(board.spec(), trained)[1],
+                         "description": sub.description,
                          "user": names.get(sub.user_id, "?"),
                          "created_at": sub.created_at.isoformat(timespec="seconds"),
                          "results_url": results_url.format(id=sub.id), "results": orjson.loads(sub.results)})
