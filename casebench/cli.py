@@ -315,7 +315,8 @@ def synth(
         "--backend", help="TTS backend: espeak-ng (default; needs only the Debian package), command "
                           "(--tts-cmd) or openai (--tts-url, --tts-model).")] = "espeak-ng",
     voices: Annotated[str | None, typer.Option(
-        "--voices", help="Comma-separated voices, each a speaker (espeak-ng: en-us+m3,en-us+f3).")] = None,
+        "--voices", help="Comma-separated voices, each a speaker (espeak-ng: en-us+m3,en-us+f3; with "
+                         "--reference-from: speaker ids of that corpus, e.g. 1001,1002).")] = None,
     emotions: Annotated[str | None, typer.Option(
         "--emotions", help="Comma-separated emotions to cross (default: the whole taxonomy).")] = None,
     per_cell: Annotated[int, typer.Option("--per-cell", min=0, help="Clips per (acoustic, semantic) cell.")

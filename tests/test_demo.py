@@ -39,6 +39,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (ws / "reports" / "agreement" / "index.html").exists()
     assert (out / "site" / "index.html").exists()
     assert all(summary["agreement"][d]["value"] > 0.3 for d in ("acoustic_emotion", "semantic_emotion"))
+    # the demo checks its own voices: espeak-ng presets are a caricature, and the raters listen (no copying)
+    assert summary["perception"]["verdict"] == "caricature"
+    assert 0.3 < summary["perception"]["raters"]["single"]["value"] < 0.9
 
     # running it again resumes: nothing is synthesized or transcribed twice
     assert main(["demo", "--out", str(out), "--no-label-studio", "--bootstrap", "50", "--json"]) == 0
