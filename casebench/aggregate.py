@@ -675,8 +675,13 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
             result.report["intended"] = match
     result.report["workspace"] = str(ws.root)
     if write:
-        path = ws.write_table("labels", result.labels)
+        from casebench.workspace import downstream_stale, stale_problems
+
+        path = ws.write_table("labels", result.labels, built_from=ws.versions(["annotations"]))
         result.report["labels_table"] = str(path)
+        # what this run left stale downstream: the splits (stratified by the old labels), gold, published
+        result.report["warnings"] += [p for p in stale_problems(ws, {"splits": None}) if "after split" in p]
+        result.report["warnings"] += downstream_stale(ws)
         report_path = ws.reports_dir / "aggregate.json"
         result.report["report"] = str(report_path)
         atomic_write_text(report_path, json.dumps(result.report, indent=2, default=_json) + "\n")

@@ -66,6 +66,15 @@ def _print_json(obj) -> None:
     sys.stdout.write(orjson.dumps(obj, option=opts).decode() + "\n")
 
 
+def _print_stale(problems: list[str] | None) -> None:
+    """Stale inputs used anyway (--allow-stale): on stderr, so --json output stays one document."""
+    from rich.markup import escape
+
+    for p in problems or []:
+        err_console.print(f"[yellow]warning: stale (--allow-stale):[/] {escape(p)}", highlight=False,
+                          soft_wrap=True)
+
+
 def _benchmark(benchmark: str | None, gold: Path | None, taxonomy: str | None):
     from casebench.benchmarks import adhoc_benchmark, get_benchmark
     from casebench.errors import ConfigError
@@ -110,6 +119,9 @@ def evaluate(
                            "e.g. gender,language.")] = None,
     min_group_items: Annotated[int | None, typer.Option(
         "--min-group-items", min=1, help="Smallest group that is ranked with --group-by (default 30).")] = None,
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale", help="Score although the gold/spec was built from workspace tables that changed since "
+                              "(printed and recorded in the results).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score a predictions file: every split and metric with a 95% bootstrap CI, beside constant baselines."""
@@ -120,7 +132,8 @@ def evaluate(
     model = model_info(model_name, model_revision, trained_on=(trained_on or "").split(","))
     results = run(predictions, bench, n_boot=n_boot, seed=seed, unit=unit, renormalize=renormalize,
                   allow_missing=allow_missing, model=model, group_by=_split_list(group_by),
-                  min_group_items=min_group_items)
+                  min_group_items=min_group_items, allow_stale=allow_stale)
+    _print_stale((results.get("staleness") or {}).get("problems"))
     if out:
         save(results, out)
     if report:
@@ -642,6 +655,9 @@ def leaderboard_serve(
     rate_per_minute: Annotated[float | None, typer.Option("--rate-per-minute", help="Upload refill rate per "
                                                                                        "token.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale", help="Serve boards whose gold/spec was built from workspace tables that changed since "
+                              "(printed; recorded in every score).")] = False,
 ) -> None:
     """Start the leaderboard web app (pages + JSON API) and its scoring worker.
 
@@ -663,6 +679,10 @@ def leaderboard_serve(
         cfg.rate_limit.burst = rate_burst
     if rate_per_minute is not None:
         cfg.rate_limit.per_minute = rate_per_minute
+    from casebench.workspace import check_benchmark
+
+    for board in cfg.boards:  # a stale gold/spec is refused before anything is served
+        _print_stale(check_benchmark(board.spec(), allow_stale=allow_stale))
     app_ = make_app(cfg)
     lb = app_.state.lb
     boards = ", ".join(f"{b.key}" for b in cfg.boards)
@@ -1190,6 +1210,9 @@ def publish_cmd(
         "--no-views", help="Do not publish the conflict_test / congruent_test views.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier published folder.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale", help="Publish although the labels changed after the split (printed and recorded).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish as a Hugging Face dataset: Parquet shards (configs default, distributions, annotations), README
@@ -1206,7 +1229,9 @@ def publish_cmd(
     result = run(workspace, out, repo_id=repo_id, private=private, token=token, hide_test_labels=hide_test_labels,
                  gold_path=gold, allow_leakage=allow_leakage, card=card, prompt=prompt,
                  shard_bytes=parse_size(shard_size), audit_audio=not no_audio_audit, n_boot=n_boot,
-                 views=not no_views, overwrite=overwrite, progress=not (no_progress or as_json))
+                 views=not no_views, overwrite=overwrite, progress=not (no_progress or as_json),
+                 allow_stale=allow_stale)
+    _print_stale(result.get("stale"))
     if as_json:
         _print_json(result)
         return

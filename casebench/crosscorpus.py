@@ -198,7 +198,7 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
     from casebench import __version__
     from casebench.benchmarks import get_benchmark
     from casebench.taxonomy import get_taxonomy
-    from casebench.workspace import Workspace, atomic_write_text
+    from casebench.workspace import Workspace, atomic_write_text, lineage, stale_problems
 
     if not workspaces:
         raise ConfigError("benchmark-from needs at least one workspace")
@@ -227,6 +227,12 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
         rows += r
         infos[ws.name] = info
     vad_scale = _harmonise_vad(rows, infos, notes)
+    command = ("casebench benchmark-from " + " ".join(str(ws.root) for ws in opened) + f" --out {out} --taxonomy "
+               f"{target.name}" + (f" --split {split}" if split else "") + " --overwrite")
+    built_from = [lineage(ws, ("clips", "labels", "splits"), step="benchmark-from", command=command)
+                  for ws in opened]
+    for ws in opened:  # labels older than their annotations, splits older than the labels: say so
+        notes += [f"{ws.name}: {p}" for p in stale_problems(ws)]
     for n in notes:
         log.warning("%s", n)
     has_sem = any("semantic_label" in r for r in rows)
@@ -255,7 +261,8 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
             "build": {"casebench_version": __version__,
                       "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                       "vad_scale": list(vad_scale) if vad_scale else None, "notes": notes,
-                      "sources": [{"corpus": c, **i} for c, i in infos.items()]}}
+                      "sources": [{"corpus": c, **i} for c, i in infos.items()],
+                      "built_from": built_from}}
     spec_path = out / f"{name}.yaml"
     atomic_write_text(spec_path, yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100))
     bench = get_benchmark(spec_path)

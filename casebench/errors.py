@@ -92,6 +92,11 @@ class SpecError(InputError, ConfigError):
     (a spec is configuration)."""
 
 
+class StaleError(CasebenchError):
+    """A derived artefact (labels, splits, gold, spec, published folder) was built from tables that changed
+    since; the message names the step to re-run (``--allow-stale`` goes ahead and says so in the outputs)."""
+
+
 class MissingDependencyError(CasebenchError):
     """An optional extra is not installed (the message names the extra to install)."""
 

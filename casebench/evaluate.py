@@ -384,8 +384,12 @@ def prediction_arrays(preds, gold: Gold, tasks: Sequence[str]) -> dict:
 def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 1000, seed: int = 0,
              unit: str = "auto", renormalize: bool = False, allow_missing: bool = False,
              model: dict | None = None, with_baselines: bool = True, group_by: str | Sequence[str] | None = None,
-             min_group_items: int | None = None) -> dict:
+             min_group_items: int | None = None, allow_stale: bool = False) -> dict:
     """Parse ``predictions`` and score them on ``benchmark``; returns the results object (a dict).
+
+    A gold, spec or published folder built from workspace tables that changed since is refused
+    (:func:`casebench.workspace.check_benchmark`: StaleError naming the step to re-run) unless
+    ``allow_stale``, which records the problems in ``results["staleness"]`` and ``results["warnings"]``.
 
     With ``group_by`` (one gold column or several; default the benchmark's ``group_by``),
     ``results["groups"][column]`` holds the per-group breakdown of the categorical task over the clean items
@@ -399,7 +403,9 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     """
     from casebench.predictions import parse_predictions
     from casebench.results import build_results
+    from casebench.workspace import check_benchmark
 
+    stale = check_benchmark(benchmark, allow_stale=allow_stale)
     gold = benchmark.load_gold()
     preds = parse_predictions(predictions, gold, renormalize=renormalize, allow_missing=allow_missing)
     model = _with_sidecar(model, predictions, preds)
@@ -436,9 +442,13 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     for res in base.values():
         for split_scores in res.values():
             split_scores.pop("by_dimension", None)
-    return build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores, baselines=base,
-                         extra=extra, n_boot=n_boot, seed=seed, unit="item" if _clusters(gold, unit) is None
-                         else "speaker", model=model)
+    results = build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores,
+                            baselines=base, extra=extra, n_boot=n_boot, seed=seed,
+                            unit="item" if _clusters(gold, unit) is None else "speaker", model=model)
+    if stale:
+        results["staleness"] = {"allow_stale": True, "problems": stale}
+        results.setdefault("warnings", []).extend(f"stale (--allow-stale): {p}" for p in stale)
+    return results
 
 
 def _with_sidecar(model: dict | None, predictions, preds) -> dict | None:

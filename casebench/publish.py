@@ -56,6 +56,8 @@ import pandas as pd
 
 from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem
 
+#: The published folder's record of the workspace tables it was built from (local only: not uploaded).
+LINEAGE_FILE = ".casebench-lineage.json"
 #: Config name -> folder in the published layout.
 CONFIG_DIRS = {"default": "data", "distributions": "distributions", "annotations": "annotations"}
 CONFIGS = tuple(CONFIG_DIRS)
@@ -479,7 +481,8 @@ def upload(folder: str | os.PathLike, repo_id: str, *, private: bool = False, to
     api = HfApi(token=hf_token(token))
     repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                             commit_message=commit_message or f"casebench publish {Path(folder).name}")
+                             commit_message=commit_message or f"casebench publish {Path(folder).name}",
+                             ignore_patterns=[LINEAGE_FILE])  # local paths: not for the Hub
     return {"repo_id": repo_id, "repo_url": str(repo_url), "commit_url": getattr(info, "commit_url", None),
             "commit_oid": getattr(info, "oid", None), "private": private}
 
@@ -543,7 +546,7 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
             shard_bytes: int = DEFAULT_SHARD_BYTES, audit_audio: bool = True, n_boot: int = 1000,
             views: bool = True, pseudonymize_raters: bool = True, gold_path: str | os.PathLike | None = None,
             overwrite: bool = False, progress: bool = False, audit_report: Mapping[str, Any] | None = None,
-            validate: bool = True) -> dict:
+            validate: bool = True, allow_stale: bool = False) -> dict:
     """Publish a workspace to ``out_dir`` in the Hugging Face layout (see the module docstring).
 
     Args:
@@ -564,6 +567,8 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
             is written to ``<workspace>/reports/publish-raters.json``, not published).
         audit_report: an audit report of the current splits to use instead of running the audit again.
         validate: validate croissant.json with mlcroissant.
+        allow_stale: publish even though the labels changed after the split (or the annotations after
+            aggregate); the problems go into the summary (``stale``). Without it that is a StaleError.
 
     Returns:
         Summary: ``out_dir``, per config and split the rows and shards, bytes written, MB/s, the audit
@@ -573,16 +578,24 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
     Raises:
         ConfigError: missing curator fields, unknown licence without URL, no token for ``repo_id``, an
             occupied ``out_dir``.
+        StaleError: the splits were made from other labels or clips, or the labels from other annotations,
+            than the workspace has now (the message names the step to re-run), and no ``allow_stale``.
         InputError: the audit fails (listing the leaks) and no ``allow_leakage`` reason; missing tables;
             audio files missing or not matching ``clips.sha256``.
     """
     from casebench import datacard
     from casebench.audit import audit as run_audit
+    from casebench.errors import StaleError
     from casebench.splits import conflict_status, named_views, split_order
-    from casebench.workspace import Workspace, atomic_write_text
+    from casebench.workspace import Workspace, atomic_write_text, lineage, lineage_path, record_artefact, stale_problems
 
     t0 = time.perf_counter()
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    stale = stale_problems(ws, {t: None for t in ("labels", "splits")})
+    if stale and not allow_stale:
+        raise StaleError("the workspace's tables are stale, so publish refuses them:\n"
+                         + "\n".join(f"  {p}" for p in stale)
+                         + "\n(--allow-stale / allow_stale=True publishes anyway and says so in the summary)")
     out_dir = Path(out_dir).expanduser().resolve()
     if ws.root == out_dir or ws.root in out_dir.parents:
         raise ConfigError(f"publish folder {out_dir} is inside the workspace {ws.root}; choose a folder outside it")
@@ -793,10 +806,19 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
         atomic_write_text(tmp / "croissant.json", json.dumps(croissant, indent=2, default=str) + "\n")
         croissant_check = validate_croissant(tmp / "croissant.json") if validate else None
 
+        # what the folder and the gold were built from: kept local (the upload leaves the file out)
+        command = f"casebench publish {ws.root} {out_dir}" + (" --hide-test-labels" if hide_test_labels else "")
+        built = lineage(ws, [t for t in ("clips", "labels", "splits", "annotations", "transcripts")],
+                        step="publish", command=command)
+        if stale:
+            built["allow_stale"] = stale
+        atomic_write_text(tmp / LINEAGE_FILE, json.dumps([built], indent=2) + "\n")
         # gold, rater map: local only
         if gold is not None:
             gold_df = gold_table(pd.concat([by_split[s] for s in hidden]), tax.labels)
             atomic_write_text(gold, gold_df.to_csv(index=False))
+            atomic_write_text(lineage_path(gold), json.dumps([built], indent=2) + "\n")
+            record_artefact(ws, "gold", gold, built)
         if rater_map:
             atomic_write_text(ws.reports_dir / "publish-raters.json",
                               json.dumps({"note": "local only: published pseudonym -> workspace rater_id",
@@ -809,6 +831,7 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
             w.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    record_artefact(ws, "published folder", out_dir, built)
     written = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     summary = {
         "out_dir": str(out_dir), "name": ws.name, "configs": {c: counts[c] for c in configs_written},
@@ -823,7 +846,7 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
         "timings_s": {"audit": round(audit_s, 3), "write": round(write_s, 3),
                       "total": round(time.perf_counter() - t0, 3)},
         "mb_per_s_write": round(audio_bytes / 1e6 / write_s, 2) if write_s > 0 else None,
-        "upload": None,
+        "upload": None, "stale": stale,
     }
     if repo_id:
         summary["upload"] = upload(out_dir, repo_id, private=private, token=token,

@@ -927,7 +927,7 @@ def split(workspace: Any, *, method: str = "holdout", ratios: Mapping[str, float
                                 stratify_source=stratify_source, require_all_classes=require_all_classes)
     table = result.table.copy()
     table["fold"] = table["fold"].astype("Int32")
-    path = ws.write_table("splits", table)
+    path = ws.write_table("splits", table, built_from=ws.versions(["clips", "labels"]))
     digest = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()).hexdigest()
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     config = {**result.config, "splits_sha256": digest[:16], "created_at": created}
@@ -936,6 +936,11 @@ def split(workspace: Any, *, method: str = "holdout", ratios: Mapping[str, float
     if n_copies:
         report["warnings"] = [*report.get("warnings", []), f"{n_copies} degraded copies were not split and have no "
                               "split now: run `casebench degrade` again to rebuild them for the new test split"]
+    from casebench.workspace import downstream_stale
+
+    stale = downstream_stale(ws)  # the gold, published folders and specs built from the old splits
+    if stale:
+        report["warnings"] = [*report.get("warnings", []), *stale]
     report_path = ws.reports_dir / "split.json"
     atomic_write_text(report_path, json.dumps(report, indent=2, default=_json_default) + "\n")
     return {**report, "splits_table": str(path), "report": str(report_path)}

@@ -18,6 +18,13 @@ and the column. Besides the schema's columns a table may carry extra columns who
 typo never becomes a silent new column. Writes are atomic (temp file in the same directory, fsync,
 ``os.replace``, fsync of the directory): a reader sees the old table or the new one, never half of one.
 
+Derived tables record the versions (sha256 of the Parquet bytes, :meth:`Workspace.table_version`) of the
+tables they were built from, in their Parquet metadata (``labels`` <- annotations by ``aggregate``;
+``splits`` <- clips and labels by ``split``; see :data:`DERIVED`); artefacts built outside the workspace
+(the gold CSV and published folder of ``publish``, the spec of ``benchmark-from``) record them in a lineage
+mapping (:func:`lineage`). :func:`stale_problems` compares them with the tables as they are now and names
+the step to re-run, upstream first: "labels.parquet changed after split: re-run `casebench split WS`".
+
 Long steps write through a :class:`StepJournal` (``workspace.resumable(step, config)``) and so survive
 ``kill -9``: each batch is one atomically written part file keyed by the step's config hash, and a
 re-run skips the clip_ids already there.
@@ -89,6 +96,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 #: Values used for a column absent from the data given to ``write_table`` (not on read).
 DEFAULTS: dict[str, dict[str, Any]] = {"annotations": {"cancelled": False, "ground_truth": False}}
+
+#: Derived tables: the step that writes each and the tables it is built from (recorded as their versions).
+DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {"labels": ("aggregate", ("annotations",)),
+                                                   "splits": ("split", ("clips", "labels"))}
+_BUILT_FROM = b"casebench.built_from"
 
 #: Which command writes each table (named in "table not found" messages).
 PRODUCERS = {"clips": "synth or collect", "transcripts": "transcribe", "annotations": "annotate import",
@@ -774,8 +786,12 @@ class Workspace:
         """Table ``name`` as a pandas DataFrame (lists as numpy arrays, times as UTC datetimes)."""
         return self.read_table(name, validate=validate).to_pandas()
 
-    def write_table(self, name: str, data: Any, *, fill_missing: bool = True) -> Path:
+    def write_table(self, name: str, data: Any, *, fill_missing: bool = True,
+                    built_from: Mapping[str, str | None] | None = None) -> Path:
         """Cast ``data`` to the schema of ``name``, check it, replace ``tables/<name>.parquet`` atomically.
+
+        ``built_from`` (table -> :meth:`table_version`) is stored in the file's metadata: what a derived
+        table was built from, for :func:`stale_problems`.
 
         ``data`` is a pyarrow Table, a pandas DataFrame or a list of row dicts. Columns come out in schema
         order, then the ``qc_*``/``meta_*`` extras in the order given. Absent nullable columns are written
@@ -789,9 +805,40 @@ class Workspace:
         if problems:
             raise InputError(problems, summary=f"{len(problems)} problem(s) in table {name} ({path}); "
                                                "nothing was written")
+        if built_from is not None:
+            meta = dict(table.schema.metadata or {})
+            meta[_BUILT_FROM] = json.dumps(dict(built_from), sort_keys=True).encode()
+            table = table.replace_schema_metadata(meta)
         with atomic_open(path) as f:
             pq.write_table(table, f)
         return path
+
+    # ----- versions of tables (staleness)
+
+    def table_version(self, name: str) -> str | None:
+        """``"sha256:<hex>"`` of ``tables/<name>.parquet``'s bytes, or None when there is no such table."""
+        path = self.table_path(name)
+        try:
+            with open(path, "rb") as f:
+                return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+        except FileNotFoundError:
+            return None
+
+    def versions(self, names: Sequence[str]) -> dict[str, str | None]:
+        """:meth:`table_version` of each of ``names``."""
+        return {n: self.table_version(n) for n in names}
+
+    def built_from(self, name: str) -> dict[str, str | None] | None:
+        """What derived table ``name`` was built from (table -> version), or None when it records nothing
+        (absent, or written before versions were recorded)."""
+        path = self.table_path(name)
+        if not path.is_file():
+            return None
+        try:
+            raw = (pq.read_schema(path).metadata or {}).get(_BUILT_FROM)
+        except (pa.ArrowException, OSError):
+            return None
+        return json.loads(raw) if raw else None
 
     def _content_problems(self, name: str, table: pa.Table, file: str) -> list[Problem]:
         """Checks that need the config: labels in the taxonomy, distributions in taxonomy order,
@@ -836,6 +883,178 @@ class Workspace:
         as it is written, so a bad row fails at once rather than at :meth:`StepJournal.finish`.
         """
         return StepJournal(self, step, config, table=table)
+
+
+def step_command(step: str, ws: Workspace) -> str:
+    """The command line that re-runs ``step`` on ``ws`` (for messages)."""
+    return f"casebench {step} {ws.root}"
+
+
+def stale_problems(ws: Workspace, built_from: Mapping[str, str | None] | None = None, *, step: str | None = None,
+                   command: str | None = None, what: str | None = None) -> list[str]:
+    """Why something built from ``ws``'s tables is stale, upstream first; [] when it is not.
+
+    First the derived tables among ``built_from`` (and their own inputs, recursively): one whose inputs
+    changed after it was written names its step ("labels.parquet changed after split: re-run `casebench
+    split WS`"). Then each table of ``built_from`` whose version differs from the recorded one names
+    ``step`` / ``command`` (what built the artefact ``what``). Tables recorded as absent (None) that exist
+    now, and the reverse, count as changed. With no ``built_from``, the workspace's own derived tables are
+    checked.
+
+    >>> import tempfile
+    >>> ws = Workspace.create(tempfile.mkdtemp(), "demo")
+    >>> _ = ws.write_table("labels", [{"clip_id": "c1", "acoustic_label": "sad"}])
+    >>> _ = ws.write_table("splits", [{"clip_id": "c1", "split": "test"}],
+    ...                    built_from=ws.versions(["clips", "labels"]))
+    >>> stale_problems(ws, {"splits": ws.table_version("splits")}, step="publish")
+    []
+    >>> _ = ws.write_table("labels", [{"clip_id": "c1", "acoustic_label": "happy"}])  # re-aggregated
+    >>> stale_problems(ws, {"splits": ws.table_version("splits")}, step="publish")  # doctest: +ELLIPSIS
+    ['labels.parquet changed after split (tables/splits.parquet was built from an older version): re-run ...']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def upstream(table: str) -> None:
+        if table in seen or table not in DERIVED:
+            return
+        seen.add(table)
+        producer, inputs = DERIVED[table]
+        for t in inputs:
+            upstream(t)
+        recorded = ws.built_from(table)
+        if recorded is None:
+            return  # written before versions were recorded, or absent: nothing to compare
+        for t in inputs:
+            if t in recorded and recorded[t] != ws.table_version(t):
+                out.append(f"{_change(ws, t, recorded[t], producer, f'tables/{table}.parquet')}: re-run "
+                           f"`{step_command(producer, ws)}`")
+                break
+
+    tables = dict(built_from) if built_from is not None else {t: None for t in DERIVED}
+    for t in tables:
+        upstream(t)
+    if built_from is not None and step is not None:
+        for t, v in tables.items():
+            if v != ws.table_version(t):
+                out.append(f"{_change(ws, t, v, step, what)}: re-run `{command or step_command(step, ws)}`")
+    return list(dict.fromkeys(out))
+
+
+def _change(ws: Workspace, table: str, recorded: str | None, step: str, built: str | None) -> str:
+    """"<table>.parquet changed after <step> (<built> was built from an older version)", or appeared / was
+    removed."""
+    if recorded is None:
+        return f"{table}.parquet appeared after {step}" + (f" ({built} was built without it)" if built else "")
+    if not ws.has_table(table):
+        return f"{table}.parquet was removed after {step}"
+    return f"{table}.parquet changed after {step}" + (f" ({built} was built from an older version)" if built else "")
+
+
+def lineage(ws: Workspace, tables: Sequence[str], *, step: str, command: str) -> dict:
+    """What an artefact built outside the workspace records: the workspace, the versions of ``tables``, and
+    the step and command that built it (read back by :func:`check_lineage`)."""
+    return {"workspace": str(ws.root), "name": ws.name, "step": step, "command": command,
+            "tables": ws.versions(tables)}
+
+
+def check_lineage(records: Sequence[tuple[str, Mapping[str, Any]]], *, what: str,
+                  allow_stale: bool = False) -> list[str]:
+    """Stale problems of artefacts from their lineage ``records`` ((artefact, :func:`lineage` record), one
+    per workspace an artefact was built from).
+
+    A workspace that cannot be found (the artefact was copied to another machine) cannot be checked and
+    gives no problem. Raises :class:`~casebench.errors.StaleError` listing the problems, unless
+    ``allow_stale``; returns them.
+    """
+    from casebench.errors import StaleError
+
+    problems: list[str] = []
+    for artefact, rec in records:
+        root = Path(str(rec.get("workspace", "")))
+        if not rec.get("workspace") or not (root / CONFIG_FILE).is_file():
+            continue
+        ws = Workspace.open(root)
+        problems += stale_problems(ws, rec.get("tables") or {}, step=rec.get("step"), command=rec.get("command"),
+                                   what=artefact)
+    problems = list(dict.fromkeys(problems))
+    if problems and not allow_stale:
+        raise StaleError(f"{what} is stale:\n" + "\n".join(f"  {p}" for p in problems)
+                         + "\n(--allow-stale / allow_stale=True goes ahead and records this in the outputs)")
+    return problems
+
+
+def benchmark_lineage(spec_path: str | os.PathLike | None, gold_path: str | os.PathLike,
+                      dataset_path: str | os.PathLike | None = None) -> list[tuple[str, dict]]:
+    """The lineage records of a benchmark's artefacts: the spec's ``build.built_from`` (``benchmark-from``),
+    the gold's ``<gold>.lineage.json`` and the published folder's lineage file (``publish``)."""
+    import yaml
+
+    out: list[tuple[str, dict]] = []
+    if spec_path is not None and Path(spec_path).is_file():
+        try:
+            spec = yaml.safe_load(Path(spec_path).read_text("utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            spec = {}
+        build = spec.get("build") if isinstance(spec, dict) else None
+        for rec in (build or {}).get("built_from") or [] if isinstance(build, dict) else []:
+            out.append((f"spec {spec_path}", rec))
+    files = [("gold", lineage_path(gold_path))]
+    if dataset_path is not None:
+        files.append(("published folder", Path(dataset_path) / ".casebench-lineage.json"))
+    for kind, f in files:
+        if f.is_file():
+            try:
+                recs = json.loads(f.read_text("utf-8"))
+            except (OSError, ValueError):
+                continue
+            out += [(f"{kind} {f.parent if kind == 'published folder' else gold_path}", r)
+                    for r in recs if isinstance(r, dict)]
+    return out
+
+
+def check_benchmark(benchmark: Any, *, allow_stale: bool = False) -> list[str]:
+    """:func:`check_lineage` over :func:`benchmark_lineage` of a :class:`~casebench.benchmarks.Benchmark`:
+    StaleError (unless ``allow_stale``) when its gold, spec or published folder was built from workspace
+    tables that changed since; returns the problems."""
+    records = benchmark_lineage(benchmark.spec_path, benchmark.gold_path, (benchmark.dataset or {}).get("path"))
+    return check_lineage(records, what=f"benchmark {benchmark.name!r}", allow_stale=allow_stale)
+
+
+def record_artefact(ws: Workspace, what: str, path: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Remember in ``reports/lineage.json`` that ``what`` at ``path`` was built from ``record`` (a
+    :func:`lineage`), so that re-aggregating or re-splitting can say which artefacts it left stale."""
+    file = ws.reports_dir / "lineage.json"
+    try:
+        known = json.loads(file.read_text("utf-8")).get("artefacts", [])
+    except (OSError, ValueError):
+        known = []
+    known = [a for a in known if not (a.get("what") == what and a.get("path") == str(path))]
+    known.append({"what": what, "path": str(path), **record})
+    atomic_write_text(file, json.dumps({"artefacts": known}, indent=2) + "\n")
+
+
+def downstream_stale(ws: Workspace) -> list[str]:
+    """Artefacts recorded by :func:`record_artefact` that the workspace's tables have made stale (those that
+    still exist), one message each naming the step to re-run; for ``aggregate`` and ``split`` to print."""
+    try:
+        known = json.loads((ws.reports_dir / "lineage.json").read_text("utf-8")).get("artefacts", [])
+    except (OSError, ValueError):
+        return []
+    out = []
+    for a in known:
+        if not Path(a.get("path", "")).exists():
+            continue
+        problems = stale_problems(ws, a.get("tables") or {}, step=a.get("step"), command=a.get("command"),
+                                  what=f"{a['what']} {a['path']}")
+        out += [f"{a['what']} {a['path']} is now stale: {problems[-1]}"] if problems else []
+    return out
+
+
+def lineage_path(artefact: str | os.PathLike) -> Path:
+    """Where the lineage of a file artefact (a gold CSV) is kept: ``<file>.lineage.json`` beside it."""
+    p = Path(artefact)
+    return p.with_name(p.name + ".lineage.json")
 
 
 def _check_config(config: Mapping[str, Any], where: str) -> None:

@@ -163,3 +163,31 @@ def test_cli_benchmark_from_then_evaluate(workspaces, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "cross-corpus mean" in text and "NOT zero-shot: the model trained on this corpus" in text
     assert main(["benchmark-from", workspaces["crema-d"], "--out", str(out)]) == 2   # not empty
+
+
+def test_spec_records_its_workspaces_and_a_reaggregated_corpus_makes_it_stale(workspaces, tmp_path):
+    import shutil
+
+    from casebench.errors import StaleError
+    from casebench.workspace import Workspace
+
+    src = Workspace.open(workspaces["crema-d"])
+    copy = tmp_path / "ws-crema-d"
+    shutil.copytree(src.root, copy)
+    ws = Workspace.open(copy)
+    built = benchmark_from([copy], tmp_path / "b", taxonomy="ekman7")
+    spec = __import__("yaml").safe_load(open(built["spec"]))
+    [rec] = spec["build"]["built_from"]
+    assert rec["workspace"] == str(ws.root) and rec["step"] == "benchmark-from"
+    assert rec["tables"]["labels"] == ws.table_version("labels")
+    bench = get_benchmark(built["spec"])
+    preds = _predict(built["gold"], tmp_path / "p.jsonl", lambda row: row["acoustic_label"])
+    evaluate(preds, bench, n_boot=0)
+    labels = ws.read_df("labels")
+    ws.write_table("labels", labels.iloc[1:])  # re-aggregated: one clip lost its label
+    with pytest.raises(StaleError) as info:
+        evaluate(preds, bench, n_boot=0)
+    assert "labels.parquet changed after benchmark-from" in str(info.value)
+    assert f"re-run `casebench benchmark-from {ws.root} --out {tmp_path / 'b'}" in str(info.value)
+    res = evaluate(preds, bench, n_boot=0, allow_stale=True)
+    assert res["staleness"]["problems"] and res["warnings"][-1].startswith("stale (--allow-stale):")

@@ -344,7 +344,8 @@ def test_upload_with_only_the_network_replaced(ws, tmp_path, fake_hub, monkeypat
     assert len(authed) >= 4 and set(authed) == {"Bearer hf_test_token"}
     [commit] = fake_hub.commits
     assert commit["path"] == "/api/datasets/org/emo/commit/main"
-    local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
+             if p.is_file() and p.name != pub.LINEAGE_FILE}  # the lineage (local paths) stays local
     assert commit["files"] == local  # every file, byte for byte (parquet and png through LFS)
     assert any(k.endswith(".parquet") for k in commit["files"]) and len(fake_hub.lfs) >= 10
     assert fake_hub.validated[0]["configs"][1]["config_name"] == "default"
@@ -386,3 +387,91 @@ def test_split_audit_publish_for_the_demo(ws, tmp_path):
     assert result["loaded"]["default"]["train"] == result["publish"]["configs"]["default"]["train"]
     assert set(result["loaded"]) == {"default", "distributions", "annotations"}
     assert result["audio_roundtrip"] == {"checked": 5, "identical": True}
+
+
+# -- staleness: a gold, a published folder and a spec record the tables they were built from ------------------
+
+
+def _resplit(ws):
+    """What `casebench split` records: the splits, built from the current clips and labels (the same
+    speaker-disjoint assignment here, so the audit still passes)."""
+    ws.write_table("splits", ws.read_df("splits"), built_from=ws.versions(["clips", "labels"]))
+
+
+def _reaggregate(ws, drop_rater: str):
+    """Change the annotations (a rater's ratings withdrawn) and aggregate again: the labels change."""
+    from casebench.aggregate import aggregate
+
+    ann = ws.read_df("annotations")
+    ws.write_table("annotations", ann[ann["rater_id"] != drop_rater])
+    return aggregate(ws)
+
+
+def test_a_stale_gold_is_refused_naming_the_step_to_rerun(ws, tmp_path, capsys):
+    from casebench.aggregate import aggregate
+    from casebench.errors import StaleError
+
+    aggregate(ws)
+    _resplit(ws)
+    result = pub.publish(ws, tmp_path / "pub", card=CARD, n_boot=0, hide_test_labels=True)
+    gold = result["gold"]
+    lineage = json.loads((tmp_path / "pub" / pub.LINEAGE_FILE).read_text())
+    assert lineage[0]["step"] == "publish" and lineage[0]["tables"]["labels"] == ws.table_version("labels")
+    assert json.loads(open(gold + ".lineage.json").read()) == lineage
+    g = pd.read_csv(gold)
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps({"id": r.id, "label": r.acoustic_label}) + "\n" for r in g.itertuples()))
+    evaluate = ["evaluate", str(preds), "--gold", gold, "--taxonomy", ws.taxonomy.name, "--bootstrap", "0", "--json"]
+    assert main(evaluate) == 0
+    capsys.readouterr()
+
+    # re-aggregating changes the labels: the splits, the gold and the published folder are now stale
+    rater = sorted(ws.read_df("annotations")["rater_id"].unique())[0]
+    report = _reaggregate(ws, rater).report
+    assert any(w.startswith("labels.parquet changed after split") and f"re-run `casebench split {ws.root}`" in w
+               for w in report["warnings"])
+    assert any(w.startswith(f"gold {gold} is now stale") for w in report["warnings"])
+    assert any(w.startswith(f"published folder {tmp_path / 'pub'} is now stale") for w in report["warnings"])
+
+    assert main(evaluate) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "benchmark" in err and "is stale" in err and "labels.parquet changed after split" in err
+    assert f"re-run `casebench split {ws.root}`" in err and "--allow-stale" in err
+    with pytest.raises(StaleError, match="labels.parquet changed after split"):
+        pub.publish(ws, tmp_path / "pub2", card=CARD, n_boot=0)
+
+    # --allow-stale scores, prints it and records it in the results
+    assert main([*evaluate, "--allow-stale"]) == 0
+    out = capsys.readouterr()
+    results = json.loads(out.out)
+    assert results["staleness"]["allow_stale"] is True
+    assert any("labels.parquet changed after split" in p for p in results["staleness"]["problems"])
+    assert any(w.startswith("stale (--allow-stale): labels.parquet") for w in results["warnings"])
+    assert "warning: stale (--allow-stale): labels.parquet changed after split" in out.err.replace("\n", " ")
+    forced = pub.publish(ws, tmp_path / "pub2", card=CARD, n_boot=0, allow_stale=True)
+    assert forced["stale"] and "labels.parquet changed after split" in forced["stale"][0]
+
+    # re-split: the splits are fresh, the gold still comes from the old labels: re-run publish
+    _resplit(ws)
+    assert main(evaluate) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "labels.parquet changed after publish" in err and f"re-run `casebench publish {ws.root}" in err
+    assert "after split" not in err
+    pub.publish(ws, tmp_path / "pub", card=CARD, n_boot=0, hide_test_labels=True, overwrite=True)
+    assert main(evaluate) == 0
+
+
+def test_leaderboard_serve_refuses_a_stale_spec(ws, tmp_path, capsys):
+    from casebench.aggregate import aggregate
+
+    aggregate(ws)
+    _resplit(ws)
+    gold = pub.publish(ws, tmp_path / "pub", card=CARD, n_boot=0, hide_test_labels=True)["gold"]
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tiny", "version": "1", "taxonomy": ws.taxonomy.name, "gold": gold,
+                                    "tasks": [{"name": "emotion", "kind": "categorical",
+                                               "main_metric": "macro_f1"}]}))
+    _reaggregate(ws, sorted(ws.read_df("annotations")["rater_id"].unique())[0])
+    assert main(["leaderboard", "serve", "--benchmarks", str(spec), "--data-dir", str(tmp_path / "lb")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "benchmark 'tiny' is stale" in err and f"re-run `casebench split {ws.root}`" in err

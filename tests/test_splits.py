@@ -239,3 +239,19 @@ def test_cli_split_import(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["method"] == "import" and out["splits"]["test"]["n_clips"] == 2
     assert len(out["config"]["files"]) == 2
+
+
+def test_split_records_what_it_was_built_from_and_a_new_labels_table_makes_it_stale(tmp_path):
+    from casebench.workspace import stale_problems
+
+    ws = make_workspace(tmp_path, n_clips=80, n_speakers=8, seed=1)
+    splits.split(ws, seed=1, require_all_classes=False)
+    assert ws.built_from("splits") == {"clips": ws.table_version("clips"), "labels": ws.table_version("labels")}
+    assert stale_problems(ws) == []
+    labels = ws.read_df("labels")
+    labels.loc[0, "acoustic_label"] = "sad" if labels.loc[0, "acoustic_label"] != "sad" else "happy"
+    ws.write_table("labels", labels)  # as aggregate would, from other annotations
+    assert stale_problems(ws) == [f"labels.parquet changed after split (tables/splits.parquet was built from an "
+                                  f"older version): re-run `casebench split {ws.root}`"]
+    splits.split(ws, seed=1, require_all_classes=False)
+    assert stale_problems(ws) == []

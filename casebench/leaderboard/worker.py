@@ -105,7 +105,10 @@ def _evaluate_part(items, part: str, path: str, n_boot: int, seed: int, model: d
         filter_lines(path, tmp, gold.ids.tolist())
         src = tmp
     try:
-        res = evaluate(src, bench, n_boot=n_boot, seed=seed, unit="auto", model=model, with_baselines=False)
+        # stale boards were refused when the server started (`leaderboard serve --allow-stale` overrides); a
+        # workspace table changed while serving is recorded in the results rather than failing the job
+        res = evaluate(src, bench, n_boot=n_boot, seed=seed, unit="auto", model=model, with_baselines=False,
+                       allow_stale=True)
     finally:
         if tmp:
             os.unlink(tmp)
