@@ -167,6 +167,9 @@ def test_cli_benchmark_from_then_evaluate(workspaces, tmp_path, capsys):
 
 def test_spec_records_its_workspaces_and_a_reaggregated_corpus_makes_it_stale(workspaces, tmp_path):
     import shutil
+    from pathlib import Path
+
+    import yaml
 
     from casebench.errors import StaleError
     from casebench.workspace import Workspace
@@ -176,7 +179,7 @@ def test_spec_records_its_workspaces_and_a_reaggregated_corpus_makes_it_stale(wo
     shutil.copytree(src.root, copy)
     ws = Workspace.open(copy)
     built = benchmark_from([copy], tmp_path / "b", taxonomy="ekman7")
-    spec = __import__("yaml").safe_load(open(built["spec"]))
+    spec = yaml.safe_load(Path(built["spec"]).read_text())
     [rec] = spec["build"]["built_from"]
     assert rec["workspace"] == str(ws.root) and rec["step"] == "benchmark-from"
     assert rec["tables"]["labels"] == ws.table_version("labels")

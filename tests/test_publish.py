@@ -12,6 +12,7 @@ import base64
 import hashlib
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -417,7 +418,7 @@ def test_a_stale_gold_is_refused_naming_the_step_to_rerun(ws, tmp_path, capsys):
     gold = result["gold"]
     lineage = json.loads((tmp_path / "pub" / pub.LINEAGE_FILE).read_text())
     assert lineage[0]["step"] == "publish" and lineage[0]["tables"]["labels"] == ws.table_version("labels")
-    assert json.loads(open(gold + ".lineage.json").read()) == lineage
+    assert json.loads(Path(gold + ".lineage.json").read_text()) == lineage
     g = pd.read_csv(gold)
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"id": r.id, "label": r.acoustic_label}) + "\n" for r in g.itertuples()))
