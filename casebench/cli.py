@@ -7,6 +7,7 @@ code 2; anything else is a bug. Heavy libraries are imported inside the commands
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -53,10 +54,44 @@ def _root(version: Annotated[bool, typer.Option(
     """Options before the command name (``casebench --version``)."""
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the JSON result on stdout (for scripts).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling.")]
-BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for 95% CIs (0 = none).")]
-UnitOpt = Annotated[str, typer.Option("--bootstrap-unit", help="Resample 'item's, 'speaker' clusters, or 'auto' "
-                                                              "(speakers when the gold has speaker_id).")]
+MAX_SEED = 2**32 - 1  # every random generator casebench uses accepts it (numpy's legacy ones stop there)
+
+
+def _check_bootstrap(value: int | None) -> int | None:
+    from casebench.stats import MAX_BOOTSTRAP
+
+    if value is not None and value > MAX_BOOTSTRAP:
+        raise typer.BadParameter(f"{value} resamples is above the limit of {MAX_BOOTSTRAP} (time and memory grow "
+                                 "with it; 1000 to 10000 give stable 95% CIs)")
+    return value
+
+
+def _check_unit(value: str | None) -> str | None:
+    from casebench.errors import did_you_mean
+    from casebench.stats import BOOTSTRAP_UNITS
+
+    if value is not None and value not in BOOTSTRAP_UNITS:
+        hint = did_you_mean(value, BOOTSTRAP_UNITS)
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(BOOTSTRAP_UNITS)}"
+                                 + (f" ({hint})" if hint else ""))
+    return value
+
+
+def seed_option(help: str):
+    """``--seed``: 0 to 2**32 - 1."""
+    return typer.Option("--seed", min=0, max=MAX_SEED, help=help)
+
+
+def bootstrap_option(help: str):
+    """``--bootstrap``: 0 to :data:`casebench.stats.MAX_BOOTSTRAP` resamples."""
+    return typer.Option("--bootstrap", min=0, callback=_check_bootstrap, help=help)
+
+
+SeedOpt = Annotated[int, seed_option("Seed of the bootstrap resampling.")]
+BootOpt = Annotated[int, bootstrap_option("Bootstrap resamples for 95% CIs (0 = none; at most 100000).")]
+UnitOpt = Annotated[str, typer.Option("--bootstrap-unit", callback=_check_unit,
+                                      help="auto (speaker clusters when the gold has speaker_id, else items), "
+                                           "item or speaker.")]
 
 
 def _print_json(obj) -> None:
@@ -360,7 +395,7 @@ def synth(
         "--reference-split", help="Take references only from this split of --reference-from.")] = None,
     reference_speakers: Annotated[int | None, typer.Option(
         "--reference-speakers", min=1, help="How many reference speakers (most emotions covered first).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the plan and of the LLM requests.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the plan and of the LLM requests.")] = 0,
     lufs: Annotated[float, typer.Option("--lufs", help="Loudness target (EBU R128 LUFS).")] = -23.0,
     audio_format: Annotated[str, typer.Option("--format", help="Audio format: flac or wav.")] = "flac",
     batch_size: Annotated[int, typer.Option(
@@ -641,7 +676,7 @@ def leaderboard_serve(
     workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes in the server (0 = "
                                                                          "none: run `casebench leaderboard worker`).")
                        ] = None,
-    n_boot: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per score.")] = None,
+    n_boot: Annotated[int | None, bootstrap_option("Bootstrap resamples per score.")] = None,
     quota_per_day: Annotated[int | None, typer.Option("--quota-per-day", min=0,
                                                          help="Submissions per user per board per UTC day.")] = None,
     quota_total: Annotated[int | None, typer.Option("--quota-total", min=0,
@@ -695,8 +730,6 @@ def leaderboard_serve(
 
 
 def _password(password_stdin: bool) -> str:
-    import os
-
     if password_stdin:
         return sys.stdin.readline().rstrip("\n")
     env = os.environ.get("CASEBENCH_PASSWORD")
@@ -1008,7 +1041,7 @@ def aggregate_cmd(
         "--max-ambiguous-votes", min=0, help="Largest number of is_ambiguous votes (default: no limit).")] = None,
     exclude_ground_truth: Annotated[bool, typer.Option(
         "--exclude-ground-truth", help="Do not count ground-truth annotations as ratings.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of MACE's restarts.")] = 0,
+    seed: Annotated[int, seed_option("Seed of MACE's restarts.")] = 0,
     exclude_flagged: Annotated[bool, typer.Option(
         "--exclude-flagged", help="Leave raters flagged constant or random (20+ ratings) out of labels and "
                                   "distributions.")] = False,
@@ -1066,7 +1099,7 @@ def split_cmd(
     ratios: Annotated[str, typer.Option(
         "--ratios", help="Split shares: '0.8,0.1,0.1' (train,dev,test), '0.8,0.2' or 'train=0.7,test=0.3'.")
     ] = "0.8,0.1,0.1",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the assignment.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the assignment.")] = 0,
     folds: Annotated[int | None, typer.Option(
         "--folds", min=2, help="Also number speaker-independent cross-validation folds inside train.")] = None,
     k: Annotated[int, typer.Option("--k", min=2, help="Folds for --method kfold.")] = 5,
@@ -1205,7 +1238,7 @@ def publish_cmd(
     shard_size: Annotated[str, typer.Option("--shard-size", help="Largest Parquet shard, e.g. 500MB.")] = "500MB",
     no_audio_audit: Annotated[bool, typer.Option(
         "--no-audio-audit", help="Audit without the near-identical audio check.")] = False,
-    n_boot: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for the agreement CIs.")] = 1000,
+    n_boot: Annotated[int, bootstrap_option("Resamples for the agreement CIs.")] = 1000,
     no_views: Annotated[bool, typer.Option(
         "--no-views", help="Do not publish the conflict_test / congruent_test views.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier published folder.")] = False,
@@ -1305,7 +1338,10 @@ def agreement_cmd(
 def baseline_cmd(
     name: Annotated[str, typer.Argument(
         help="Reference system: majority, mean-distribution, text, text-minilm, acoustic or fusion.")],
-    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder (clips, splits, labels).")],
+    workspace: Annotated[Path | None, typer.Argument(
+        help="Workspace folder (clips, splits, labels).", show_default=False)] = None,
+    workspace_opt: Annotated[Path | None, typer.Option(
+        "--workspace", "-w", hidden=True, help="Deprecated spelling of the WORKSPACE argument.")] = None,
     split: Annotated[str, typer.Option(
         "--split", help="Split to predict: a split of the splits table, or conflict_test / congruent_test.")] = "test",
     out: Annotated[Path | None, typer.Option(
@@ -1330,6 +1366,14 @@ def baseline_cmd(
 
     if name not in BASELINES:
         raise unknown_name("baseline", name, BASELINES)
+    if workspace is not None and workspace_opt is not None:
+        raise typer.BadParameter("give the workspace once: casebench baseline NAME WORKSPACE")
+    if workspace is None and workspace_opt is None:
+        raise typer.BadParameter("missing argument 'workspace': casebench baseline NAME WORKSPACE")
+    if workspace is None:  # the 0.1 spelling, kept working; the message says what to type from now on
+        err_console.print(f"note: --workspace is deprecated; write casebench baseline {name} {workspace_opt}",
+                          highlight=False)
+        workspace = workspace_opt
     summary = baseline(name, workspace, split=split, out=out, train_split=train_split, dev_split=dev_split,
                        labels=labels, workers=workers, fusion_weight=fusion_weight,
                        progress=not (no_progress or as_json), target=target)
@@ -1465,7 +1509,7 @@ def degrade_cmd(
         "--conditions", help="Comma-separated: snr<N>[_pink|_brown|_noise] (snrm5 = -5 dB), rt<ms>, rir, "
                              "mp3_<k>k, opus<k>k, nb8k, gain<N>/gainm<N>, clip<dB>.")
     ] = "snr0,snr5,snr10,snr20,rt600,opus16k,nb8k",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise, impulse responses and file picks.")] = 0,
+    seed: Annotated[int, seed_option("Seed of the noise, impulse responses and file picks.")] = 0,
     split: Annotated[str, typer.Option("--split", help="The split whose clips are degraded.")] = "test",
     noise_dir: Annotated[Path | None, typer.Option(
         "--noise-dir", help="Folder of noise recordings (e.g. MUSAN noise/) for snr<N>_noise.")] = None,
@@ -1689,6 +1733,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, InputError) and "--json" in (argv if argv is not None else sys.argv):
             _print_json(e.to_dict())
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as e:  # a file or folder the user named cannot be read or written: one line naming it
+        if os.environ.get("CASEBENCH_DEBUG"):
+            raise
+        from casebench.errors import path_error
+
+        err_console.print(f"[bold red]error:[/] {escape(str(path_error(e)))}", highlight=False, soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")

@@ -16,8 +16,11 @@ The CLI turns any :class:`CasebenchError` into exit code 2 and its message; anyt
 from __future__ import annotations
 
 import difflib
+import errno as errno_module
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_SHOWN = 20
 
@@ -119,3 +122,52 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> ConfigError:
     hint = did_you_mean(name, choices)
     msg = f"unknown {kind} {name!r}; expected one of {choices}"
     return ConfigError(msg + (f" ({hint})" if hint else ""))
+
+
+class PathError(CasebenchError):
+    """A file or folder cannot be read or written: read-only, no space left, a folder where a file should be
+    (or the reverse), missing. The message names the path and says what to do."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+_OS_REASONS = {
+    "EACCES": "permission denied: choose a folder you can write to, or fix its permissions",
+    "EPERM": "operation not permitted (a read-only or protected file or folder): choose another place",
+    "EROFS": "read-only file system: choose a writable place",
+    "ENOSPC": "no space left on the device: free some space or choose another disk",
+    "EDQUOT": "disk quota exceeded: free some space or choose another disk",
+    "EFBIG": "file too large for this file system",
+    "EISDIR": "is a folder; expected a file",
+    "ENOTDIR": "expected a folder, but a part of this path is a file",
+    "EEXIST": "already exists",
+    "ENOENT": "no such file or folder",
+    "ENAMETOOLONG": "name too long",
+    "ENOTEMPTY": "folder not empty",
+}
+
+
+def path_error(e: OSError, path: str | os.PathLike | None = None, action: str | None = None) -> PathError:
+    """A one-line :class:`PathError` for an ``OSError``: the path, what went wrong and what to do.
+
+    ``path`` overrides the error's own file name (e.g. the target of an atomic write rather than its
+    temp file); ``action`` ("write", "read") starts the message.
+
+    >>> import errno
+    >>> print(path_error(OSError(errno.ENOSPC, "No space left on device", "out/r.json"), action="write"))
+    cannot write out/r.json: no space left on the device: free some space or choose another disk
+    """
+    name = os.fspath(path) if path is not None else e.filename
+    code = errno_module.errorcode.get(e.errno or -1)
+    reason = _OS_REASONS.get(code or "", (e.strerror or str(e)).lower())
+    if code in ("ENOTDIR", "EEXIST") and name is not None:  # say which part of the path is a file
+        file = next((p for p in Path(name).parents if p.is_file()), None)
+        if file is not None:
+            reason = f"{file} is a file, not a folder"
+        elif code == "EEXIST" and Path(name).is_file():
+            reason = "is a file; expected a folder"
+    where = f"{name}: " if name is not None else ""
+    head = f"cannot {action} " if action and name is not None else ""
+    return PathError(f"{head}{where}{reason}", None if name is None else str(name))

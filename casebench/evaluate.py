@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from casebench.benchmarks import Benchmark, Gold, Split
-from casebench.errors import InputError, Problem
+from casebench.errors import InputError, Problem, unknown_name
 from casebench.metrics import categorical, conflict, dimensional, distribution
-from casebench.stats import Bootstrap, percentile_ci
+from casebench.stats import BOOTSTRAP_UNITS, Bootstrap, percentile_ci
 
 CATEGORICAL = {"accuracy": categorical.accuracy, "macro_f1": categorical.macro_f1,
                "weighted_f1": categorical.weighted_f1, "uar": categorical.uar}
@@ -240,6 +240,8 @@ def score_dimensional(gold: dict[str, np.ndarray], pred: dict[str, np.ndarray], 
 
 
 def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
+    if unit not in BOOTSTRAP_UNITS:
+        raise unknown_name("bootstrap unit", unit, BOOTSTRAP_UNITS)
     if unit == "item" or (unit == "auto" and gold.speaker is None):
         return None
     if gold.speaker is None:

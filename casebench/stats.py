@@ -29,6 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 ALPHA = 0.05
+MAX_BOOTSTRAP = 100_000  # 100k resamples of the 480-item casebench-mini take ~40 s and 1.3 GB; 10M would need 38 GiB
+BOOTSTRAP_UNITS = {"auto": "speaker clusters when the gold has speaker_id, else items",
+                   "item": "items (clips), ignoring speakers", "speaker": "speaker clusters"}
 _COPIES_CACHE: dict[tuple, np.ndarray] = {}  # cluster resamples by (seed, n_boot, layout)
 _MAX_DENSE = 40_000_000  # elements of a (resamples x cells) block before we chunk
 
@@ -49,6 +52,13 @@ class Bootstrap:
     clusters: np.ndarray | None = None
 
     def __post_init__(self):
+        from casebench.errors import ConfigError
+
+        if not 0 <= self.n_boot <= MAX_BOOTSTRAP:
+            raise ConfigError(f"n_boot {self.n_boot}: expected 0 to {MAX_BOOTSTRAP} bootstrap resamples "
+                              "(1000 to 10000 give stable 95% CIs)")
+        if self.seed < 0:
+            raise ConfigError(f"seed {self.seed}: expected a non-negative integer")
         self._streams = np.random.SeedSequence(self.seed)
 
     def _rng(self) -> np.random.Generator:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -65,7 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean, unknown_name
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, path_error, unknown_name
 from casebench.taxonomy import Taxonomy, get_taxonomy
 
 if sys.version_info >= (3, 11):
@@ -203,6 +204,11 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+# errors of writing the temp file or renaming it, reported against the target path
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.EISDIR, errno.ENOTDIR}
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike) -> Iterator[Any]:
     """Open ``path`` for binary writing so that it is replaced whole or not at all.
@@ -213,8 +219,20 @@ def atomic_open(path: str | os.PathLike) -> Iterator[Any]:
     and at most a stray temp file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise path_error(IsADirectoryError(errno.EISDIR, "Is a directory", str(path)), action="write")
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written in place, no rename
+        try:
+            with open(path, "wb") as f:
+                yield f
+        except OSError as e:
+            raise path_error(e, path, "write") from e
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # read-only folder, a file where a folder should be, ...: name the target, not a temp
+        raise path_error(e, path, "write") from e
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o666 & ~_UMASK)
@@ -223,9 +241,11 @@ def atomic_open(path: str | os.PathLike) -> Iterator[Any]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS:
+            raise path_error(e, path, "write") from e
         raise
     fsync_dir(path.parent)
 

@@ -324,7 +324,7 @@ def test_text_minilm_needs_its_extra_or_runs(tiny, tmp_path):
 
 def test_cli_baseline_json_and_errors(tiny, tmp_path, capsys):
     out = tmp_path / "m.jsonl"
-    assert main(["baseline", "majority", "--workspace", str(tiny.root), "--out", str(out), "--json"]) == 0
+    assert main(["baseline", "majority", str(tiny.root), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["baseline"] == "majority" and summary["out"] == summary["predictions"] == str(out) and out.is_file()
     assert main(["baseline", "text", "-w", str(tiny.root), "--split", "dev", "-o", str(tmp_path / "t.jsonl")]) == 0

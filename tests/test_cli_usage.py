@@ -1,0 +1,259 @@
+"""Every command of the CLI, walked from the typer app, meets a user's mistakes with one readable message and
+exit code 2, never a traceback: an unknown option, a missing argument, a bad value and an output it cannot
+write (a read-only workspace, a file where a folder should be, a full disk).
+
+The tables below name, per command, the bad value and the unwritable output to try; a command missing from
+them fails the test, so a new command has to say how it meets these mistakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from casebench.benchmarks import get_benchmark
+from casebench.cli import app, main
+from casebench.testing import make_workspace
+
+EXAMPLES = get_benchmark("casebench-mini").gold_path.parent / "examples"
+CARD = ["--licence", "CC-BY-4.0", "--consent", "synthetic", "--summary", "s", "--authors", "a", "--guidelines", "g"]
+
+
+def leaf_commands() -> dict[str, object]:
+    """'annotate push' -> its click command, for every command reachable from `casebench`."""
+    out = {}
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                walk(cmd, f"{prefix}{name} ")
+            else:
+                out[f"{prefix}{name}"] = cmd
+
+    walk(typer.main.get_command(app), "")
+    return out
+
+
+COMMANDS = leaf_commands()
+
+# A value each command refuses (parser bounds, registry names, formats). None: the command takes no value.
+BAD_VALUE: dict[str, list[str] | None] = {
+    "init": ["init", "{tmp}/new", "--taxonomy", "ekmann7"],
+    "synth": ["synth", "{ws}", "--per-cell", "-1"],
+    "collect": ["collect", "{ws}", "{rec}", "--format", "mp4"],
+    "import-corpus": ["import-corpus", "ravdes", "{ravdess}"],
+    "transcribe": ["transcribe", "{ws}", "--beam-size", "0"],
+    "degrade": ["degrade", "{ws}", "--conditions", "snr5,banana"],
+    "annotate push": ["annotate", "push", "{ws}", "--raters-per-clip", "0"],
+    "annotate pull": ["annotate", "pull", "{ws}", "--map", "emotion"],
+    "annotate import": ["annotate", "import", "{ws}", "{export}", "--map", "emotion"],
+    "annotate import-csv": ["annotate", "import-csv", "{ws}", "{csv}", "--map", "=x"],
+    "annotate config": ["annotate", "config", "{ws}", "--project", "banana"],
+    "agreement": ["agreement", "{ws}", "--level", "banana"],
+    "aggregate": ["aggregate", "{ws}", "--method", "banana"],
+    "split": ["split", "{ws}", "--ratios", "0.5,abc"],
+    "audit": ["audit", "{ws}", "--max-tvd", "2"],
+    "publish": ["publish", "{ws}", "{tmp}/pub", "--shard-size", "banana"],
+    "benchmark-from": ["benchmark-from", "{ws}", "--out", "{tmp}/xc", "--taxonomy", "banana"],
+    "benchmarks": None,
+    "taxonomies": None,
+    "baseline": ["baseline", "banana", "{ws}"],
+    "evaluate": ["evaluate", "{preds}", "-b", "casebench-mini", "--bootstrap-unit", "banana"],
+    "compare": ["compare", "{preds}", "{preds}", "-b", "casebench-mini", "--bootstrap", "10000000"],
+    "leaderboard serve": ["leaderboard", "serve", "--port", "70000"],
+    "leaderboard create-admin": ["leaderboard", "create-admin", "bad name!", "--data-dir", "{tmp}/lb",
+                                 "--password-stdin"],
+    "leaderboard add-user": ["leaderboard", "add-user", "x", "--data-dir", "{tmp}/lb", "--password-stdin"],
+    "leaderboard reveal": ["leaderboard", "reveal", "casebench-mini", "--phase", "banana", "--data-dir", "{tmp}/lb"],
+    "leaderboard export": ["leaderboard", "export", "--benchmarks", "casebench-mini:banana", "--data-dir",
+                           "{tmp}/lb", "--out", "{tmp}/site"],
+    "submit": ["submit", "{preds}", "-b", "casebench-mini", "--server", "http://127.0.0.1:9", "--parameters", "-1"],
+    "demo": ["demo", "--raters", "1"],
+}
+
+# An output the command cannot write: {ro} is a read-only workspace, {file}/... lies under a regular file.
+# None: the command writes nothing.
+UNWRITABLE: dict[str, list[str] | None] = {
+    "init": ["init", "{file}/ws"],
+    "synth": ["synth", "{ro}", "--per-cell", "1", "--emotions", "angry,sad", "--no-progress"],
+    "collect": ["collect", "{ro}", "{rec}", "--no-progress"],
+    "import-corpus": ["import-corpus", "ravdess", "{ravdess}", "--out", "{file}/ws", "--no-progress"],
+    "transcribe": ["transcribe", "{ro}", "--no-progress"],
+    "degrade": ["degrade", "{ro}", "--conditions", "snr5"],
+    "annotate push": ["annotate", "push", "{ro}", "--url", "http://127.0.0.1:9", "--token", "t"],
+    "annotate pull": ["annotate", "pull", "{ro}", "--url", "http://127.0.0.1:9", "--token", "t"],
+    "annotate import": ["annotate", "import", "{ro}", "{export}"],
+    "annotate import-csv": ["annotate", "import-csv", "{ro}", "{csv}"],
+    "annotate config": None,
+    "agreement": ["agreement", "{ro}", "--bootstrap", "10"],
+    "aggregate": ["aggregate", "{ro}"],
+    "split": ["split", "{ro}", "--allow-missing-classes"],
+    "audit": ["audit", "{ro}", "--no-audio", "--no-progress"],
+    "publish": ["publish", "{ws}", "{file}/pub", "--no-progress", "--no-audio-audit", "--bootstrap", "0", *CARD],
+    "benchmark-from": ["benchmark-from", "{ws}", "--out", "{file}/xc"],
+    "benchmarks": None,
+    "taxonomies": None,
+    "baseline": ["baseline", "majority", "{ro}", "--no-progress"],
+    "evaluate": ["evaluate", "{preds}", "-b", "casebench-mini", "--bootstrap", "0", "--out", "{file}/r.json"],
+    "compare": None,
+    "leaderboard serve": ["leaderboard", "serve", "--data-dir", "{file}/lb"],
+    "leaderboard create-admin": ["leaderboard", "create-admin", "admin", "--data-dir", "{file}/lb",
+                                 "--password-stdin"],
+    "leaderboard add-user": ["leaderboard", "add-user", "x", "--data-dir", "{file}/lb", "--password-stdin"],
+    "leaderboard reveal": ["leaderboard", "reveal", "casebench-mini", "--data-dir", "{file}/lb"],
+    "leaderboard export": ["leaderboard", "export", "--out", "{file}/site", "--data-dir", "{tmp}/lb-export"],
+    "submit": None,
+    "demo": ["demo", "--out", "{file}/demo", "--no-label-studio", "--bootstrap", "0"],
+}
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Make ``path`` and everything under it unwritable, even for root (who ignores file modes): the immutable
+    attribute (chattr +i) as root, modes otherwise."""
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None:
+            pytest.skip("running as root without chattr: no way to make a folder read-only")
+        done = subprocess.run(["chattr", "-R", "+i", str(path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"running as root on a file system without chattr +i: {done.stderr.strip()}")
+        try:
+            yield path
+        finally:
+            subprocess.run(["chattr", "-R", "-i", str(path)], check=True)
+    else:
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")]}
+        for p in modes:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        try:
+            yield path
+        finally:
+            for p, mode in modes.items():
+                p.chmod(mode)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The inputs every case needs: a workspace, a read-only copy of it (pushed to a Label Studio project, so
+    pull gets as far as writing), recordings, a long CSV, a Label Studio export, a RAVDESS tree, a file."""
+    from casebench.corpora.testing import TREES
+    from casebench.workspace import Workspace
+
+    tmp = tmp_path_factory.mktemp("cli-usage")
+    ws = make_workspace(tmp, n_clips=24, with_audio=True, with_transcripts=True, with_annotations=True)
+    ro = tmp / "ro"
+    shutil.copytree(ws.root, ro)
+    copy = Workspace.open(ro)
+    copy.set_section("annotation", {**copy.section("annotation"),
+                                    "label_studio": {"url": "http://127.0.0.1:9", "acoustic_project": 1}})
+    (tmp / "rec").mkdir()
+    shutil.copy(ws.root / "audio" / "clip-0000.wav", tmp / "rec" / "a.wav")
+    (tmp / "ratings.csv").write_text("clip_id,rater_id,dimension,value\nclip-0000,r9,acoustic_emotion,angry\n")
+    (tmp / "afile").write_text("a file, not a folder\n")
+    paths = {"tmp": tmp, "ws": ws.root, "ro": ro, "rec": tmp / "rec", "csv": tmp / "ratings.csv",
+             "export": Path(__file__).parent / "assets" / "labelstudio" / "export-acoustic.json",
+             "ravdess": TREES["ravdess"](tmp / "ravdess"), "file": tmp / "afile",
+             "preds": EXAMPLES / "voice-model.jsonl"}
+    with read_only(ro):
+        yield {k: str(v) for k, v in paths.items()}
+
+
+def run_cli(args: list[str], env: dict, capsys, monkeypatch) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-password-1234\n"))
+    rc = main([a.format(**env) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def assert_one_clean_message(rc: int, err: str) -> None:
+    assert rc == 2, err
+    assert "Traceback" not in err and err.lstrip().startswith("error:"), err
+
+
+def test_every_command_is_in_the_tables():
+    assert set(COMMANDS) == set(BAD_VALUE) == set(UNWRITABLE), "say how each new command meets the mistakes"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_unknown_option(name, capsys):
+    rc = main([*name.split(), "--no-such-option"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "no such option --no-such-option" in err and f"casebench {name} --help" in err
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_missing_argument(name, capsys):
+    if not any(p.required for p in COMMANDS[name].params):
+        return  # nothing can be missing (and run bare, demo would run and serve would serve)
+    rc = main(name.split())
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "missing" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_bad_value(name, env, capsys, monkeypatch):
+    args = BAD_VALUE[name]
+    if args is None:
+        assert all(p.is_flag or p.name == "help" for p in COMMANDS[name].params if hasattr(p, "is_flag")), \
+            f"{name} takes values: give it a bad one in BAD_VALUE"
+        return
+    rc, err = run_cli(args, env, capsys, monkeypatch)
+    assert_one_clean_message(rc, err)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_unwritable_output(name, env, capsys, monkeypatch):
+    args = UNWRITABLE[name]
+    if args is None:
+        return
+    rc, err = run_cli(args, env, capsys, monkeypatch)
+    assert_one_clean_message(rc, err)
+    where = env["ro"] if "{ro}" in args else env["file"]
+    assert where in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bootstrap", "-5"], "'--bootstrap'"),
+    (["--seed", "-1"], "'--seed'"),
+    (["--bootstrap", "10000000"], "above the limit of 100000"),
+    (["--bootstrap-unit", "banana"], "'banana' is not one of auto, item, speaker"),
+    (["--bootstrap-unit", "speakers"], "did you mean 'speaker'?"),
+    (["--out", "{tmp}"], "is a folder; expected a file"),
+    (["--out", "/dev/full"], "no space left on the device"),
+    (["--report", "{file}"], "is a file; expected a folder"),
+])
+def test_evaluate_values_and_outputs(args, message, env, capsys, monkeypatch):
+    rc, err = run_cli(["evaluate", "{preds}", "-b", "casebench-mini", "--bootstrap", "0", *args], env, capsys,
+                      monkeypatch)
+    assert_one_clean_message(rc, err)
+    assert message in err, err
+
+
+def test_library_refuses_the_same_values():
+    """The bounds hold for Python callers too (the CLI only reports them earlier)."""
+    from casebench.errors import ConfigError
+    from casebench.evaluate import evaluate
+
+    bench = get_benchmark("casebench-mini")
+    with pytest.raises(ConfigError, match="did you mean 'speaker'"):
+        evaluate(EXAMPLES / "voice-model.jsonl", bench, n_boot=0, unit="speakers")
+    with pytest.raises(ConfigError, match="0 to 100000"):
+        evaluate(EXAMPLES / "voice-model.jsonl", bench, n_boot=10_000_000)
+
+
+def test_out_can_be_a_device(env, capfd):
+    """A device or a pipe (/dev/stdout) is written in place, not replaced by a renamed temp file."""
+    assert main(["evaluate", env["preds"], "-b", "casebench-mini", "--bootstrap", "0", "--out", "/dev/stdout"]) == 0
+    results, _ = json.JSONDecoder().raw_decode(capfd.readouterr().out)
+    assert results["benchmark"]["name"] == "casebench-mini" and Path("/dev/stdout").exists()
