@@ -672,7 +672,7 @@ def leaderboard_serve(
     db: LbDbOpt = None,
     data_dir: LbDataOpt = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
     workers: Annotated[int | None, typer.Option("--workers", min=0, help="Scoring processes in the server (0 = "
                                                                          "none: run `casebench leaderboard worker`).")
                        ] = None,
@@ -1630,6 +1630,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("taxonomies", "List the label taxonomies and their mappings."),
         ("predict", "Run a model on a benchmark's audio and write a predictions file."),
         ("baseline", "Train a reference system on a workspace and write its predictions."),
+        ("predict", "Run a model on a benchmark's audio and write its predictions file."),
         ("evaluate", "Score a predictions file: every split and metric with 95% CIs."),
         ("compare", "Compare two predictions files on the same items (paired tests)."),
     ]),

@@ -412,6 +412,7 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
     from casebench.workspace import Workspace
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    ws.check_writable("audio")  # before any audio is read or made
     conds = parse_conditions(conditions)
     if not ws.has_table("splits"):
         raise InputError(Problem("table not found", file=str(ws.table_path("splits")),

@@ -1070,6 +1070,7 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
     ``document_root`` must equal the server's ``LOCAL_FILES_DOCUMENT_ROOT`` (default: that environment
     variable, else the workspace root). Returns ``{kind: {"project": id, "tasks_added": n, ...}}``.
     """
+    ws.check_writable()  # the project ids go to casebench.toml: fail before creating projects on the server
     url, token = _credentials(url, token, ws)
     schema = AnnotationSchema.from_workspace(ws)
     raters = int(raters_per_clip or schema.raters_per_clip)
@@ -1152,6 +1153,7 @@ def pull(ws: Workspace, url: str | None = None, token: str | None = None, *,
     """
     from casebench.workspace import atomic_write_text
 
+    ws.check_writable("reports")  # before exporting every task from the server
     url, token = _credentials(url, token, ws)
     recorded = ws.section("annotation").get("label_studio", {}) or {}
     projects = {k: recorded.get(f"{k}_project") for k in kinds if recorded.get(f"{k}_project") is not None}

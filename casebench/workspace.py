@@ -204,6 +204,8 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+_STD_STREAMS = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2, "/proc/self/fd/1": 1,
+                "/proc/self/fd/2": 2}
 # errors of writing the temp file or renaming it, reported against the target path
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
                  errno.EISDIR, errno.ENOTDIR}
@@ -216,18 +218,28 @@ def atomic_open(path: str | os.PathLike) -> Iterator[Any]:
     Writes go to a temp file in the same directory (``.<name>.<random>.tmp``), which is flushed, fsynced
     and renamed over ``path`` when the block ends; the directory is then fsynced. If the block raises, the
     temp file is removed and ``path`` is untouched. A process killed mid-write leaves ``path`` untouched
-    and at most a stray temp file.
+    and at most a stray temp file. A symbolic link is followed (the link stays); a device, a pipe or a path
+    under /dev or /proc (``/dev/stdout``) is written in place. Failures raise a one-line
+    :class:`casebench.errors.PathError` naming ``path``.
     """
     path = Path(path)
     if path.is_dir():
         raise path_error(IsADirectoryError(errno.EISDIR, "Is a directory", str(path)), action="write")
-    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): written in place, no rename
+    if str(path.absolute()).startswith(("/dev/", "/proc/")) or (path.exists() and not path.is_file()):
+        # a device, a pipe or /dev/stdout: written where it is (renaming a temp file over it would replace the
+        # device node or the link itself); our own stdout/stderr through their file descriptor, so what they
+        # printed before stays in order
+        std = _STD_STREAMS.get(str(path.absolute()))
         try:
-            with open(path, "wb") as f:
+            if std is not None:
+                (sys.stdout if std == 1 else sys.stderr).flush()
+            with (os.fdopen(os.dup(std), "wb") if std is not None else open(path, "wb")) as f:
                 yield f
         except OSError as e:
             raise path_error(e, path, "write") from e
         return
+    if path.is_symlink():  # replace the file the link points to, and keep the link
+        path = Path(os.path.realpath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -248,6 +260,29 @@ def atomic_open(path: str | os.PathLike) -> Iterator[Any]:
             raise path_error(e, path, "write") from e
         raise
     fsync_dir(path.parent)
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
+    """Raise a one-line :class:`casebench.errors.PathError` when ``path`` (a file to write, or with ``folder``
+    a folder to write into) cannot be written: read-only, protected, a file where a folder should be.
+    Steps call it before long or remote work whose result could otherwise not be saved.
+
+    >>> import tempfile, pathlib
+    >>> check_writable(pathlib.Path(tempfile.mkdtemp()) / "new" / "out.jsonl")
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise path_error(IsADirectoryError(errno.EISDIR, "Is a directory", str(path)), action="write")
+    base = next(p for p in (where, *where.parents) if p.exists())  # creates nothing: probes the nearest folder
+    try:
+        if not base.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(where))
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".casebench-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise path_error(e, where, "write") from e
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -714,6 +749,11 @@ class Workspace:
     def dimensions(self) -> tuple[str, ...]:
         """Annotation dimensions declared in ``[annotation] dimensions``."""
         return tuple(self.config.get("annotation", {}).get("dimensions", DEFAULT_DIMENSIONS))
+
+    def check_writable(self, *subfolders: str) -> None:
+        """Raise a one-line PathError unless the workspace folder (and these sub-folders) can be written."""
+        for sub in ("", "tables", *subfolders):
+            check_writable(self.root / sub, folder=True)
 
     def section(self, name: str) -> dict:
         """A config section as a dict ({} when absent)."""

@@ -72,12 +72,16 @@ BAD_VALUE: dict[str, list[str] | None] = {
     "leaderboard serve": ["leaderboard", "serve", "--port", "70000"],
     "leaderboard create-admin": ["leaderboard", "create-admin", "bad name!", "--data-dir", "{tmp}/lb",
                                  "--password-stdin"],
-    "leaderboard add-user": ["leaderboard", "add-user", "x", "--data-dir", "{tmp}/lb", "--password-stdin"],
+    "leaderboard add-user": ["leaderboard", "add-user", "two words", "--data-dir", "{tmp}/lb", "--password-stdin"],
     "leaderboard reveal": ["leaderboard", "reveal", "casebench-mini", "--phase", "banana", "--data-dir", "{tmp}/lb"],
     "leaderboard export": ["leaderboard", "export", "--benchmarks", "casebench-mini:banana", "--data-dir",
                            "{tmp}/lb", "--out", "{tmp}/site"],
     "submit": ["submit", "{preds}", "-b", "casebench-mini", "--server", "http://127.0.0.1:9", "--parameters", "-1"],
     "demo": ["demo", "--raters", "1"],
+    "predict": ["predict", "probe:whisper-tiny.en", "-b", "casebench-mini", "--out", "{tmp}/p.jsonl",
+                "--batch-size", "0"],
+    "leaderboard worker": ["leaderboard", "worker", "--db", "sqlite:///{tmp}/w.db", "--processes", "0"],
+    "mine-conflicts": ["mine-conflicts", "{ws}", "--text-emotion", "banana"],
 }
 
 # An output the command cannot write: {ro} is a read-only workspace, {file}/... lies under a regular file.
@@ -98,7 +102,8 @@ UNWRITABLE: dict[str, list[str] | None] = {
     "aggregate": ["aggregate", "{ro}"],
     "split": ["split", "{ro}", "--allow-missing-classes"],
     "audit": ["audit", "{ro}", "--no-audio", "--no-progress"],
-    "publish": ["publish", "{ws}", "{file}/pub", "--no-progress", "--no-audio-audit", "--bootstrap", "0", *CARD],
+    "publish": ["publish", "{ws}", "{file}/pub", "--no-progress", "--no-audio-audit", "--bootstrap", "0",
+                "--allow-leakage", "test", *CARD],
     "benchmark-from": ["benchmark-from", "{ws}", "--out", "{file}/xc"],
     "benchmarks": None,
     "taxonomies": None,
@@ -113,6 +118,9 @@ UNWRITABLE: dict[str, list[str] | None] = {
     "leaderboard export": ["leaderboard", "export", "--out", "{file}/site", "--data-dir", "{tmp}/lb-export"],
     "submit": None,
     "demo": ["demo", "--out", "{file}/demo", "--no-label-studio", "--bootstrap", "0"],
+    "predict": ["predict", "probe:whisper-tiny.en", "-b", "casebench-audio-mini", "--out", "{file}/p.jsonl"],
+    "leaderboard worker": None,  # writes only to the leaderboard's database
+    "mine-conflicts": ["mine-conflicts", "{ro}"],
 }
 
 
@@ -255,5 +263,16 @@ def test_library_refuses_the_same_values():
 def test_out_can_be_a_device(env, capfd):
     """A device or a pipe (/dev/stdout) is written in place, not replaced by a renamed temp file."""
     assert main(["evaluate", env["preds"], "-b", "casebench-mini", "--bootstrap", "0", "--out", "/dev/stdout"]) == 0
-    results, _ = json.JSONDecoder().raw_decode(capfd.readouterr().out)
+    out = capfd.readouterr().out
+    results, _ = json.JSONDecoder().raw_decode(out[out.index('{\n  "schema_version"'):])
     assert results["benchmark"]["name"] == "casebench-mini" and Path("/dev/stdout").exists()
+
+
+def test_out_through_a_symlink_keeps_the_link(tmp_path, capsys):
+    target = tmp_path / "results" / "r.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    (tmp_path / "link.json").symlink_to(target)
+    assert main(["evaluate", str(EXAMPLES / "voice-model.jsonl"), "-b", "casebench-mini", "--bootstrap", "0",
+                 "--out", str(tmp_path / "link.json")]) == 0
+    assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text())["seed"] == 0

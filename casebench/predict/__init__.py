@@ -165,6 +165,9 @@ def predict(model: str, benchmark, out: str | os.PathLike, *, split: str | None 
 
     bench = benchmark if isinstance(benchmark, Benchmark) else get_benchmark(benchmark)
     parse_model(model)  # a bad model string fails before any audio is looked at
+    from casebench.workspace import check_writable
+
+    check_writable(out)  # and an unwritable --out before any model is loaded
     if engine not in runner.ENGINES:
         from casebench.errors import unknown_name
 
