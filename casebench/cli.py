@@ -1630,7 +1630,6 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("taxonomies", "List the label taxonomies and their mappings."),
         ("predict", "Run a model on a benchmark's audio and write a predictions file."),
         ("baseline", "Train a reference system on a workspace and write its predictions."),
-        ("predict", "Run a model on a benchmark's audio and write its predictions file."),
         ("evaluate", "Score a predictions file: every split and metric with 95% CIs."),
         ("compare", "Compare two predictions files on the same items (paired tests)."),
     ]),
