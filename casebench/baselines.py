@@ -589,7 +589,8 @@ class MeanDistribution(Baseline):
         self.mean = mat.mean(axis=0)
         self.mean /= self.mean.sum()
         vad = np.array([corpus.vad.get(c, (np.nan,) * 3) for c in train], dtype=float).reshape(-1, 3)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a dimension nobody rated: its mean is NaN, left out
             means = np.nanmean(vad, axis=0) if np.isfinite(vad).any() else np.full(3, np.nan)
         self.vad = {d: float(m) for d, m in zip(("valence", "arousal", "dominance"), means, strict=True)
                     if np.isfinite(m)}

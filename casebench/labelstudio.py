@@ -32,9 +32,10 @@ Import rules (``pull``, ``import``; :func:`parse_export` is the pure core):
 * a control name that is no dimension is an error naming the file, task id, annotation id and from_name;
   ``mapping={"from_name": "dimension"}`` (CLI ``--map from_name=dimension``) renames;
 * ``is_ambiguous`` is stored as ``"true"``/``"false"`` (value_num 1/0); ratings as their number; mixed
-  emotions store the strongest label as ``value`` and every chosen label's normalised weight as JSON in
-  the ``meta_weights`` column; ``meta_channel`` says which project (``acoustic``/``semantic``) a row
-  came from, so that ``confidence`` and ``is_ambiguous`` can be attributed to the voice or the words.
+  emotions store the strongest label as ``value`` and, when more than one label was chosen, every chosen
+  label's normalised weight as JSON in the ``meta_weights`` column; ``meta_channel`` says which project
+  (``acoustic``/``semantic``) a row came from, so that ``confidence`` and ``is_ambiguous`` can be
+  attributed to the voice or the words.
 
 Label Studio 1.23 accepts legacy API tokens (``Authorization: Token ...``, when enabled for the
 organisation, e.g. ``label-studio start --enable-legacy-api-token``) and personal access tokens (JWT
@@ -523,7 +524,8 @@ def _apply_weights(v: dict, weights: Mapping[str, float], tax: Taxonomy) -> dict
     strongest label (first in taxonomy order among equals) becomes the value."""
     labels = v.get("labels") or [v["value"]]
     strongest, shares = normalise_weights({x: float(weights.get(x, 1.0)) for x in labels}, tax)
-    return {"value": strongest, "weights": json.dumps(shares, sort_keys=False)}
+    # one label carries all the weight whatever its rating: stored like a single-label answer (and like CSV)
+    return {"value": strongest, "weights": json.dumps(shares, sort_keys=False) if len(shares) > 1 else None}
 
 
 def _annotation_kind(project: Any, values: Mapping[str, Any], data: Mapping,
