@@ -22,43 +22,15 @@ True
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from casebench import scoring
 from casebench.benchmarks import Benchmark, Gold, Split
 from casebench.errors import InputError, Problem, unknown_name
-from casebench.metrics import categorical, conflict, dimensional, distribution
-from casebench.stats import BOOTSTRAP_UNITS, Bootstrap, percentile_ci
-
-CATEGORICAL = {"accuracy": categorical.accuracy, "macro_f1": categorical.macro_f1,
-               "weighted_f1": categorical.weighted_f1, "uar": categorical.uar}
-CONFLICT = {"text_following_rate": conflict.text_following_rate,
-            "errors_matching_text": conflict.errors_matching_text}
-DISTRIBUTION = tuple(distribution.PER_ITEM)
-DIMENSIONAL = {"ccc": dimensional.ccc_from_moments, "pearson": dimensional.pearson_from_moments,
-               "rmse": dimensional.rmse_from_moments}
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-#: While :func:`score` scores a split for ``samples_out``, every metric entry made is paired here with its
-#: bootstrap samples (a side channel, so the scorers' signatures stay as they are).
-_SAMPLE_SINK: contextvars.ContextVar[list | None] = contextvars.ContextVar("casebench_sample_sink", default=None)
-
-
-def _entry(point, samples: np.ndarray | None, n: int) -> dict:
-    lo, hi = percentile_ci(samples) if samples is not None and len(samples) else (np.nan, np.nan)
-    entry = {"value": _num(point), "ci_low": _num(lo), "ci_high": _num(hi), "n": int(n)}
-    sink = _SAMPLE_SINK.get()
-    if sink is not None and samples is not None:
-        sink.append((entry, samples))
-    return entry
+from casebench.stats import BOOTSTRAP_UNITS, Bootstrap
 
 
 def cross_corpus_mean(scores: dict, samples: dict, splits: Sequence[str]) -> dict:
@@ -85,75 +57,26 @@ def cross_corpus_mean(scores: dict, samples: dict, splits: Sequence[str]) -> dic
         point = np.nan if any(v is None for v in values) else float(np.mean(values))
         boot = [samples.get(n, {}).get(metric) for n in have]
         mean_boot = np.mean(np.vstack(boot), axis=0) if boot and all(b is not None for b in boot) else None
-        entry = _entry(point, mean_boot, sum(scores[n][metric]["n"] for n in have))
+        clusters = [scores[n][metric].get("n_clusters") for n in have]
+        entry = scoring.entry(point, mean_boot, sum(scores[n][metric]["n"] for n in have),
+                              sum(clusters) if all(c is not None for c in clusters) else None,
+                              None if mean_boot is None else scoring.distinct_rows(np.vstack(boot).T))
         entry["splits"] = have
         out[metric] = entry
     return out
 
 
-# --------------------------------------------------------------------------------------------------------
-# Categorical and conflict metrics
-
-
-def count_codes(acoustic: np.ndarray, pred: np.ndarray, semantic: np.ndarray | None, k: int) -> np.ndarray:
-    """Cell code of each item in the (K+1)^3 tensor: -1 predictions go to index K, unknown semantics too."""
-    m = k + 1
-    p = np.where(pred < 0, k, pred)
-    s = np.full_like(acoustic, k) if semantic is None else np.where(semantic < 0, k, semantic)
-    return (acoustic * m + p) * m + s
-
-
-def _tensor(counts: np.ndarray, k: int) -> np.ndarray:
-    return counts.reshape(*counts.shape[:-1], k + 1, k + 1, k + 1)
-
-
-def _known_semantic(t: np.ndarray) -> np.ndarray:
-    """The tensor with the "semantic unknown" slice zeroed, so such items are neither conflict nor congruent."""
-    t = t.copy()
-    t[..., -1] = 0
-    return t
-
-
-def score_categorical(acoustic, pred, semantic, k: int, boot: Bootstrap, split_kind: str,
-                      labels: Sequence[str] | None = None) -> dict:
-    """Categorical metrics (plus conflict metrics on ``conflict``/``all`` splits) with CIs for one split.
-
-    With ``labels``, also ``per_class``: precision, recall and F1 per class with CIs from the same resamples
-    (moved out of the split by :func:`evaluate`).
-    """
-    n = int(acoustic.size)
-    codes = count_codes(acoustic, pred, semantic, k)
-    point = _tensor(np.bincount(codes, minlength=(k + 1) ** 3).astype(float), k)
-    samples = _tensor(boot.counts(codes, (k + 1) ** 3), k) if boot.n_boot else None
-    cm, cm_samples = point.sum(-1), None if samples is None else samples.sum(-1)
-    out = {}
-    for name, fn in CATEGORICAL.items():
-        out[name] = _entry(fn(cm), None if samples is None else fn(cm_samples), n)
-    if semantic is not None and split_kind == "conflict":
-        for name, fn in CONFLICT.items():
-            out[name] = _entry(fn(_known_semantic(point)),
-                               None if samples is None else fn(_known_semantic(samples)), n)
-    if semantic is not None and split_kind == "all":
-        out["conflict_gap"] = _entry(conflict.conflict_gap(_known_semantic(point)), None if samples is None
-                                     else conflict.conflict_gap(_known_semantic(samples)), n)
-    if labels is not None:
-        out["per_class"] = per_class(cm, cm_samples, labels)
-    return out
-
-
-def per_class(cm: np.ndarray, cm_samples: np.ndarray | None, labels: Sequence[str]) -> dict:
-    """Per-class precision, recall and F1 with CIs, and support, keyed by label, from a (K+1, K+1) confusion
-    matrix and its resamples."""
-    p, r, f = categorical.precision_recall_f1(cm)
-    sp, sr, sf = categorical.precision_recall_f1(cm_samples) if cm_samples is not None else (None,) * 3
-    support = cm.sum(-1)
+def per_class(scores: scoring.Scores, labels: Sequence[str], support: np.ndarray) -> dict:
+    """Per-class precision, recall and F1 with CIs, and support, keyed by label (from :func:`scoring.categorical`
+    with ``per_class=True``)."""
     out = {}
     for i, lab in enumerate(labels):
-        def col(a, i=i):
-            return None if a is None else a[:, i]
+        def e(name, i=i):
+            d = scores.per_class_draws.get(name)
+            return scoring.entry(scores.per_class[name][i], None if d is None else d[:, i], support[i],
+                                 scores.n_clusters, scores.n_distinct)
 
-        out[lab] = {"precision": _entry(p[i], col(sp), support[i]), "recall": _entry(r[i], col(sr), support[i]),
-                    "f1": _entry(f[i], col(sf), support[i]), "support": int(support[i])}
+        out[lab] = {"precision": e("precision"), "recall": e("recall"), "f1": e("f1"), "support": int(support[i])}
     return out
 
 
@@ -165,10 +88,14 @@ def confusion(acoustic, pred, k: int) -> list[list[int]]:
     return cm.tolist()
 
 
-def conflict_breakdown(acoustic, pred, semantic, labels: Sequence[str]) -> list[dict]:
-    """For each acoustic x semantic pair of conflict items: share of predictions following voice, text, other."""
+def conflict_breakdown(acoustic, pred, semantic, labels: Sequence[str], conflict: np.ndarray | None = None
+                       ) -> list[dict]:
+    """For each acoustic x semantic pair of conflict items: share of predictions following voice, text, other.
+    ``conflict`` marks the conflict items (default: voice and words labels known and different)."""
     k = len(labels)
     conf = (acoustic >= 0) & (semantic >= 0) & (acoustic != semantic)
+    if conflict is not None:
+        conf &= conflict
     a, p, s = acoustic[conf], pred[conf], semantic[conf]
     pair = a * k + s
     n = np.bincount(pair, minlength=k * k)
@@ -177,62 +104,6 @@ def conflict_breakdown(acoustic, pred, semantic, labels: Sequence[str]) -> list[
     return [{"acoustic": labels[c // k], "semantic": labels[c % k], "n": int(n[c]), "voice": float(voice[c] / n[c]),
              "text": float(text[c] / n[c]), "other": float((n[c] - voice[c] - text[c]) / n[c])}
             for c in np.flatnonzero(n)]
-
-
-# --------------------------------------------------------------------------------------------------------
-# Distribution and dimensional metrics
-
-
-def distribution_stats(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Per-item statistics summed by the bootstrap: [1, each per-item measure, multi-label TP/FP/FN]."""
-    cols = [np.ones(len(gold))] + [distribution.PER_ITEM[name](gold, pred) for name in DISTRIBUTION]
-    return np.column_stack([*cols, distribution.multilabel_stats(gold, pred)])
-
-
-def _distribution_values(sums: np.ndarray) -> dict[str, np.ndarray]:
-    n = sums[..., 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = {name: sums[..., 1 + i] / n for i, name in enumerate(DISTRIBUTION)}
-    out["multilabel_macro_f1"] = distribution.multilabel_macro_f1_from_stats(sums[..., 1 + len(DISTRIBUTION):])
-    return out
-
-
-def score_distribution(gold: np.ndarray, pred: np.ndarray, boot: Bootstrap) -> dict:
-    stats = distribution_stats(gold, pred)
-    point = _distribution_values(stats.sum(0))
-    samples = _distribution_values(boot.sums(stats)) if boot.n_boot else {}
-    return {name: _entry(point[name], samples.get(name), len(gold)) for name in point}
-
-
-def score_dimensional(gold: dict[str, np.ndarray], pred: dict[str, np.ndarray], boot: Bootstrap) -> dict:
-    """CCC, Pearson r and RMSE, each the mean over the dimensions (one CI over the same resamples), plus
-    ``by_dimension``: the same three per dimension (moved out of the split by :func:`evaluate`)."""
-    dims = [d for d in gold if d in pred]
-    blocks = []
-    for d in dims:
-        ok = np.isfinite(gold[d]) & np.isfinite(pred[d])
-        mom = dimensional.moments(np.where(ok, gold[d], 0.0), np.where(ok, pred[d], 0.0))
-        blocks.append(mom * ok[:, None])
-    stats = np.column_stack(blocks)
-    sums_point = stats.sum(0)
-    sums_boot = boot.sums(stats) if boot.n_boot else None
-    by_dim: dict[str, dict] = {}
-    point: dict[str, list] = {name: [] for name in DIMENSIONAL}
-    samples: dict[str, list] = {name: [] for name in DIMENSIONAL}
-    for j, d in enumerate(dims):
-        sl = slice(6 * j, 6 * j + 6)
-        n = int(sums_point[6 * j])
-        by_dim[d] = {}
-        for name, fn in DIMENSIONAL.items():
-            value, boot_values = fn(sums_point[sl]), None if sums_boot is None else fn(sums_boot[:, sl])
-            by_dim[d][name] = _entry(value, boot_values, n)
-            point[name].append(value)
-            samples[name].append(boot_values)
-    n_items = int(np.any(stats[:, 0::6] > 0, axis=1).sum())
-    out = {name: _entry(np.mean(point[name]), None if sums_boot is None else np.mean(samples[name], axis=0),
-                        n_items) for name in DIMENSIONAL}
-    out["by_dimension"] = by_dim
-    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -253,7 +124,7 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
 @np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted
 def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
           n_boot: int = 1000, seed: int = 0, unit: str = "auto", with_per_class: bool = False,
-          samples_out: dict | None = None) -> dict:
+          samples_out: dict | None = None, target: str = "acoustic_label") -> dict:
     """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
 
     Args:
@@ -265,67 +136,99 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
         vad: dimension -> predicted floats (NaN = none) for the dimensional task.
         n_boot, seed, unit: bootstrap resamples, seed and unit (``item``, ``speaker`` or ``auto``).
         with_per_class: also return per-class precision/recall/F1 under each split's ``per_class`` key.
-        samples_out: when a dict, filled with ``{split: {metric: bootstrap samples}}`` (for
-            :func:`cross_corpus_mean`).
+        samples_out: when a dict, filled with ``{split: {metric: bootstrap draws}}`` (for
+            :func:`cross_corpus_mean`), from the draws :mod:`casebench.scoring` returns.
+        target: the categorical task's gold label (``acoustic_label`` or ``semantic_label``).
     """
     k = len(gold.taxonomy)
-    clusters = _clusters(gold, unit)
-    boot_all = Bootstrap(n_boot, seed, clusters)
+    boot_all = Bootstrap(n_boot, seed, _clusters(gold, unit))
     out: dict[str, dict] = {}
     for split in splits:
-        sink: list | None = [] if samples_out is not None else None
-        token = _SAMPLE_SINK.set(sink)
-        try:
-            res = _score_split(gold, split, tasks, label, dist, vad, k, boot_all, with_per_class)
-        finally:
-            _SAMPLE_SINK.reset(token)
-        if sink is not None:
-            by_entry = {id(e): b for e, b in sink}
-            samples_out[split.name] = {m: by_entry[id(e)] for m, e in res.items() if id(e) in by_entry}
+        parts = _score_split(gold, split, tasks, label, dist, vad, k, boot_all, target)
+        res: dict[str, dict] = {}
+        draws: dict[str, np.ndarray] = {}
+        for kind, sc in parts.items():
+            if kind == "by_dimension":
+                res["by_dimension"] = {d: x.entries() for d, x in sc.items()}
+                continue
+            entries = sc.entries()
+            if kind == "categorical" and with_per_class:
+                y = gold.labels_of(target)
+                cm_support = np.bincount(y[gold.mask(split) & (y >= 0)], minlength=k)
+                res["per_class"] = per_class(sc, gold.taxonomy.labels, cm_support)
+            res.update(entries)
+            draws.update({m: d for m, d in sc.draws.items() if m in entries})
+        if samples_out is not None:
+            samples_out[split.name] = draws
         out[split.name] = res
     return out
 
 
 def _score_split(gold: Gold, split: Split, tasks, label, dist, vad, k: int, boot_all: Bootstrap,
-                 with_per_class: bool) -> dict:
-    """The metrics of one split (see :func:`score`)."""
+                 target: str = "acoustic_label") -> dict:
+    """``{family kind: scoring.Scores}`` of one split (and ``by_dimension``: {dimension: Scores})."""
     mask = gold.mask(split)
-    res: dict[str, dict] = {}
-    if "categorical" in tasks and gold.acoustic is not None:
-        m = mask & (gold.acoustic >= 0)
+    res: dict = {}
+    labels = gold.labels_of(target) if "categorical" in tasks else None
+    if labels is not None:
+        m = mask & (labels >= 0)
         if m.any():
-            sem = None if gold.semantic is None else gold.semantic[m]
-            res.update(score_categorical(gold.acoustic[m], label[m], sem, k, boot_all.subset(m), split.kind,
-                                         labels=gold.taxonomy.labels if with_per_class else None))
+            other = gold.semantic if target == "acoustic_label" else gold.acoustic
+            res["categorical"] = scoring.categorical(labels[m], label[m], None if other is None else other[m], k,
+                                                     split.kind, boot_all.subset(m), target_name=target,
+                                                     per_class=True)
     if "distribution" in tasks and gold.distribution is not None:
         m = mask & np.isfinite(gold.distribution).all(1)
         if m.any():
-            res.update(score_distribution(gold.distribution[m], dist[m], boot_all.subset(m)))
+            res["distribution"] = scoring.distribution(gold.distribution[m], dist[m], boot_all.subset(m))
     if "dimensional" in tasks and gold.vad:
         m = mask & np.column_stack([np.isfinite(v) for v in gold.vad.values()]).any(1)
         if m.any():
-            res.update(score_dimensional({d: v[m] for d, v in gold.vad.items()},
-                                         {d: v[m] for d, v in vad.items()}, boot_all.subset(m)))
+            res["dimensional"], res["by_dimension"] = scoring.dimensional(
+                {d: v[m] for d, v in gold.vad.items()}, {d: v[m] for d, v in vad.items()}, boot_all.subset(m))
     return res
 
 
+def baseline_prior(benchmark: Benchmark | None, gold: Gold) -> scoring.Prior:
+    """The prior the constant baseline predicts: from the benchmark's train table (spec ``train:``), else the
+    train prior its spec carries (``prior:``), else, as a last resort, from the test gold itself (an oracle,
+    named "test prior (oracle)" everywhere)."""
+    if benchmark is not None and benchmark.train_path is not None:
+        return scoring.prior_from_gold(benchmark.load_train(), "train")
+    if benchmark is not None and benchmark.prior:
+        return scoring.prior_from_spec(benchmark.prior, gold.taxonomy)
+    return scoring.prior_from_gold(gold, "test")
+
+
 def baselines(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, n_boot: int, seed: int,
-              unit: str) -> dict:
-    """The constant reference systems, scored on the same items: majority class, mean distribution and
-    mean V/A/D (each computed from the gold of all scored items)."""
-    n, out = len(gold), {}
-    if "categorical" in tasks and gold.acoustic is not None and (gold.acoustic >= 0).any():
-        majority = int(np.bincount(gold.acoustic[gold.acoustic >= 0]).argmax())
-        out["majority_class"] = score(gold, splits, ["categorical"], label=np.full(n, majority),
-                                      n_boot=n_boot, seed=seed, unit=unit)
-    if "distribution" in tasks and gold.distribution is not None:
-        mean = np.nanmean(gold.distribution, axis=0)
-        out["mean_distribution"] = score(gold, splits, ["distribution"], dist=np.tile(mean, (n, 1)),
-                                         n_boot=n_boot, seed=seed, unit=unit)
-    if "dimensional" in tasks and gold.vad:
-        vad = {d: np.full(n, np.nanmean(v)) for d, v in gold.vad.items()}
-        out["mean_vad"] = score(gold, splits, ["dimensional"], vad=vad, n_boot=n_boot, seed=seed, unit=unit)
-    return out
+              unit: str, prior: scoring.Prior | None = None, target: str = "acoustic_label") -> dict:
+    """The constant reference system, scored on the same items: it predicts the prior's majority class, mean
+    distribution and mean V/A/D. ``{prior.name: {split: {metric: entry}}}``: ``train prior``, or, when
+    ``prior`` is None or comes from the test labels, ``test prior (oracle)``."""
+    prior = prior or scoring.prior_from_gold(gold, "test")
+    n = len(gold)
+    arrays: dict = {}
+    run = []
+    if "categorical" in tasks and gold.labels_of(target) is not None and prior.label is not None:
+        arrays["label"] = np.full(n, prior.label)
+        run.append("categorical")
+    if "distribution" in tasks and gold.distribution is not None and prior.distribution is not None:
+        arrays["dist"] = np.tile(prior.distribution, (n, 1))
+        run.append("distribution")
+    if "dimensional" in tasks and gold.vad and prior.vad:
+        arrays["vad"] = {d: np.full(n, prior.vad.get(d, np.nan)) for d in gold.vad}
+        run.append("dimensional")
+    if not run:
+        return {}
+    res = score(gold, splits, run, n_boot=n_boot, seed=seed, unit=unit, target=target, **arrays)
+    for split_scores in res.values():
+        split_scores.pop("by_dimension", None)
+    return {prior.name: res}
+
+
+def baseline_info(prior: scoring.Prior) -> dict:
+    """What the results say about the constant baseline's prior (``results["baseline_prior"]``)."""
+    return {"name": prior.name, "source": prior.source, "n": prior.n, "oracle": prior.oracle}
 
 
 def scored_tasks(benchmark: Benchmark, preds) -> list[str]:
@@ -413,10 +316,12 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     model = _with_sidecar(model, predictions, preds)
     tasks = scored_tasks(benchmark, preds)
     arrays = prediction_arrays(preds, gold, tasks)
+    task = benchmark.task("categorical")
+    target = task.target if task is not None else "acoustic_label"
     samples: dict = {}
     scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, with_per_class=True,
-                   samples_out=samples, **arrays)
-    extra: dict = {"per_class": {}, "confusion": {}}
+                   samples_out=samples, target=target, **arrays)
+    extra: dict = {"per_class": {}, "confusion": {}, "split_counts": split_counts(gold, benchmark.splits)}
     cross = [s.name for s in benchmark.splits if s.kind == "cross-corpus"]
     if cross:
         from casebench.results import split_zero_shot
@@ -426,31 +331,66 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
         unseen = [n for n in cross if flags.get(n)]
         if len(unseen) < len(cross):  # the model trained on some of them: also the mean over the others
             extra["cross_corpus_mean_zero_shot"] = cross_corpus_mean(scores, samples, unseen)
-    if "categorical" in tasks and gold.acoustic is not None:
+    gold_labels = gold.labels_of(target) if "categorical" in tasks else None
+    if gold_labels is not None:
         labels = list(gold.taxonomy.labels)
         k = len(labels)
         for split in benchmark.splits:
-            m = gold.mask(split) & (gold.acoustic >= 0)
+            m = gold.mask(split) & (gold_labels >= 0)
             if m.any():
                 extra["per_class"][split.name] = scores[split.name].pop("per_class")
-                extra["confusion"][split.name] = confusion(gold.acoustic[m], arrays["label"][m], k)
-        if gold.semantic is not None:
-            extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels)
+                extra["confusion"][split.name] = confusion(gold_labels[m], arrays["label"][m], k)
+        if gold.semantic is not None and gold.acoustic is not None:
+            extra["conflict_breakdown"] = conflict_breakdown(gold.acoustic, arrays["label"], gold.semantic, labels,
+                                                             gold.is_conflict)
     extra["per_dimension"] = {name: res.pop("by_dimension") for name, res in scores.items() if "by_dimension" in res}
-    if "categorical" in tasks and gold.acoustic is not None:
+    if gold_labels is not None:
         group_by = group_by if group_by is not None else (list(getattr(benchmark, "group_by", ())) or None)
-        extra.update(_robustness_and_groups(gold, arrays["label"], group_by, min_group_items, n_boot, seed, unit))
-    base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit) if with_baselines else {}
-    for res in base.values():
-        for split_scores in res.values():
-            split_scores.pop("by_dimension", None)
+        extra.update(_robustness_and_groups(gold, arrays["label"], group_by, min_group_items, n_boot, seed, unit,
+                                            target))
+    base = {}
+    if with_baselines:
+        prior = baseline_prior(benchmark, gold)
+        base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, prior=prior,
+                         target=target)
+        extra["baseline_prior"] = baseline_info(prior)
+    boot_unit = "item" if _clusters(gold, unit) is None else "speaker"
+    extra["warnings"] = scoring.interval_warnings(scores, boot_unit)
+    if "cross_corpus_mean" in extra:
+        extra["warnings"] += scoring.interval_warnings({"cross_corpus_mean": extra["cross_corpus_mean"]},
+                                                       boot_unit, where="mean")
+    if with_baselines and extra["baseline_prior"]["oracle"]:
+        extra["warnings"].append("the constant baseline 'test prior (oracle)' is computed from the test labels "
+                                 "(the benchmark has no train table or train prior): it is an oracle, not a "
+                                 "fair baseline")
     results = build_results(benchmark=benchmark, gold=gold, preds=preds, tasks=tasks, scores=scores,
-                            baselines=base, extra=extra, n_boot=n_boot, seed=seed,
-                            unit="item" if _clusters(gold, unit) is None else "speaker", model=model)
+                            baselines=base, extra=extra, n_boot=n_boot, seed=seed, unit=boot_unit, model=model)
     if stale:
         results["staleness"] = {"allow_stale": True, "problems": stale}
         results.setdefault("warnings", []).extend(f"stale (--allow-stale): {p}" for p in stale)
     return results
+
+
+def split_counts(gold: Gold, splits: Sequence[Split]) -> dict:
+    """Per conflict/congruent split: the items scored, the voice != words count (``raw``), and where the
+    scored set comes from (``curated``: the gold's ``is_conflict`` tags, else ``voice != words``)."""
+    out = {}
+    tags = gold.curated_conflict
+    clean = ~gold.is_degraded
+    for split in splits:
+        if split.kind not in ("conflict", "congruent"):
+            continue
+        scored = int((gold.mask(split)).sum())
+        if split.kind == "conflict":
+            raw = int((gold.is_conflict_raw & clean).sum())
+        else:
+            raw = int((gold.acoustic is not None and gold.semantic is not None)
+                      and ((gold.acoustic >= 0) & (gold.acoustic == gold.semantic) & clean).sum())
+        out[split.name] = {"n": scored, "n_raw": raw,
+                           "source": "curated is_conflict tags" if tags is not None and (tags >= 0).any()
+                           else "voice != words",
+                           "n_tagged": None if tags is None else int(((tags >= 0) & clean).sum())}
+    return out
 
 
 def _with_sidecar(model: dict | None, predictions, preds) -> dict | None:
@@ -465,12 +405,12 @@ def _with_sidecar(model: dict | None, predictions, preds) -> dict | None:
 
 
 def _robustness_and_groups(gold: Gold, label: np.ndarray, group_by, min_items: int | None, n_boot: int, seed: int,
-                           unit: str) -> dict:
+                           unit: str, target: str = "acoustic_label") -> dict:
     """``robustness`` (when the gold has degraded items) and ``groups`` (when asked) for :func:`evaluate`."""
     from casebench import fairness, robustness
 
     out: dict = {}
-    rob = robustness.robustness_summary(gold, label, n_boot=n_boot, seed=seed, unit=unit)
+    rob = robustness.robustness_summary(gold, label, n_boot=n_boot, seed=seed, unit=unit, target=target)
     if rob is not None:
         out["robustness"] = rob
     if group_by:
@@ -478,7 +418,7 @@ def _robustness_and_groups(gold: Gold, label: np.ndarray, group_by, min_items: i
         clean = np.array([c is None for c in robustness.item_conditions(gold)[0]]) if rob is not None else None
         kw = {} if min_items is None else {"min_items": int(min_items)}
         out["groups"] = {c: fairness.group_breakdown(gold, label, c, mask=clean, n_boot=n_boot, seed=seed, unit=unit,
-                                                     **kw) for c in columns}
+                                                     target=target, **kw) for c in columns}
     return out
 
 
@@ -486,30 +426,13 @@ def _robustness_and_groups(gold: Gold, label: np.ndarray, group_by, min_items: i
 # Paired comparison of two submissions on the same items
 
 
-def _dimensional_values(sums: np.ndarray, n_dims: int) -> dict[str, np.ndarray]:
-    """Mean over dimensions of CCC, Pearson r and RMSE from moment sums laid out 6 per dimension."""
-    return {name: np.mean([fn(sums[..., 6 * j:6 * j + 6]) for j in range(n_dims)], axis=0)
-            for name, fn in DIMENSIONAL.items()}
-
-
-def _paired_entries(va: dict, vb: dict, sa: dict | None, sb: dict | None, n: int) -> dict:
-    from casebench.stats import paired_p_value
-
-    out = {}
-    for name in va:
-        diff_samples = None if sa is None else sa[name] - sb[name]
-        out[name] = {"a": _num(va[name]), "b": _num(vb[name]),
-                     "diff": _entry(va[name] - vb[name], diff_samples, n),
-                     "p_value": None if diff_samples is None else _num(paired_p_value(diff_samples))}
-    return out
-
-
 @np.errstate(invalid="ignore", divide="ignore")
 def compare(predictions_a: str | Path, predictions_b: str | Path, benchmark: Benchmark, *, n_boot: int = 1000,
             seed: int = 0, unit: str = "auto", renormalize: bool = False) -> dict:
     """Paired comparison of two submissions on the same items: per split and metric, A, B and A − B with a
-    paired-bootstrap CI and p-value (both scored on the very same resamples), and McNemar's exact test on
-    per-item correctness for the categorical task."""
+    paired-bootstrap CI and p-value (both scored on the very same resamples, :mod:`casebench.scoring`), and
+    McNemar's exact test on per-item correctness for the categorical task. A split with no scorable item is
+    reported with ``n: 0`` and no metrics (an EM2LDL-style gold has an empty conflict split)."""
     from casebench.predictions import parse_predictions
     from casebench.stats import mcnemar
 
@@ -518,68 +441,68 @@ def compare(predictions_a: str | Path, predictions_b: str | Path, benchmark: Ben
     pb = parse_predictions(predictions_b, gold, renormalize=renormalize)
     tasks = [t for t in scored_tasks(benchmark, pa) if t in scored_tasks(benchmark, pb)]
     arr_a, arr_b = prediction_arrays(pa, gold, tasks), prediction_arrays(pb, gold, tasks)
-    k, m = len(gold.taxonomy), len(gold.taxonomy) + 1
+    task = benchmark.task("categorical")
+    target = task.target if task is not None else "acoustic_label"
+    k = len(gold.taxonomy)
     clusters = _clusters(gold, unit)
     boot_all = Bootstrap(n_boot, seed, clusters)
-    splits_out, mcnemar_out = {}, {}
+    splits_out, mcnemar_out, empty = {}, {}, []
     for split in benchmark.splits:
         mask = gold.mask(split)
         res: dict[str, dict] = {}
-        if "categorical" in tasks and gold.acoustic is not None:
-            sel = mask & (gold.acoustic >= 0)
-            a, la, lb = gold.acoustic[sel], arr_a["label"][sel], arr_b["label"][sel]
-            s = np.full_like(a, k) if gold.semantic is None else np.where(gold.semantic[sel] < 0, k, gold.semantic[sel])
-            codes = ((a * m + np.where(la < 0, k, la)) * m + np.where(lb < 0, k, lb)) * m + s
-            shape = (m, m, m, m)
-            point = np.bincount(codes, minlength=m ** 4).astype(float).reshape(shape)
-            samples = boot_all.subset(sel).counts(codes, m ** 4).reshape(-1, *shape) if n_boot else None
-
-            def values(t4, which, kind=split.kind):
-                t = t4.sum(axis=-2) if which == "a" else t4.sum(axis=-3)
-                out = {name: fn(t.sum(-1)) for name, fn in CATEGORICAL.items()}
-                if gold.semantic is not None and kind == "conflict":
-                    out.update({name: fn(_known_semantic(t)) for name, fn in CONFLICT.items()})
-                if gold.semantic is not None and kind == "all":
-                    out["conflict_gap"] = conflict.conflict_gap(_known_semantic(t))
-                return out
-
-            res.update(_paired_entries(values(point, "a"), values(point, "b"),
-                                       None if samples is None else values(samples, "a"),
-                                       None if samples is None else values(samples, "b"), int(sel.sum())))
-            mcnemar_out[split.name] = mcnemar(la == a, lb == a)
-        if "distribution" in tasks and gold.distribution is not None:
-            sel = mask & np.isfinite(gold.distribution).all(1)
+        labels = gold.labels_of(target) if "categorical" in tasks else None
+        if labels is not None and (sel := mask & (labels >= 0)).any():
+            other = gold.semantic if target == "acoustic_label" else gold.acoustic
+            y, la, lb = labels[sel], arr_a["label"][sel], arr_b["label"][sel]
+            sa, sb = scoring.paired_categorical(y, la, lb, None if other is None else other[sel], k, split.kind,
+                                                boot_all.subset(sel), target_name=target)
+            res.update(scoring.paired_entries(sa, sb, int(sel.sum())))
+            mcnemar_out[split.name] = mcnemar(la == y, lb == y)
+        if "distribution" in tasks and gold.distribution is not None and \
+                (sel := mask & np.isfinite(gold.distribution).all(1)).any():
             g = gold.distribution[sel]
-            st = np.column_stack([distribution_stats(g, arr_a["dist"][sel]), distribution_stats(g, arr_b["dist"][sel])])
-            half = st.shape[1] // 2
-            sums = boot_all.subset(sel).sums(st) if n_boot else None
-            tot = st.sum(0)
-            res.update(_paired_entries(
-                _distribution_values(tot[:half]), _distribution_values(tot[half:]),
-                None if sums is None else _distribution_values(sums[:, :half]),
-                None if sums is None else _distribution_values(sums[:, half:]), int(sel.sum())))
+            st_a, where = scoring.distribution_stats(g, arr_a["dist"][sel])
+            st_b, _ = scoring.distribution_stats(g, arr_b["dist"][sel])
+            res.update(_paired_sums(np.hstack([st_a, st_b]), st_a.shape[1], boot_all.subset(sel),
+                                    lambda x, w=where: scoring.distribution_values(x, w)))
         if "dimensional" in tasks and gold.vad:
             dims = list(gold.vad)
             sel = mask & np.column_stack([np.isfinite(gold.vad[d]) for d in dims]).any(1)
-            blocks = []
-            for arr in (arr_a, arr_b):
-                for d in dims:
-                    x, y = gold.vad[d][sel], arr["vad"][d][sel]
-                    ok = np.isfinite(x) & np.isfinite(y)
-                    blocks.append(dimensional.moments(np.where(ok, x, 0), np.where(ok, y, 0)) * ok[:, None])
-            st = np.column_stack(blocks)
-            half = st.shape[1] // 2
-            sums = boot_all.subset(sel).sums(st) if n_boot else None
-            tot = st.sum(0)
-            res.update(_paired_entries(
-                _dimensional_values(tot[:half], len(dims)), _dimensional_values(tot[half:], len(dims)),
-                None if sums is None else _dimensional_values(sums[:, :half], len(dims)),
-                None if sums is None else _dimensional_values(sums[:, half:], len(dims)), int(sel.sum())))
+            if sel.any():
+                g = {d: gold.vad[d][sel] for d in dims}
+                st_a = scoring.dimensional_stats(g, {d: arr_a["vad"][d][sel] for d in dims})
+                st_b = scoring.dimensional_stats(g, {d: arr_b["vad"][d][sel] for d in dims})
+                names = [m.name for m in scoring.family("dimensional")]
+                res.update(_paired_sums(np.hstack([st_a, st_b]), st_a.shape[1], boot_all.subset(sel),
+                                        lambda x, d=dims, keep=names: {
+                                            n: v for n, v in scoring.dimensional_values(x, d).items() if n in keep}))
+        if not res:
+            empty.append(split.name)
         splits_out[split.name] = res
+    unit_name = "item" if clusters is None else "speaker"
+    warnings = scoring.interval_warnings({s: {m: e["diff"] for m, e in r.items()} for s, r in splits_out.items()},
+                                         unit_name)
+    warnings += [f"split {name!r} has no scorable item: nothing compared there" for name in empty]
     return {"benchmark": {"name": benchmark.name, "version": benchmark.version},
             "dataset_fingerprint": gold.fingerprint,
             "a": {"file": Path(pa.path).name, "sha256": pa.sha256},
             "b": {"file": Path(pb.path).name, "sha256": pb.sha256},
-            "bootstrap": {"n_resamples": n_boot, "unit": "item" if clusters is None else "speaker",
-                          "method": "paired percentile", "confidence": 0.95},
-            "seed": seed, "tasks": tasks, "splits": splits_out, "mcnemar": mcnemar_out}
+            "bootstrap": {"n_resamples": n_boot, "unit": unit_name, "method": "paired percentile", "confidence": 0.95},
+            "seed": seed, "tasks": tasks, "splits": splits_out,
+            "split_items": {s: int(gold.mask(sp).sum()) for sp in benchmark.splits for s in [sp.name]},
+            "mcnemar": mcnemar_out, "warnings": warnings}
+
+
+def _paired_sums(stats: np.ndarray, half: int, boot: Bootstrap, values) -> dict:
+    """Paired entries of two systems whose per-item statistics sit side by side (A's first ``half`` columns):
+    one resample of the items gives both systems' sums."""
+    n = len(stats)
+    tot = stats.sum(0)
+    units = n if boot.clusters is None else int(boot.clusters.max()) + 1
+    a = scoring.Scores({k: float(v) for k, v in values(tot[:half]).items()}, n=n, n_clusters=units)
+    b = scoring.Scores({k: float(v) for k, v in values(tot[half:]).items()}, n=n, n_clusters=units)
+    if boot.n_boot:
+        sums = boot.sums(stats)
+        a.draws, b.draws = values(sums[:, :half]), values(sums[:, half:])
+        a.n_distinct = b.n_distinct = scoring.distinct_rows(sums)
+    return scoring.paired_entries(a, b, n)

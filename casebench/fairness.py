@@ -74,7 +74,7 @@ def _seed_for(seed: int, g: int) -> int:
 
 def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarray | None = None,
                     n_boot: int = 1000, seed: int = 0, unit: str = "auto", min_items: int = MIN_ITEMS,
-                    min_speakers: int = MIN_SPEAKERS) -> dict:
+                    min_speakers: int = MIN_SPEAKERS, target: str = "acoustic_label") -> dict:
     """Per-group categorical scores of ``label`` (taxonomy indices, -1 = none) on the items of ``mask``.
 
     Args:
@@ -84,19 +84,21 @@ def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarr
         mask: items to score (default: all with a known acoustic label).
         n_boot, seed, unit: as :func:`casebench.evaluate.score`.
         min_items, min_speakers: the smallest group that is ranked (see the module docstring).
+        target: the gold label scored against (``acoustic_label`` or ``semantic_label``).
 
     Returns:
         JSON-ready dict (see the module docstring).
     """
-    from casebench.evaluate import _entry, score_categorical
+    from casebench import scoring
     from casebench.stats import Bootstrap
 
-    if gold.acoustic is None:
-        raise ConfigError("--group-by needs the categorical task (an acoustic_label column in the gold)")
+    gold_labels = gold.labels_of(target)
+    if gold_labels is None:
+        raise ConfigError(f"--group-by needs the categorical task (a {target} column in the gold)")
     groups = group_values(gold, column)
     k = len(gold.taxonomy)
     labels = list(gold.taxonomy.labels)
-    sel = (gold.acoustic >= 0) if mask is None else (np.asarray(mask, bool) & (gold.acoustic >= 0))
+    sel = (gold_labels >= 0) if mask is None else (np.asarray(mask, bool) & (gold_labels >= 0))
     by_speaker = column in SPEAKER_COLUMNS
     use_clusters = gold.speaker is not None and unit != "item" and not by_speaker
     speakers = gold.speaker_codes if gold.speaker is not None else None
@@ -111,19 +113,19 @@ def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarr
         if use_clusters:
             _, clusters = np.unique(speakers[m], return_inverse=True)
         boot = Bootstrap(n_boot, _seed_for(seed, gi), clusters)
-        sink: list = []
-        from casebench.evaluate import _SAMPLE_SINK
-
-        token = _SAMPLE_SINK.set(sink)
-        try:
-            res = score_categorical(gold.acoustic[m], label[m], None, k, boot, "subset", labels=labels)
-        finally:
-            _SAMPLE_SINK.reset(token)
-        by_entry = {id(e): s for e, s in sink}
-        metrics = {name: res[name] for name in METRICS}
-        recall = {lab: res["per_class"][lab]["recall"] for lab in labels if res["per_class"][lab]["support"] > 0}
-        samples[g] = {name: by_entry.get(id(res[name])) for name in METRICS}
-        samples[g].update({f"recall:{lab}": by_entry.get(id(e)) for lab, e in recall.items()})
+        sc = scoring.categorical(gold_labels[m], label[m], None, k, "subset", boot, target_name=target,
+                                 per_class=True)
+        support = np.bincount(gold_labels[m], minlength=k)
+        entries = sc.entries()
+        metrics = {name: entries[name] for name in METRICS}
+        recall = {}
+        samples[g] = {name: sc.draws.get(name) for name in METRICS}
+        for i, lab in enumerate(labels):
+            if support[i] > 0:
+                d = sc.per_class_draws.get("recall")
+                recall[lab] = scoring.entry(sc.per_class["recall"][i], None if d is None else d[:, i], support[i],
+                                            sc.n_clusters, sc.n_distinct)
+                samples[g][f"recall:{lab}"] = None if d is None else d[:, i]
         reason = None
         if g == MISSING:
             reason = f"no {column} value"
@@ -138,7 +140,7 @@ def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarr
     def diff(best: str, worst: str, key: str, point: float) -> dict:
         sb, sw = samples[best].get(key), samples[worst].get(key)
         n = out_groups[best]["n"] + out_groups[worst]["n"]
-        return _entry(point, None if sb is None or sw is None else sb - sw, n)
+        return scoring.entry(point, None if sb is None or sw is None else sb - sw, n)
 
     worst, gaps, recall_gaps = {}, {}, {}
     if ranked:

@@ -53,6 +53,9 @@ def render(results: dict, console) -> None:
                   f"seed {results['seed']}  ·  predictions {results['predictions']['sha256'][:19]}…")
     for note in results["predictions"].get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+    for warning in results.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    constant = (results.get("baseline_prior") or {}).get("name") or "constant"
     for split in ordered_splits(results):
         metrics = results["splits"][split]
         if not metrics:
@@ -64,7 +67,7 @@ def render(results: dict, console) -> None:
         table.add_column("metric", no_wrap=True)
         table.add_column("value", justify="right", no_wrap=True)
         table.add_column("95% CI", justify="right", no_wrap=True)
-        table.add_column("constant", justify="right", no_wrap=True)
+        table.add_column(constant, justify="right", no_wrap=True)
         table.add_column("", no_wrap=True)
         for metric, entry in metrics.items():
             base = baseline_for(results, split, metric)
@@ -72,7 +75,7 @@ def render(results: dict, console) -> None:
             flag = ""
             if base and entry["value"] is not None and base[1]["value"] is not None:
                 better = (entry["value"] > base[1]["value"]) == METRICS[metric].higher_is_better
-                flag = "[green]beats constant[/]" if better else "[red]≤ constant[/]"
+                flag = f"[green]beats {constant}[/]" if better else f"[red]≤ {constant}[/]"
             value = fmt(entry).split(" ", 1)
             table.add_row(f"{metric} {arrow}", value[0], value[1] if len(value) > 1 else "",
                           fmt(base[1]).split(" ")[0] if base else "", flag)
@@ -97,7 +100,11 @@ def render_compare(result: dict, console) -> None:
     console.print(f"[bold]{result['benchmark']['name']}[/]: A = {result['a']['file']}, B = {result['b']['file']}; "
                   f"paired bootstrap ({result['bootstrap']['n_resamples']} resamples over "
                   f"{result['bootstrap']['unit']}s)")
+    for warning in result.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     for split, metrics in result["splits"].items():
+        if not metrics:
+            continue
         table = Table(title=split, title_justify="left", show_edge=False)
         for col in ("metric", "A", "B", "A − B [95% CI]", "p"):
             table.add_column(col, justify="left" if col == "metric" else "right")

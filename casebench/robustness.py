@@ -94,13 +94,14 @@ def auc(snrs: np.ndarray, values: np.ndarray) -> float | None:
 
 @np.errstate(invalid="ignore", divide="ignore")
 def robustness_summary(gold: Any, label: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                       unit: str = "auto") -> dict | None:
+                       unit: str = "auto", target: str = "acoustic_label") -> dict | None:
     """The robustness summary of categorical predictions ``label`` (aligned with ``gold.ids``); None when the
     gold has no degraded items or no acoustic labels."""
-    from casebench.evaluate import CATEGORICAL, _entry, _paired_entries
+    from casebench import scoring
     from casebench.stats import Bootstrap
 
-    if gold.acoustic is None:
+    gold_labels = gold.labels_of(target)
+    if gold_labels is None:
         return None
     if "condition" not in gold.columns:
         import pandas as pd
@@ -113,14 +114,13 @@ def robustness_summary(gold: Any, label: np.ndarray, *, n_boot: int = 1000, seed
     if not any(c is not None for c in cond):
         return None
     k = len(gold.taxonomy)
-    m = k + 1
     clean_index = {s: i for i, (s, c) in enumerate(zip(src, cond, strict=True)) if c is None}
     use_clusters = gold.speaker is not None and unit != "item"
     names = sorted({c for c in cond if c is not None}, key=lambda c: (_snr(c) is None, _snr(c) or (c, 0)))
     out: dict[str, dict] = {}
     for name in names:
         deg = np.flatnonzero(cond == name)
-        pairs = [(clean_index[src[j]], j) for j in deg if src[j] in clean_index and gold.acoustic[j] >= 0]
+        pairs = [(clean_index[src[j]], j) for j in deg if src[j] in clean_index and gold_labels[j] >= 0]
         entry: dict[str, Any] = {"n_items": int(len(deg)), "n_pairs": len(pairs),
                                  "unpaired": int(len(deg) - len(pairs))}
         snr = _snr(name)
@@ -130,27 +130,18 @@ def robustness_summary(gold: Any, label: np.ndarray, *, n_boot: int = 1000, seed
             out[name] = entry
             continue
         ci, di = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-        a = gold.acoustic[ci]
-        pc, pd_ = np.where(label[ci] < 0, k, label[ci]), np.where(label[di] < 0, k, label[di])
-        codes = (a * m + pc) * m + pd_
+        a = gold_labels[ci]
         clusters = None
         if use_clusters:
             _, clusters = np.unique(gold.speaker_codes[ci], return_inverse=True)
         boot = Bootstrap(n_boot, seed, clusters)
-        shape = (m, m, m)
-        point = np.bincount(codes, minlength=m ** 3).astype(float).reshape(shape)
-        samples = boot.counts(codes, m ** 3).reshape(-1, *shape) if n_boot else None
-
-        def values(t, which):
-            cm = t.sum(-1) if which == "clean" else t.sum(-2)
-            return {n: CATEGORICAL[n](cm) for n in METRICS}
-
-        vc, vd = values(point, "clean"), values(point, "degraded")
-        sc = None if samples is None else values(samples, "clean")
-        sd = None if samples is None else values(samples, "degraded")
-        paired = _paired_entries(vc, vd, sc, sd, len(pairs))
-        entry["clean"] = {n: _entry(vc[n], None if sc is None else sc[n], len(pairs)) for n in METRICS}
-        entry["degraded"] = {n: _entry(vd[n], None if sd is None else sd[n], len(pairs)) for n in METRICS}
+        # clean and degraded predictions of the same sources, scored on one paired resample of the pairs
+        sc, sd = scoring.paired_categorical(a, label[ci], label[di], None, k, "subset", boot, target_name=target)
+        sc.values = {n: sc.values[n] for n in METRICS}
+        sd.values = {n: sd.values[n] for n in METRICS}
+        paired = scoring.paired_entries(sc, sd, len(pairs))
+        entry["clean"] = {n: e for n, e in sc.entries().items()}
+        entry["degraded"] = {n: e for n, e in sd.entries().items()}
         entry["drop"] = {n: {**paired[n]["diff"], "p_value": paired[n]["p_value"]} for n in METRICS}
         out[name] = entry
     curves: dict[str, dict] = {}

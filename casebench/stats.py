@@ -89,26 +89,29 @@ class Bootstrap:
 
     def counts(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
         """Resampled counts of each cell code: shape (n_boot, n_codes)."""
+        out = np.zeros((self.n_boot, n_codes))
+        used, counts = self.counts_used(codes)
+        out[:, used] = counts
+        return out
+
+    def counts_used(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resampled counts of the cells that occur: (the sorted codes used (U,), counts (n_boot, U)).
+
+        Memory is resamples x *occurring* cells (at most the items), never resamples x all cells."""
         rng = self._rng()
         codes = np.asarray(codes, dtype=np.int64)
         n = codes.size
-        if n == 0:
-            return np.zeros((self.n_boot, n_codes))
-        if self.clusters is None:
-            freq = np.bincount(codes, minlength=n_codes)
-            used = np.flatnonzero(freq)
-            out = np.zeros((self.n_boot, n_codes), dtype=np.float64)
-            out[:, used] = rng.multinomial(n, freq[used] / n, size=self.n_boot)
-            return out
-        g = int(self.clusters.max()) + 1
         used, local = np.unique(codes, return_inverse=True)  # only the cells that occur
+        if n == 0:
+            return used, np.zeros((self.n_boot, 0))
+        if self.clusters is None:
+            freq = np.bincount(local, minlength=used.size)
+            return used, rng.multinomial(n, freq / n, size=self.n_boot).astype(np.float64)
+        g = int(self.clusters.max()) + 1
         per_cluster = np.bincount(self.clusters * used.size + local, minlength=g * used.size).reshape(g, used.size)
-        out = np.zeros((self.n_boot, n_codes))
         # float32 is exact for counts below 2**24 (16.7 million items) and halves the product's cost
-        exact = codes.size < 2**24
-        dtype = np.float32 if exact else np.float64
-        out[:, used] = self._cluster_copies().astype(dtype) @ per_cluster.astype(dtype)
-        return out
+        dtype = np.float32 if n < 2**24 else np.float64
+        return used, (self._cluster_copies().astype(dtype) @ per_cluster.astype(dtype)).astype(np.float64)
 
     def sums(self, stats: np.ndarray) -> np.ndarray:
         """Resampled column sums of per-item statistics ``stats`` (n, S): shape (n_boot, S)."""

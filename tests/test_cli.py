@@ -42,9 +42,12 @@ def test_evaluate_json_and_out(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert printed["splits"] == saved["splits"]
     acc = saved["splits"]["conflict"]["accuracy"]
-    assert set(acc) == {"value", "ci_low", "ci_high", "n"} and acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+    assert set(acc) == {"value", "ci_low", "ci_high", "n", "n_clusters", "n_distinct_resamples"}
+    assert acc["ci_low"] <= acc["value"] <= acc["ci_high"] and acc["n_clusters"] <= 40
     assert saved["model"]["zero_shot"] is False and saved["model"]["not_zero_shot_on"] == ["mini-acted"]
-    assert saved["baselines"]["majority_class"]["all"]["accuracy"]["n"] == 480
+    # casebench-mini ships no train table: the constant baseline is the test prior, named an oracle
+    assert saved["baselines"]["test prior (oracle)"]["all"]["accuracy"]["n"] == 480
+    assert saved["baseline_prior"] == {"name": "test prior (oracle)", "source": "test", "n": 480, "oracle": True}
     assert saved["predictions"]["sha256"].startswith("sha256:") and saved["seed"] == 0
 
 

@@ -253,7 +253,7 @@ def test_submit_score_and_board(site):
     assert [r["model"] for r in board["rows"]] == ["voice-net", "text-net"]
     assert board["rows"][1]["zero_shot"] is False
     assert board["rows"][0]["cells"]["conflict.macro_f1"]["ci_low"] is not None
-    assert [b["name"] for b in board["baselines"]] == ["majority_class", "mean_distribution", "mean_vad"]
+    assert [b["name"] for b in board["baselines"]] == ["test prior (oracle)"]
     html = site.req("GET", "/b/casebench-mini/dev?sort=conflict.macro_f1&order=asc").text
     assert html.index("text-net") < html.index("voice-net")
     # submission dates, the overall column, and the corpus that makes a row "not zero-shot"

@@ -100,18 +100,49 @@ class Gold:
         codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
         return codes.astype(np.int64)
 
+    def labels_of(self, target: str) -> np.ndarray | None:
+        """The gold labels a categorical task scores against: ``acoustic_label`` or ``semantic_label``."""
+        return {"acoustic_label": self.acoustic, "semantic_label": self.semantic}[target]
+
+    @functools.cached_property
+    def curated_conflict(self) -> np.ndarray | None:
+        """The curated conflict tags of a boolean ``is_conflict`` gold column (written by ``aggregate`` with its
+        agreement thresholds applied) as 1 (conflict), 0 (not) and -1 (no tag); None without the column."""
+        col = self.columns.get("is_conflict")
+        if col is None:
+            return None
+        truth = {"true": 1, "1": 1, "yes": 1, "false": 0, "0": 0, "no": 0}
+        return np.array([-1 if v is None or (isinstance(v, float) and np.isnan(v)) else
+                         truth.get(str(v).strip().lower().removesuffix(".0"), -1) for v in col], dtype=np.int8)
+
     @property
-    def is_conflict(self) -> np.ndarray:
-        """True where acoustic and semantic labels are both known and differ."""
+    def is_conflict_raw(self) -> np.ndarray:
+        """True where acoustic and semantic labels are both known and differ (voice != words)."""
         if self.acoustic is None or self.semantic is None:
             return np.zeros(len(self), dtype=bool)
         return (self.acoustic >= 0) & (self.semantic >= 0) & (self.acoustic != self.semantic)
 
     @property
+    def is_conflict(self) -> np.ndarray:
+        """The scored conflict items: the curated ``is_conflict`` tag where the gold has one, else voice != words."""
+        raw = self.is_conflict_raw
+        tags = self.curated_conflict
+        return raw if tags is None else np.where(tags >= 0, tags == 1, raw)
+
+    @property
     def is_congruent(self) -> np.ndarray:
+        """Voice and words labels agree; where the gold has curated tags, also tagged not-conflict and not
+        failing the thresholds (a ``passes_thresholds`` column, when present)."""
         if self.acoustic is None or self.semantic is None:
             return np.zeros(len(self), dtype=bool)
-        return (self.acoustic >= 0) & (self.acoustic == self.semantic)
+        agree = (self.acoustic >= 0) & (self.acoustic == self.semantic)
+        tags = self.curated_conflict
+        if tags is None:
+            return agree
+        passes = self.columns.get("passes_thresholds")
+        ok = np.ones(len(self), bool) if passes is None else np.array(
+            [str(v).strip().lower() not in ("false", "0", "no", "0.0") for v in passes])
+        return agree & np.where(tags >= 0, (tags == 0) & ok, True)
 
     @functools.cached_property
     def is_degraded(self) -> np.ndarray:

@@ -92,7 +92,7 @@ _BASELINES: dict[tuple, dict] = {}
 
 
 def _evaluate_part(items, part: str, path: str, n_boot: int, seed: int, model: dict | None) -> dict:
-    from casebench.evaluate import baselines, evaluate
+    from casebench.evaluate import baseline_info, baseline_prior, baselines, evaluate
     from casebench.leaderboard.phases import filter_lines
 
     bench = items.benchmark_of(part)
@@ -112,15 +112,14 @@ def _evaluate_part(items, part: str, path: str, n_boot: int, seed: int, model: d
     finally:
         if tmp:
             os.unlink(tmp)
-    key = (gold.fingerprint, tuple(res["tasks"]), n_boot, seed)
+    key = (gold.fingerprint, tuple(res["tasks"]), n_boot, seed, str(bench.train_path), str(bench.prior))
     base = _BASELINES.get(key)
     if base is None:
-        base = baselines(gold, bench.splits, res["tasks"], n_boot=n_boot, seed=seed, unit="auto")
-        for r in base.values():
-            for split_scores in r.values():
-                split_scores.pop("by_dimension", None)
+        prior = baseline_prior(bench, gold)  # train split or spec prior; else the test prior, named an oracle
+        base = (baselines(gold, bench.splits, res["tasks"], n_boot=n_boot, seed=seed, unit="auto", prior=prior,
+                          target=(bench.task("categorical") or bench.tasks[0]).target), baseline_info(prior))
         _BASELINES[key] = base
-    res["baselines"] = base
+    res["baselines"], res["baseline_prior"] = base
     return res
 
 
