@@ -134,6 +134,9 @@ def evaluate(
     gold: Annotated[Path | None, typer.Option(
         "--gold", help="Score against your own gold table (CSV/Parquet) instead.")] = None,
     taxonomy: Annotated[str | None, typer.Option("--taxonomy", help="Taxonomy of --gold (e.g. ekman7).")] = None,
+    train: Annotated[Path | None, typer.Option(
+        "--train", help="Train table (same columns as the gold) the constant baseline's prior comes from; "
+                        "default the spec's train:, else the test labels (named 'test prior (oracle)').")] = None,
     n_boot: BootOpt = 1000,
     seed: SeedOpt = 0,
     unit: UnitOpt = "auto",
@@ -164,6 +167,10 @@ def evaluate(
     from casebench.results import model_info, save
 
     bench = _benchmark(benchmark, gold, taxonomy)
+    if train is not None:
+        import dataclasses
+
+        bench = dataclasses.replace(bench, train_path=train.resolve())
     model = model_info(model_name, model_revision, trained_on=(trained_on or "").split(","))
     results = run(predictions, bench, n_boot=n_boot, seed=seed, unit=unit, renormalize=renormalize,
                   allow_missing=allow_missing, model=model, group_by=_split_list(group_by),

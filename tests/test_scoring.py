@@ -97,6 +97,11 @@ def test_constant_baseline_comes_from_the_train_split(tmp_path):
     assert list(res["baselines"]) == ["test prior (oracle)"] and res["baseline_prior"]["oracle"] is True
     assert res["baselines"]["test prior (oracle)"]["all"]["accuracy"]["value"] == pytest.approx(70 / 120)
     assert any("oracle" in w for w in res["warnings"])
+    # --gold with --train: the train prior again
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(path), "--gold", str(tmp_path / "gold.csv"), "--taxonomy", "ekman7", "--train",
+                 str(tmp_path / "train.csv"), "--bootstrap", "0", "--out", str(out)]) == 0
+    assert list(json.loads(out.read_text())["baselines"]) == ["train prior"]
 
 
 def test_two_speaker_gold_warns_in_json_cli_and_report(tmp_path, capsys):
