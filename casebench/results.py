@@ -129,11 +129,11 @@ def save(results: dict, path: str | Path) -> Path:
     return path
 
 
-REQUIRED_KEYS = ("benchmark", "dataset_fingerprint", "scorer", "predictions", "model", "splits", "seed")
-
-
 def load(path: str | Path) -> dict:
-    """Read and check a results file; InputError names the file and the missing or malformed key."""
+    """Read and check a results file against :class:`casebench.results_model.Results`; SpecError names the file
+    and every missing, unknown (with a did-you-mean) or malformed key."""
+    from casebench.results_model import validate
+
     path = Path(path)
     try:
         doc = orjson.loads(path.read_bytes())
@@ -141,15 +141,5 @@ def load(path: str | Path) -> dict:
         raise InputError(Problem("file not found", file=str(path))) from None
     except orjson.JSONDecodeError as e:
         raise InputError(Problem(f"invalid JSON: {e}", file=str(path), expected="a casebench results file")) from None
-    if not isinstance(doc, dict):
-        raise InputError(Problem("not a JSON object", file=str(path), expected="a casebench results file"))
-    problems = [Problem("missing", file=str(path), field=k, expected="a casebench results file")
-                for k in REQUIRED_KEYS if k not in doc]
-    for split, metrics in (doc.get("splits") or {}).items():
-        for metric, entry in metrics.items():
-            if not isinstance(entry, dict) or "value" not in entry:
-                problems.append(Problem("malformed metric entry", file=str(path), field=f"splits.{split}.{metric}",
-                                        expected='{"value", "ci_low", "ci_high", "n"}'))
-    if problems:
-        raise InputError(problems, summary=f"{path} is not a valid results file")
+    validate(doc, str(path))
     return doc

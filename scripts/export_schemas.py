@@ -15,8 +15,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "schema"
 def schemas() -> dict[str, dict]:
     """File name -> JSON Schema of each typed file format."""
     from casebench.benchmarks.spec import json_schema as spec_schema
+    from casebench.results_model import json_schema as results_schema
 
-    return {"benchmark-spec.schema.json": spec_schema()}
+    return {"benchmark-spec.schema.json": spec_schema(), "results.schema.json": results_schema()}
 
 
 def render(schema: dict) -> str:

@@ -104,3 +104,27 @@ def test_committed_schemas_equal_the_generated_ones():
     for name, schema in mod.schemas().items():
         committed = (ROOT / "docs" / "schema" / name).read_text()
         assert committed == mod.render(schema), f"docs/schema/{name} is stale: run python scripts/export_schemas.py"
+
+
+def test_results_validate_against_the_model_and_the_committed_schema(tmp_path):
+    import jsonschema
+    import orjson
+
+    from casebench.evaluate import evaluate
+    from casebench.results import dumps, load, save
+
+    bench = get_benchmark("casebench-mini")
+    res = evaluate(bench.gold_path.parent / "examples" / "voice-model.jsonl", bench, n_boot=50, group_by="gender")
+    schema = json.loads((ROOT / "docs" / "schema" / "results.schema.json").read_text())
+    jsonschema.validate(orjson.loads(dumps(res)), schema)
+    path = save(res, tmp_path / "r.json")
+    assert load(path)["splits"] == orjson.loads(dumps(res))["splits"]
+    bad = orjson.loads(dumps(res))
+    bad["warnigns"] = []
+    bad["splits"]["all"]["accuracy"]["ci_hgh"] = 0.5
+    (tmp_path / "bad.json").write_bytes(orjson.dumps(bad))
+    with pytest.raises(SpecError) as e:
+        load(tmp_path / "bad.json")
+    msg = str(e.value)
+    assert "field 'warnigns': unknown key (did you mean 'warnings'?)" in msg
+    assert "field 'splits.all.accuracy.ci_hgh': unknown key" in msg
