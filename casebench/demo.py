@@ -186,7 +186,10 @@ def _leaderboard(out: Path, gold: Path, preds_dir: Path, n_boot: int, seed: int)
         "tasks": [{"name": "emotion", "kind": "categorical", "main_metric": "macro_f1"}],
         "splits": ["all", "conflict", "congruent"]}))
     data_dir = out / "leaderboard-data"
-    cfg = LeaderboardConfig(boards=[parse_board_arg(str(spec))], data_dir=data_dir, n_boot=n_boot, seed=seed,
+    # one public board over every gold row (the demo shows its test scores; items="all": the gold's split column
+    # says "test", and a board otherwise scores the rows of its own phase)
+    cfg = LeaderboardConfig(boards=[parse_board_arg(str(spec), items="all")], data_dir=data_dir, n_boot=n_boot,
+                            seed=seed,
                             workers=1, secret_key="casebench-demo")
     lb = Leaderboard(cfg)
     user = lb.user_by_name("demo") or lb.create_user("demo", "casebench-demo-password")

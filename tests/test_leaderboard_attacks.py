@@ -84,6 +84,9 @@ def test_six_label_confusion_read_fails(boards):
     boards.lb.reveal("casebench-mini/test")
     res = boards.req("GET", f"/api/submissions/{st['id']}/results.json").json()
     assert not {"confusion", "per_class", "conflict_breakdown"} & set(res)
+    # once revealed (full-precision headline scores for all), the phase takes no more uploads to probe with
+    r = boards.api_submit(content=_lines(probe), name="p.jsonl", phase="test", model_name="late")
+    assert r.status_code == 409 and "revealed" in r.json()["detail"]
 
 
 def test_one_flip_read_fails(boards):

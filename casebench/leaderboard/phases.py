@@ -80,7 +80,9 @@ def phase_mask(gold: Gold, items: str, phase: str) -> np.ndarray:
     if not mask.any():
         values = sorted({str(v) for v in col})[:20]
         raise ConfigError(f"items = '{column}={value}': no row of the gold table {gold.source} has {column} == "
-                          f"{value!r}; its values are {values}")
+                          f"{value!r}; its values are {values}" + (
+                              f". A {phase} board scores the rows whose '{SPLIT_COLUMN}' is {phase!r}: pick another "
+                              "phase, or set the board's items (items = 'all' scores every row)" if not rule else ""))
     return mask
 
 

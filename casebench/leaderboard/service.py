@@ -386,6 +386,9 @@ class Leaderboard:
                     return prior, False
             if not board.open:
                 raise ServiceError(409, "board_closed", f"board {board.key!r} does not take submissions now")
+            if board.hidden_phase and self.revealed(board):  # its scores are public now: new uploads could read
+                raise ServiceError(409, "board_closed", f"board {board.key!r} was revealed: the test phase is over "
+                                                        "and takes no more submissions")
             name = check_file_name(upload_name)
             meta = Metadata.parse(form)
             kept = self._bound_and_filter(board, upload, name)

@@ -148,13 +148,12 @@ def score_job(defn: dict, path: str, model: dict) -> bytes:
     the final results object (the private part of a partitioned test phase, else the phase's items) and,
     for a test phase whose submitter gets feedback, the public part's rounded headline scores or its
     per-item losses for the Ladder."""
-    from casebench.errors import ConfigError
     from casebench.leaderboard.phases import round_entry
 
     items = _items(defn)
     fp = items.benchmark_of("phase").load_gold().fingerprint
-    if defn.get("fingerprint") and fp != defn["fingerprint"]:
-        raise ConfigError(f"board gold differs on this machine ({fp[:19]}…, the server has "
+    if defn.get("fingerprint") and fp != defn["fingerprint"]:  # this machine's fault, not the submitter's
+        raise RuntimeError(f"board gold differs on this machine ({fp[:19]}…, the server has "
                           f"{defn['fingerprint'][:19]}…): install the same benchmark version")
     n_boot, seed = int(defn["n_boot"]), int(defn["seed"])
     hidden, partitioned = defn.get("hidden", False), items.partitioned
