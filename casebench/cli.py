@@ -1641,7 +1641,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("compare", "Compare two predictions files on the same items (paired tests)."),
     ]),
     ("Leaderboard", [
-        ("leaderboard", "Run a leaderboard: serve, accounts, reveal, static export."),
+        ("leaderboard", "Run a leaderboard: serve, scoring workers, accounts, reveal, static export."),
         ("submit", "Submit predictions to a leaderboard server."),
     ]),
     ("Help and examples", [
