@@ -145,6 +145,17 @@ def test_reference_speakers_never_cross_splits(crema_ws, tools, tmp_path):
     frame = ws.read_df("splits").merge(ws.read_df("clips"), on="clip_id")
     assert frame.groupby("meta_reference_speaker")["split"].nunique().max() == 1
     assert audit_splits(ws.read_df("splits"), ws.read_df("clips"))["passed"]
+    # the data card says how the clips were made
+    from casebench.datacard import card_context, render_card
+
+    counts = {"order": [], "rows": {}, "configs": {}, "views": {}, "test_in_no_view": 0}
+    ctx = card_context(ws, ws.read_df("clips"), fields={"licence": "CC0-1.0"}, split_counts=counts,
+                       audit_report=None, allow_leakage=None, hide_test_labels=False, hidden_splits=[],
+                       annotations=None, transcripts=None, images_dir=ws.root / "img", repo_id=None, configs={},
+                       n_boot=20)
+    assert ctx["references"]["corpora"] == ["crema-d"] and ctx["references"]["n_clips"] == 16
+    card = render_card(ctx)
+    assert "reference-prompted synthesis" in card and "not checked with `casebench perceive`" in card
     # the rule itself: clips of different voices that share a reference speaker are grouped, and the audit
     # fails a split that separates them
     clips = pd.DataFrame({"clip_id": [f"c{i}" for i in range(8)],
