@@ -1592,9 +1592,9 @@ def perceive_cmd(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Feature extraction processes.")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
-    """Perception check before release: how recognisable the voice emotion is without words (leave-one-speaker-
-    out probe on eGeMAPS), whether pitch and loudness alone give it away (caricature), and the raters' agreement
-    with the design label. Writes reports/perception.json; the data card reports it."""
+    """Perception check before release: how recognisable the voice emotion is without words (a probe on eGeMAPS
+    features, each speaker held out in turn), whether pitch and loudness alone give it away (caricature), and the
+    raters' agreement with the design label. Writes reports/perception.json; the data card reports it."""
     from casebench.perception import perceive, summary_line
 
     report = perceive(workspace, which=which, n_boot=n_boot, seed=seed, workers=workers, progress=not as_json)
