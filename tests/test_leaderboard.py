@@ -262,6 +262,9 @@ def test_submit_score_and_board(site):
     assert "trained on mini-acted" in html and board["rows"][1]["overlap"] == ["mini-acted"]
     by_overall = site.req("GET", "/api/boards/casebench-mini/dev?sort=overall").json()["rows"]
     assert [r["overall"] for r in by_overall] == sorted((r["overall"] for r in by_overall), reverse=True)
+    # the scorer's interval warnings reach the board (mini-acted has 5 speakers in the dev phase)
+    assert any("mini-acted" in w and "speaker clusters" in w for w in board["warnings"])
+    assert 'id="warnings"' in html and "speaker clusters" in html
     # the index shows this server's own address in the submit command
     assert "--server http://testserver --phase dev" in site.req("GET", "/").text
     assert re.search(r'class="ci">0\.\d{3}–0\.\d{3}<', html)
