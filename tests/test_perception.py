@@ -126,3 +126,33 @@ def test_perceive_needs_design_labels(tmp_path):
     with pytest.raises(InputError, match="no clip with a design label"):
         perceive(ws)
     assert main(["perceive", str(ws.root)]) == 2
+
+
+_FLAT_TTS = r'''
+import sys, zlib
+import numpy as np, soundfile as sf
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+# the emotion is ignored: only the voice (its pitch) and the sentence (a seeded wander) change the audio
+rng = np.random.default_rng(zlib.crc32(args["--text"].encode()))
+f0 = {"v1": 110.0, "v2": 140.0, "v3": 180.0, "v4": 220.0}[args["--voice"]]
+t = np.arange(19200) / 16000
+pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t + rng.uniform(0, 6)))
+phase = 2 * np.pi * np.cumsum(pitch) / 16000
+x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6)))
+sf.write(args["--out"], (0.1 * x + 0.005 * rng.standard_normal(t.size)).astype("float32"), 16000)
+'''
+
+
+def test_perceive_says_near_chance_when_the_voice_carries_nothing(tmp_path):
+    import shlex
+    import sys
+
+    script = tmp_path / "flat_tts.py"
+    script.write_text(_FLAT_TTS, encoding="utf-8")
+    ws = Workspace.create(tmp_path / "ws", "flat", taxonomy="ekman7")
+    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} --voice {{voice}} --text {{text}} --out {{out}}"
+    synth(ws, backend="command", backend_options={"command": cmd}, voices=["v1", "v2", "v3", "v4"],
+          emotions=["angry", "happy", "sad"], per_cell=3, seed=0)
+    report = perceive(ws, n_boot=100)
+    assert report["verdict"] == "near chance", report["probe"]
+    assert report["n_clips"] == 27 and report["probe"]["chance"] == round(9 / 27, 4)
