@@ -456,6 +456,10 @@ def _bootstrap(stats: Sequence[_UnitSums], n_boot: int, seed: int) -> list[np.nd
 # ----------------------------------------------------------------------------------------------------------
 # Set-valued ratings: the MASI distance (Passonneau 2006)
 
+#: Up to this many distinct label sets, MASI-α's bootstrap resamples both its observed and its expected
+#: disagreement (a V x V distance matrix per run); above it, the expected one is held fixed.
+MASI_EXACT_MAX_SETS = 512
+
 #: MASI's monotonicity factor M (Passonneau 2006): identical sets, one a subset of the other, overlapping
 #: sets, disjoint sets. NLTK's ``masi_distance`` rounds 2/3 and 1/3 to 0.67 and 0.33.
 MASI_MONOTONICITY = {"identical": 1.0, "subset": 2.0 / 3.0, "overlap": 1.0 / 3.0, "disjoint": 0.0}
@@ -496,14 +500,40 @@ def masi_distance(a: Any, b: Any) -> float:
     return 1.0 - inter / union * m
 
 
+def _masi_from_membership(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MASI distances between the rows of two 0/1 label-membership matrices, (..., A, K) and (..., B, K)
+    -> (..., A, B); the vectorised :func:`masi_distance`."""
+    a, b = a.astype(float), b.astype(float)
+    inter = a @ np.swapaxes(b, -1, -2)
+    size_a, size_b = a.sum(-1)[..., :, None], b.sum(-1)[..., None, :]
+    union = size_a + size_b - inter
+    m = np.where(inter == 0, MASI_MONOTONICITY["disjoint"], MASI_MONOTONICITY["overlap"])
+    m = np.where((inter > 0) & (inter == np.minimum(size_a, size_b)), MASI_MONOTONICITY["subset"], m)
+    m = np.where((inter == size_a) & (inter == size_b), MASI_MONOTONICITY["identical"], m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = 1.0 - np.where(union > 0, inter / np.where(union > 0, union, 1), 1.0) * m
+    return d.astype(float)
+
+
+def _membership(domain: Sequence, labels: Sequence | None = None) -> tuple[np.ndarray, list]:
+    """(V, K) 0/1 matrix of which labels each set of ``domain`` holds, and the labels (sorted if not given)."""
+    sets = [label_set(x) for x in domain]
+    labels = list(labels) if labels is not None else sorted(set().union(*sets)) if sets else []
+    index = {x: i for i, x in enumerate(labels)}
+    out = np.zeros((len(sets), len(labels)), dtype=bool)
+    for i, st in enumerate(sets):
+        out[i, [index[x] for x in st]] = True
+    return out, labels
+
+
 def masi_matrix(domain: Sequence) -> np.ndarray:
     """(V, V) MASI distances between the label sets of ``domain``.
 
     >>> masi_matrix(["joy", "joy;love"]).round(4).tolist()
     [[0.0, 0.6667], [0.6667, 0.0]]
     """
-    sets = [label_set(x) for x in domain]
-    return np.array([[masi_distance(a, b) for b in sets] for a in sets], dtype=float)
+    member, _ = _membership(domain)
+    return _masi_from_membership(member, member)
 
 
 def canonical_label_set(value: Any) -> str:
@@ -1027,23 +1057,61 @@ def _masi_report(table: pd.DataFrame, dimension: str | None, excluded: dict, lab
         raise InputError(problems, summary=f"{len(problems)} set-valued rating(s) that are not label sets "
                                            "of the domain")
     enc = _encode(table["clip_id"], table["rater_id"], sets, None)
-    counts = _counts_from_codes(enc.codes, len(enc.domain))
-    m = counts.sum(axis=1)
+    n_sets = len(enc.domain)
+    member, _ = _membership(enc.domain, labels)  # (V, K): which labels each distinct set holds
+    # the ratings of each clip side by side: (U, M) set codes and rater indices, M = most ratings on a clip
+    rated_rm = enc.codes >= 0
+    m = rated_rm.sum(axis=0)
+    width = max(int(m.max()), 1)
+    order = np.argsort(~rated_rm, axis=0, kind="stable")[:width]
+    codes = np.take_along_axis(enc.codes, order, axis=0).T
+    raters = order.T
+    rated = codes >= 0
+    sets_of = member[np.where(rated, codes, 0)] & rated[:, :, None]  # (U, M, K)
+    pair = _masi_from_membership(sets_of, sets_of) * (rated[:, :, None] & rated[:, None, :])  # (U, M, M)
+    pairable = m >= 2
+    inv = np.where(pairable, 1.0 / np.maximum(m - 1, 1), 0.0)
+    d_u = pair.sum(axis=(1, 2)) * inv  # Σ_ck n_uc n_uk δ_ck / (m_u − 1)
+    n_c = np.bincount(codes[rated & pairable[:, None]], minlength=n_sets).astype(float)
+    expected = 0.0
+    for start in range(0, n_sets, 1024):  # Σ_ck n_c n_k δ_ck in row blocks: V x V is never held at once
+        block = _masi_from_membership(member[start:start + 1024], member)
+        expected += float(n_c[start:start + 1024] @ block @ n_c)
+    n = n_c.sum()
+    chosen = sets_of.sum(axis=1).astype(float)  # (U, K): raters who chose each label
     out: dict[str, Any] = {
         "level": "masi", "dimension": dimension, "value_domain": list(labels), "value_domain_source": source,
         "value_column": "value", "n_units": len(enc.units), "n_raters": len(enc.raters),
-        "n_ratings": int(m.sum()), "n_pairable_units": int((m >= 2).sum()), "excluded": excluded,
-        "n_label_sets": len(enc.domain),
-        "n_multi_label_ratings": int(sum(counts[:, i].sum() for i, v in enumerate(enc.domain) if ";" in v)),
+        "n_ratings": int(m.sum()), "n_pairable_units": int(pairable.sum()), "excluded": excluded,
+        "n_label_sets": n_sets, "n_multi_label_ratings": int(((sets_of.sum(axis=2) > 1) & rated).sum()),
     }
     stats, names = [], []
-    reason = _alpha_undefined(counts)
+    reason = None
+    if not pairable.any():
+        reason = "no clip has two or more ratings"
+    elif (n_c > 0).sum() < 2 or expected <= 0:
+        reason = "every rating of a clip with two or more ratings has the same label set (no expected disagreement)"
+    exact = n_sets <= MASI_EXACT_MAX_SETS
     if reason is None:
-        stats.append(_alpha_sums(counts, enc.domain, "masi"))
+        value = 1.0 - (n - 1.0) * float(d_u.sum()) / expected
+        if exact:
+            counts = _counts_from_codes(enc.codes, n_sets)
+            stats.append(_alpha_sums(counts, enc.domain, "masi"))
+            if len(counts) * n_sets * n_sets <= _PACKAGE_MAX_ELEMENTS:
+                value = krippendorff_alpha(counts, enc.domain, level="masi")
+                method = "krippendorff package with the MASI distance (Passonneau 2006)"
+            else:
+                method = "closed form with the MASI distance (Passonneau 2006; too many values for the package)"
+        else:
+            # too many distinct label sets for a V x V distance matrix per resample: the expected disagreement
+            # is held at its value on all the data and the observed one resampled (Hayes & Krippendorff 2007)
+            d_e = expected / (n * (n - 1.0))
+            mp = np.where(pairable, m, 0).astype(float)
+            stats.append(_UnitSums(np.column_stack([d_u, mp]),
+                                   lambda t, d_e=d_e: 1.0 - _safe_div(t[:, 0], t[:, 1]) / d_e))
+            method = "closed form with the MASI distance (Passonneau 2006)"
         names.append("krippendorff_alpha")
     # per class: binary counts [not chosen, chosen] per clip
-    contains = np.array([[x in label_set(v) for x in labels] for v in enc.domain], dtype=float)  # (V, K)
-    chosen = counts @ contains
     per_class_counts = {x: np.column_stack([m - chosen[:, k], chosen[:, k]]) for k, x in enumerate(labels)}
     class_reasons = {}
     for x, c in per_class_counts.items():
@@ -1053,16 +1121,14 @@ def _masi_report(table: pd.DataFrame, dimension: str | None, excluded: dict, lab
             names.append(f"class:{x}")
     boots = dict(zip(names, _bootstrap(stats, n_boot, seed), strict=True))
     if reason is None:
-        value = krippendorff_alpha(counts, enc.domain, level="masi")
-        out["krippendorff_alpha"] = {**_coefficient(value, boots["krippendorff_alpha"]),
-                                     "method": "krippendorff package with the MASI distance (Passonneau 2006)"}
+        out["krippendorff_alpha"] = {**_coefficient(value, boots["krippendorff_alpha"]), "method": method}
     else:
         out["krippendorff_alpha"] = _not_applicable(reason)
     per_class = {}
     for k, x in enumerate(labels):
         if class_reasons[x] is None:
-            value = krippendorff_alpha(per_class_counts[x], [0, 1], level="nominal")
-            per_class[x] = _coefficient(value, boots[f"class:{x}"])
+            per_class[x] = _coefficient(krippendorff_alpha(per_class_counts[x], [0, 1], level="nominal"),
+                                        boots[f"class:{x}"])
         else:
             per_class[x] = _not_applicable(class_reasons[x])
         per_class[x]["n_chosen"] = int(chosen[:, k].sum())
@@ -1075,23 +1141,20 @@ def _masi_report(table: pd.DataFrame, dimension: str | None, excluded: dict, lab
     out["pairwise_cohen_kappa"] = {"raters": [_py(r) for r in enc.raters], "applicable": False,
                                    "reason": sets_note}
     # each rater: mean MASI similarity (1 - distance) to the other raters' sets on the same clips
-    dist = masi_matrix(enc.domain)
-    rated = enc.codes >= 0
-    per_rater = []
-    for r, rater in enumerate(enc.raters):
-        units = np.flatnonzero(rated[r] & (m >= 2))
-        score = None
-        if units.size:
-            mine = enc.codes[r, units]
-            mean_d = (counts[units] * dist[mine]).sum(axis=1) / (m[units] - 1)
-            score = float(1.0 - mean_d.mean())
-        per_rater.append({"rater_id": _py(rater), "n_ratings": int(rated[r].sum()), "n_compared": int(units.size),
-                          "agreement_with_consensus": score})
-    out["per_rater"] = per_rater
+    to_others = pair.sum(axis=2) * inv[:, None]  # (U, M): mean distance of each rating to the clip's others
+    counted = rated & pairable[:, None]
+    n_compared = np.bincount(raters[counted], minlength=len(enc.raters))
+    total = np.bincount(raters[counted], weights=to_others[counted], minlength=len(enc.raters))
+    out["per_rater"] = [{"rater_id": _py(r), "n_ratings": int(rated_rm[i].sum()), "n_compared": int(n_compared[i]),
+                         "agreement_with_consensus": float(1.0 - total[i] / n_compared[i]) if n_compared[i] else None}
+                        for i, r in enumerate(enc.raters)]
     out["per_rater_measure"] = "mean MASI similarity (1 − distance) to the other raters' label sets"
     out["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "unit": "clip_id",
                         "method": "percentile 95% interval; clips drawn with replacement, same resamples "
-                                  "for α and every per-class α"}
+                                  "for α and every per-class α"
+                                  + ("" if exact or reason else f"; with more than {MASI_EXACT_MAX_SETS} distinct "
+                                     "label sets the expected disagreement of α is held at its value on all the "
+                                     "data (Hayes & Krippendorff 2007)")}
     return out
 
 

@@ -566,3 +566,35 @@ def test_masi_rejects_labels_outside_the_domain():
     df = pd.DataFrame({"clip_id": ["a", "a"], "rater_id": ["r1", "r2"], "value": ["joy;sadd", "joy"]})
     with pytest.raises(InputError, match="sadd"):
         agreement_report(df, level="masi", value_domain=["joy", "sad"], n_boot=0)
+
+
+def test_masi_with_many_label_sets_and_sparse_raters(monkeypatch):
+    """Above MASI_EXACT_MAX_SETS distinct sets the point value is the same closed form and the bootstrap holds
+    the expected disagreement fixed (Hayes & Krippendorff 2007), as the report says; raters who rated only
+    some clips (60 raters, 8 per clip) are placed per clip, not in a raters x clips grid."""
+    rng = np.random.default_rng(2)
+    labels = [f"l{i}" for i in range(12)]
+    rows = []
+    for c in range(40):
+        core = rng.choice(labels, 2, replace=False)
+        for r in rng.choice(60, 8, replace=False):
+            pick = set(core[: rng.integers(1, 3)]) if rng.random() < 0.7 else set(rng.choice(labels, 2))
+            rows.append({"clip_id": f"c{c}", "rater_id": f"r{r:02d}", "value": ";".join(sorted(pick))})
+    df = pd.DataFrame(rows)
+    exact = agreement_report(df, level="masi", n_boot=100, seed=1)
+    monkeypatch.setattr(ag, "MASI_EXACT_MAX_SETS", 2)
+    fixed = agreement_report(df, level="masi", n_boot=100, seed=1)
+    assert fixed["krippendorff_alpha"]["value"] == pytest.approx(exact["krippendorff_alpha"]["value"], abs=1e-9)
+    assert "Hayes & Krippendorff" in fixed["bootstrap"]["method"]
+    assert fixed["krippendorff_alpha"]["ci_low"] <= fixed["krippendorff_alpha"]["value"] <= \
+        fixed["krippendorff_alpha"]["ci_high"]
+    assert fixed["per_rater"] == exact["per_rater"] and len(fixed["per_rater"]) == df["rater_id"].nunique()
+    from casebench.agreement import masi_distance
+
+    # the per-rater score by hand: the mean MASI distance to the other raters of the same clips
+    one = df[df["rater_id"] == fixed["per_rater"][0]["rater_id"]]
+    ref = []
+    for clip, value in zip(one["clip_id"], one["value"], strict=True):
+        others = df[(df["clip_id"] == clip) & (df["rater_id"] != one["rater_id"].iloc[0])]["value"]
+        ref.append(np.mean([masi_distance(value, o) for o in others]))
+    assert fixed["per_rater"][0]["agreement_with_consensus"] == pytest.approx(1 - np.mean(ref), abs=1e-9)
