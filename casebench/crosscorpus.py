@@ -114,6 +114,10 @@ def _corpus_rows(ws, target, split: str | None, notes: list[str]) -> tuple[list[
                 dropped[f"{semantic} (text)"] += 1
             else:
                 row["semantic_label"] = mapped
+        if rec.get("is_conflict") is not None and "semantic_label" in row:
+            # a curated tag (aggregate's thresholds, mine-conflicts' voice-only rule) beats voice != words;
+            # labels that merge in the target taxonomy are no conflict there
+            row["is_conflict"] = bool(rec["is_conflict"]) and row.get("acoustic_label") != row["semantic_label"]
         vad = {d: float(rec[d]) for d in DIMENSIONS if rec.get(d) is not None}
         if vad:
             row.update(vad)
@@ -239,6 +243,7 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
     has_dist = any(target.labels[0] in r for r in rows)
     dims = [d for d in DIMENSIONS if any(d in r for r in rows)]
     columns = ["id", "corpus", "speaker_id", "gender", "acoustic_label"] + (["semantic_label"] if has_sem else []) \
+        + (["is_conflict"] if any("is_conflict" in r for r in rows) else []) \
         + (list(target.labels) if has_dist else []) + dims
     gold = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns)
     out.mkdir(parents=True, exist_ok=True)

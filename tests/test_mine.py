@@ -200,3 +200,24 @@ def test_ratings_source_and_cli_json(iemocap_ws, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["tags"]["conflict"] == 1 and report["conflict_types"] == {"happy-voice/sad-words": 1}
     assert report["tags"]["voice-only emotion"] == 3 and report["tags"]["no emotion"] == 1
+
+
+def test_mined_tags_reach_a_cross_corpus_benchmark(tmp_path, iemocap_ws):
+    """benchmark-from carries the curated tags: CREMA-D's voice-only clips are no conflict items, while the
+    conflicts mined from IEMOCAP's words are."""
+    from casebench.benchmarks import read_gold
+    from casebench.crosscorpus import benchmark_from
+
+    import_corpus("crema-d", make_crema_d(tmp_path / "crema"), tmp_path / "crema-ws", taxonomy="ekman7")
+    mine_conflicts(tmp_path / "crema-ws")
+    mine_conflicts(iemocap_ws)
+    out = tmp_path / "bench"
+    benchmark_from([tmp_path / "crema-ws", iemocap_ws.root], out, taxonomy="ekman7")
+    gold = read_gold(out / "gold.csv", "ekman7")
+    ids = list(gold.ids)
+    conflict = {i for i, c in zip(ids, gold.is_conflict, strict=True) if c}
+    assert conflict == {"iemocap-Ses01F_impro01_M000", "iemocap-Ses02M_script01_2_M004"}
+    crema = [i for i in ids if i.startswith("crema-d-")]
+    assert crema and not any(gold.is_conflict[ids.index(i)] for i in crema)
+    # without the tags, voice != words would have made every emotional CREMA-D clip a "conflict"
+    assert sum(gold.is_conflict_raw[ids.index(i)] for i in crema) > 0
