@@ -466,13 +466,14 @@ MASI_MONOTONICITY = {"identical": 1.0, "subset": 2.0 / 3.0, "overlap": 1.0 / 3.0
 
 
 def label_set(value: Any) -> frozenset:
-    """A set-valued rating as a frozenset: ``"a;b"`` text (blanks ignored), or any iterable of labels.
+    """A set-valued rating as a frozenset: ``"a;b"`` text (blanks ignored; weights written ``"a:3;b:1"`` are
+    dropped: MASI compares sets), or any iterable of labels.
 
-    >>> sorted(label_set("rage; disapproval"))
-    ['disapproval', 'rage']
+    >>> sorted(label_set("rage; disapproval")), sorted(label_set("joy:3;love:1"))
+    (['disapproval', 'rage'], ['joy', 'love'])
     """
     if isinstance(value, str):
-        return frozenset(x.strip() for x in value.split(";") if x.strip())
+        return frozenset(x.partition(":")[0].strip() for x in value.split(";") if x.partition(":")[0].strip())
     return frozenset(value)
 
 

@@ -102,3 +102,19 @@ def test_dimensions_asked_in_both_projects_are_split_by_channel(tmp_path):
     res = run_agreement(ws.root, n_boot=0)
     assert {"confidence:acoustic", "confidence:semantic"} <= set(res["dimensions"])
     assert res["dimensions"]["confidence:acoustic"]["n_ratings"] == 12
+
+
+def test_masi_agreement_on_a_long_csv_with_weighted_values(tmp_path, capsys):
+    """`casebench agreement ratings.csv --level masi` on the long table a curator imports ('a:3;b:1' values):
+    the weights are dropped (MASI compares sets) and the result sits under krippendorff_alpha."""
+    import json
+
+    from casebench.cli import main
+    from casebench.testing import write_mixed_example
+
+    info = write_mixed_example(tmp_path, n_clips=12, n_raters=6, seed=2)
+    assert main(["agreement", info["ratings_csv"], "--level", "masi", "--dimension", "acoustic_emotion",
+                 "--bootstrap", "50", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)["dimensions"]["acoustic_emotion"]
+    assert rep["level"] == "masi" and rep["n_raters"] == 6 and rep["n_units"] == 12
+    assert 0 < rep["krippendorff_alpha"]["value"] < 1 and all(":" not in v for v in rep["value_domain"])
