@@ -272,3 +272,18 @@ def test_http_backend_gets_the_reference_in_body_fields(crema_ws, speech_server,
     assert stored.meta_reference_clip.notna().all()
     assert not any("ref_audio" in json.loads(p) and len(json.loads(p)["ref_audio"]) > 0
                    for p in stored.meta_tts_params)  # the take's bytes are not stored with each clip
+
+
+def test_reference_split_keeps_to_one_split_of_the_reference_corpus(tmp_path):
+    tree = make_crema_d(tmp_path / "CREMA-D")
+    import_corpus("crema-d", tree, tmp_path / "ws", taxonomy="ekman7")
+    ref = Workspace.open(tmp_path / "ws")
+    clips = ref.read_df("clips")
+    split_of = {c: ("train" if s in ("1001", "1091") else "test") for c, s in zip(clips.clip_id, clips.speaker_id,
+                                                                                  strict=True)}
+    ref.write_table("splits", pd.DataFrame({"clip_id": list(split_of), "split": list(split_of.values())}))
+    pool = reference_pool(ref, split="train")
+    assert {r.local_speaker for r in pool.references} == {"1001", "1091"}
+    assert all(split_of[r.clip_id] == "train" for r in pool.references)
+    with pytest.raises(InputError, match="no split 'dev'"):
+        reference_pool(ref, split="dev")
