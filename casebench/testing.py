@@ -317,6 +317,7 @@ def make_audio_benchmark(tmp_path: str | os.PathLike, *, labels: tuple[str, ...]
                     for r in range(repeats):
                         cid = f"{part}-{v.replace('+', '_')}-{acoustic}-{semantic}-{r}"
                         pitch, rate, amp = ESPEAK_PROSODY[acoustic]
+                        rate += 4 * (r // 2)  # repeats beyond two differ in speed
                         text = SENTENCES[semantic] if r == 0 else SENTENCES[semantic].split(" and ")[0] + "."
                         path = f"audio/{cid}.wav"
                         subprocess.run(["espeak-ng", "-v", v, "-p", str(pitch), "-s", str(rate), "-a", str(amp),
