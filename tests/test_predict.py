@@ -451,3 +451,46 @@ def test_ray_engine_equals_local(tmp_path, audio_bench):
     r = cli("predict", "probe:whisper-tiny.en", "-b", str(audio_bench), "-o", str(outs["ray"]), "--engine", "ray",
             "--json")
     assert json.loads(r.stdout)["n_predicted"] == 0
+
+
+# -- probe:hf: with --train WORKSPACE: every head ------------------------------------------------------------
+
+
+def test_probe_hf_encoder_on_a_workspace_fits_every_head(tmp_path, tiny_hf):
+    """probe:hf:<tiny wav2vec2> fitted on a workspace's train split, predicting its test split on an ekman7
+    benchmark with categorical, distribution and dimensional tasks; the categorical probabilities equal a
+    scikit-learn fit on the same pooled features (the reference)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from casebench.predict.base import Item
+    from casebench.predict.probe import HfEncoder
+    from casebench.predict.sources import load_clip, workspace_clips
+    from casebench.taxonomy import get_taxonomy
+    from casebench.testing import make_clean_workspace
+
+    ws = make_clean_workspace(tmp_path / "ws", n_clips=24, n_speakers=4, seed=3)
+    out = tmp_path / "p.jsonl"
+    r = cli("predict", f"probe:hf:{tiny_hf}", "-b", "casebench-mini", "--train", str(ws.root), "--workspace",
+            str(ws.root), "--split", "test", "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {"probs", "distribution", "valence", "arousal", "dominance"} <= set(lines[0])
+    meta = json.loads((tmp_path / "p.jsonl.meta.json").read_text())["model"]
+    assert meta["trained_on"] == [ws.name] and meta["probe"]["heads"] == ["arousal", "categorical", "distribution",
+                                                                           "dominance", "valence"]
+    assert meta["parameters"] > meta["probe_parameters"] > 0
+    tax = get_taxonomy("ekman7")
+    enc = HfEncoder(str(tiny_hf))
+    train = workspace_clips(ws, "train", taxonomy=tax, with_labels=True)
+    test = workspace_clips(ws, "test")
+    X = np.stack(enc.features([Item(c.id, load_clip(c, 16000)) for c in train.clips]))
+    y = train.labels.acoustic
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)).fit(X[y >= 0], y[y >= 0])
+    Xt = np.stack(enc.features([Item(c.id, load_clip(c, 16000)) for c in test.clips]))
+    p = np.zeros((len(Xt), len(tax)))
+    p[:, ref.classes_] = ref.predict_proba(Xt)
+    by_id = {x["id"]: x for x in lines}
+    got = np.array([[by_id[c.id]["probs"][lab] for lab in tax.labels] for c in test.clips])
+    np.testing.assert_allclose(got, p, atol=1e-6)
