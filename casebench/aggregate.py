@@ -245,8 +245,11 @@ def counted_ratings(annotations: pd.DataFrame, *, include_ground_truth: bool = T
     return df, out
 
 
-def _crowdkit(method: str, df: pd.DataFrame, seed: int) -> dict:
-    """clip_id -> label from crowd-kit's Dawid-Skene or MACE."""
+MACE_RESTARTS, MACE_ITERATIONS = 10, 50  # crowd-kit's MACE: random restarts, EM iterations in each
+
+
+def _crowdkit(method: str, df: pd.DataFrame, seed: int, progress: bool = False, what: str = "") -> dict:
+    """clip_id -> label from crowd-kit's Dawid-Skene or MACE (with a progress bar over MACE's E-steps)."""
     try:
         from crowdkit.aggregation import MACE, DawidSkene
     except ImportError as e:  # pragma: no cover - the annotation extra is missing
@@ -254,19 +257,36 @@ def _crowdkit(method: str, df: pd.DataFrame, seed: int) -> dict:
 
         raise MissingDependencyError(f"{method} needs crowd-kit; install casebench[annotation]") from e
     data = df.rename(columns={"rater_id": "worker", "clip_id": "task", "value": "label"})[["worker", "task", "label"]]
-    model = DawidSkene(n_iter=100) if method == "dawid-skene" else MACE(n_restarts=10, n_iter=50, random_state=seed)
+    model = (DawidSkene(n_iter=100) if method == "dawid-skene"
+             else MACE(n_restarts=MACE_RESTARTS, n_iter=MACE_ITERATIONS, random_state=seed))
     with warnings.catch_warnings():
         # crowd-kit 1.4 still uses pandas keywords (inplace=, copy=) that newer pandas deprecates
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
-        return model.fit_predict(data).to_dict()
+        if method != "mace" or not progress or not hasattr(model, "_e_step"):
+            return model.fit_predict(data).to_dict()
+        from casebench.progress import progress_bar
+
+        # MACE runs one E-step per iteration of each restart, plus one per restart and a final one; crowd-kit
+        # offers only tqdm bars (verbose=), so the bar counts calls of its E-step
+        total = model.n_restarts * (model.n_iter + 1) + 1
+        with progress_bar(total, f"MACE {what}".strip()) as advance:
+            e_step = model._e_step
+
+            def counted(*args, **kwargs):
+                out = e_step(*args, **kwargs)
+                advance()
+                return out
+
+            model._e_step = counted
+            return model.fit_predict(data).to_dict()
 
 
 def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, method: Method = "majority",
                      tie: TieRule = "none", smoothing: float = 0.0, thresholds: Thresholds | None = None,
                      include_ground_truth: bool = True, seed: int = 0,
                      clip_ids: Sequence[str] | None = None, checks: RaterChecks | None = None,
-                     exclude_flagged: bool = False) -> AggregateResult:
+                     exclude_flagged: bool = False, progress: bool = False) -> AggregateResult:
     """Aggregate the long annotations into one labels row per rated clip (see the module docstring).
 
     Args:
@@ -282,6 +302,7 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         clip_ids: all clips of the corpus, to report those without ratings.
         checks: when raters are flagged and a method is warned about; default :class:`RaterChecks`.
         exclude_flagged: leave every rating of a flagged rater out (the flags are computed on all ratings).
+        progress: a progress bar on stderr while MACE runs (it takes about a minute on thousands of ratings).
 
     Returns an :class:`AggregateResult` (labels DataFrame in the ``labels`` table schema plus ``meta_*``
     columns, and a report with ``raters`` (:func:`rater_quality` per channel, ``flagged``, ``excluded``) and
@@ -342,7 +363,7 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         if bad:
             raise InputError([Problem(f"{dim} label {b!r}", expected=f"a label of {tax.name}: {labels}")
                               for b in bad], summary=f"{len(bad)} label(s) outside taxonomy {tax.name}")
-        model = _crowdkit(method, sub, seed) if method != "majority" and len(sub) else {}
+        model = _crowdkit(method, sub, seed, progress, channel) if method != "majority" and len(sub) else {}
         out: dict[str, dict] = {}
         for clip, g in sub.groupby("clip_id", sort=False):
             votes = g["value"].tolist()
@@ -630,7 +651,7 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
               smoothing: float | None = None, min_agreement: float | None = None, min_raters: int | None = None,
               max_ambiguous_share: float | None = None, max_ambiguous_votes: int | None = None,
               include_ground_truth: bool | None = None, seed: int = 0, write: bool = True,
-              exclude_flagged: bool | None = None) -> AggregateResult:
+              exclude_flagged: bool | None = None, progress: bool = False) -> AggregateResult:
     """Aggregate the workspace's annotations into its ``labels`` table and ``reports/aggregate.json``.
 
     Settings not given come from the ``[aggregate]`` section of ``casebench.toml`` (written by the curator,
@@ -667,7 +688,7 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
                               smoothing=settings["smoothing"], thresholds=thresholds,
                               include_ground_truth=settings["include_ground_truth"], seed=seed,
                               clip_ids=clips["clip_id"].tolist() if clips is not None else None,
-                              exclude_flagged=settings["exclude_flagged"])
+                              exclude_flagged=settings["exclude_flagged"], progress=progress)
     if clips is not None:
         match = intended_match(annotations, clips, result.labels,
                                include_ground_truth=settings["include_ground_truth"])

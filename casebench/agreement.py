@@ -832,7 +832,7 @@ def _select(df: pd.DataFrame, dimension: str | None) -> tuple[pd.DataFrame, str 
         if dimension is None:
             if len(present) > 1:
                 raise InputError(Problem(f"the table holds {len(present)} dimensions {present}",
-                                         expected="dimension=<one of them>, or agreement_by_dimension()",
+                                         expected="one of them chosen with --dimension NAME",
                                          field="dimension"))
             dimension = present[0] if present else None
         elif dimension not in present:
@@ -841,8 +841,8 @@ def _select(df: pd.DataFrame, dimension: str | None) -> tuple[pd.DataFrame, str 
         if dimension is not None:
             df = df[df["dimension"] == dimension]
     elif dimension is not None:
-        raise InputError(Problem(f"dimension={dimension!r} given but the table has no 'dimension' column",
-                                 expected="a 'dimension' column, or dimension=None", field="dimension"))
+        raise InputError(Problem(f"--dimension {dimension!r} given but the table has no 'dimension' column",
+                                 expected="a 'dimension' column, or no --dimension", field="dimension"))
     excluded = {}
     if "cancelled" in df.columns:
         cancelled = df["cancelled"].fillna(False).astype(bool)

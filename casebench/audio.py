@@ -22,19 +22,25 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from casebench.errors import InputError, MissingDependencyError, Problem
+
+log = logging.getLogger(__name__)
 
 #: Sample rate of every clip in a workspace.
 TARGET_SR = 16000
@@ -92,6 +98,35 @@ def _ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+#: Extensions libsndfile decodes with libmpg123, which prints its notes ("Note: Illegal Audio-MPEG-Header ...",
+#: "Warning: Xing stream size off ...") straight to file descriptor 2.
+MPG123_EXTENSIONS = (".mp3", ".mp2", ".mpga")
+
+
+@contextlib.contextmanager
+def _c_stderr_to_log(path: Path) -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 during the block to the debug log, tagged with ``path``,
+    so that a decoder's raw lines do not break into the user's output (a progress bar drawing meanwhile loses
+    at most one frame)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (an embedded interpreter): nothing to catch
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    log.debug("%s: decoder: %s", path, line.strip())
+
+
 def decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 samples of shape (frames, channels) and its sample rate.
 
@@ -107,8 +142,10 @@ def decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise InputError(Problem("file not found", file=str(path), expected="an audio file"))
     data = None
     if path.suffix.lower() not in FFMPEG_ONLY:
+        quiet = _c_stderr_to_log(path) if path.suffix.lower() in MPG123_EXTENSIONS else contextlib.nullcontext()
         try:
-            data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+            with quiet:
+                data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
             data = None  # not a format libsndfile knows (or a damaged header): let ffmpeg try
     if data is None:

@@ -798,8 +798,7 @@ def workspace_fingerprints(ws: Any, clip_ids: Iterable[str] | None = None, *, pr
         journal.write(pa.Table.from_pylist(rows))
     if problems:
         raise InputError(problems, summary=f"{len(problems)} clip(s) whose audio cannot be read for the "
-                                           "near-identical audio check (pass audio=False / --no-audio to "
-                                           "skip that check)")
+                                           "near-identical audio check (--no-audio skips that check)")
     table = journal.rows()
     wanted_keys = {v: k for k, v in key_of.items()}
     out: dict[str, Fingerprint] = {}

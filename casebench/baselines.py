@@ -898,7 +898,7 @@ class Acoustic(Baseline):
                                          f"and at least {MIN_CLIPS_PER_SPEAKER} clips per speaker")
             return bool(usable)
         if option and spk is None:
-            raise ConfigError("speaker_norm=True needs a speaker_id column in the clips table")
+            raise ConfigError("speaker normalisation needs a speaker_id column in the clips table")
         return bool(option)
 
     def fit(self, corpus, train, dev):

@@ -737,11 +737,21 @@ def leaderboard_serve(
 
 
 def _password(password_stdin: bool) -> str:
+    from casebench.errors import ConfigError
+
     if password_stdin:
-        return sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ConfigError("--password-stdin read an empty line; pipe the password in, e.g. "
+                              "printf '%s\\n' \"$PW\" | casebench leaderboard create-admin NAME --password-stdin")
+        return password
     env = os.environ.get("CASEBENCH_PASSWORD")
     if env:
         return env
+    if not sys.stdin.isatty():  # getpass would fall back to echoing (GetPassWarning) or abort at end of input
+        raise ConfigError("no terminal to type the password in: pipe it with --password-stdin (printf '%s\\n' "
+                          "\"$PW\" | casebench leaderboard create-admin NAME --password-stdin) or set "
+                          "CASEBENCH_PASSWORD")
     return typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
@@ -1052,6 +1062,7 @@ def aggregate_cmd(
     exclude_flagged: Annotated[bool, typer.Option(
         "--exclude-flagged", help="Leave raters flagged constant or random (20+ ratings) out of labels and "
                                   "distributions.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (MACE).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Aggregate the annotations into tables/labels.parquet: hard labels, distributions, V/A/D, per-item
@@ -1063,7 +1074,7 @@ def aggregate_cmd(
                  min_agreement=min_agreement, min_raters=min_raters, max_ambiguous_share=max_ambiguous_share,
                  max_ambiguous_votes=max_ambiguous_votes,
                  include_ground_truth=False if exclude_ground_truth else None, seed=seed,
-                 exclude_flagged=True if exclude_flagged else None)
+                 exclude_flagged=True if exclude_flagged else None, progress=not (no_progress or as_json))
     r = result.report
     if as_json:
         _print_json(r)

@@ -246,7 +246,7 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
         else:
             problems.add(f"{missing.size} of {len(gold)} gold item(s) have no line: {shown}{more}",
                          expected="one line per benchmark item",
-                         hint="pass --allow-missing (allow_missing=True) to score them as wrong")
+                         hint="pass --allow-missing to score them as wrong")
     problems.raise_if_any()
     for note in notes:
         log.info("%s: %s", src, note)
@@ -782,7 +782,7 @@ def _check_matrix(name: str, vals: list, pos: np.ndarray, rec: _Records, tax: Ta
     if off.any() and not renormalize:
         for i in np.flatnonzero(off):
             problems.add(f"{word} sum to {sums[i]:.9g}", field=name, **rec.where(pos[i]),
-                         expected=f"a sum of 1 within {SUM_TOL:g}, or --renormalize (renormalize=True) "
+                         expected=f"a sum of 1 within {SUM_TOL:g}, or --renormalize "
                                   "to rescale such rows")
         return mat
     return _rescale(name, mat, sums, ~bad & ~zero, notes)

@@ -532,8 +532,8 @@ def parse_size(text: str | int) -> int:
 def _prepare_out(out_dir: Path, overwrite: bool) -> Path:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         if not overwrite:
-            raise ConfigError(f"{out_dir} exists and is not empty; choose another folder or pass overwrite=True "
-                              "(--overwrite) to replace it")
+            raise ConfigError(f"{out_dir} exists and is not empty; choose another folder or pass --overwrite "
+                              "to replace it")
         if out_dir.is_dir() and not (out_dir / "README.md").is_file():
             raise ConfigError(f"{out_dir} is not a published dataset folder (no README.md); refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -595,7 +595,7 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
     if stale and not allow_stale:
         raise StaleError("the workspace's tables are stale, so publish refuses them:\n"
                          + "\n".join(f"  {p}" for p in stale)
-                         + "\n(--allow-stale / allow_stale=True publishes anyway and says so in the summary)")
+                         + "\n(--allow-stale publishes anyway and says so in the summary)")
     out_dir = Path(out_dir).expanduser().resolve()
     if ws.root == out_dir or ws.root in out_dir.parents:
         raise ConfigError(f"publish folder {out_dir} is inside the workspace {ws.root}; choose a folder outside it")

@@ -678,8 +678,8 @@ class Workspace:
         config_path = root / CONFIG_FILE
         if config_path.exists():
             if not exist_ok:
-                raise ConfigError(f"{config_path} already exists; open it with Workspace.open, or pass "
-                                  "exist_ok=True")
+                raise ConfigError(f"{config_path} already exists: use that workspace, or pass "
+                                  "--exist-ok to open it when the name and taxonomy match")
             ws = cls.open(root)
             project = ws.config["project"]
             if project.get("name") != name or project.get("taxonomy") != taxonomy:
@@ -687,7 +687,7 @@ class Workspace:
                                   f"{project.get('taxonomy')!r}, not {name!r} with {taxonomy!r}")
             return ws
         if root.exists() and any(root.iterdir()) and not exist_ok:
-            raise ConfigError(f"{root} exists and is not empty; pass exist_ok=True to make a workspace there")
+            raise ConfigError(f"{root} exists and is not empty; pass --exist-ok to make a workspace there")
         if "project" in sections:
             raise ConfigError("pass the [project] settings as arguments (name, taxonomy, version, licence, "
                               "languages), not as a section")
@@ -722,7 +722,7 @@ class Workspace:
         path = root / CONFIG_FILE
         if not path.is_file():
             raise ConfigError(f"{root} is not a casebench workspace: no {CONFIG_FILE} there; expected a "
-                              "workspace directory (make one with casebench.workspace.Workspace.create)")
+                              "workspace directory (make one with: casebench init DIR)")
         try:
             config = tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -1040,7 +1040,7 @@ def check_lineage(records: Sequence[tuple[str, Mapping[str, Any]]], *, what: str
     problems = list(dict.fromkeys(problems))
     if problems and not allow_stale:
         raise StaleError(f"{what} is stale:\n" + "\n".join(f"  {p}" for p in problems)
-                         + "\n(--allow-stale / allow_stale=True goes ahead and records this in the outputs)")
+                         + "\n(--allow-stale goes ahead and records this in the outputs)")
     return problems
 
 

@@ -375,3 +375,22 @@ def test_cli_prints_flags_and_exclude_flagged(tmp_path, capsys):
     assert report["raters"]["excluded"] == ["spam1", "spam2"]
     saved = json.loads((ws.reports_dir / "aggregate.json").read_text())
     assert saved["raters"]["flagged"] == ["spam1", "spam2"] and saved["warnings"] == report["warnings"]
+
+
+def test_mace_shows_progress_that_reaches_the_end(capfd, monkeypatch):
+    """MACE (about a minute on thousands of ratings) draws a bar over its E-steps; the count ends at the total
+    (2 restarts x (3 iterations + 1) + 1 final E-step = 9)."""
+    import pandas as pd
+
+    from casebench import aggregate
+    from casebench.aggregate import aggregate_labels
+
+    monkeypatch.setattr(aggregate, "MACE_RESTARTS", 2)
+    monkeypatch.setattr(aggregate, "MACE_ITERATIONS", 3)
+    rows = [(f"c{i}", r, dim, ["sad", "angry"][(i + (r == "c")) % 2]) for i in range(6) for r in "abc"
+            for dim in ("acoustic_emotion", "semantic_emotion")]
+    df = pd.DataFrame(rows, columns=["clip_id", "rater_id", "dimension", "value"]).assign(
+        cancelled=False, ground_truth=False, value_num=None)
+    aggregate_labels(df, "ekman7", method="mace", progress=True)
+    err = capfd.readouterr().err
+    assert "MACE acoustic" in err and "MACE semantic" in err and err.count("9/9") == 2, err

@@ -146,3 +146,29 @@ def test_decode_errors_name_the_file(tmp_path):
 def test_decode_bytes_round_trip():
     x, sr = audio.decode_bytes(audio.encode(tone(0.5), SR, "wav"))
     assert sr == SR and x.shape == (SR // 2, 1)
+
+
+def test_mpg123_notes_do_not_reach_stderr(tmp_path, capfd, caplog):
+    """libmpg123 prints resync notes on a damaged MP3 straight to file descriptor 2; decode() logs them instead
+    (the raw lines used to break into `casebench collect`'s output)."""
+    import logging
+
+    import numpy as np
+    import soundfile as sf
+
+    from casebench.audio import decode
+
+    x = (0.3 * np.sin(np.arange(48000) * 2 * np.pi * 220 / 16000)).astype("float32")
+    good = tmp_path / "good.mp3"
+    sf.write(str(good), x, 16000, format="MP3")
+    raw = bytearray(good.read_bytes())
+    raw[2000:2050] = np.random.default_rng(0).integers(0, 256, 50, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(raw))
+    sf.read(str(bad))  # the premise: read directly, the damaged file makes libmpg123 print to fd 2
+    assert "Note:" in capfd.readouterr().err
+    with caplog.at_level(logging.DEBUG, logger="casebench.audio"):
+        data, sr = decode(bad)
+    assert sr == 16000 and data.shape[0] > 16000
+    assert capfd.readouterr().err == ""
+    assert any("decoder: Note:" in r.getMessage() and "bad.mp3" in r.getMessage() for r in caplog.records)

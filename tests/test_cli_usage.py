@@ -280,3 +280,42 @@ def test_out_through_a_symlink_keeps_the_link(tmp_path, capsys):
     assert main(["evaluate", str(EXAMPLES / "voice-model.jsonl"), "-b", "casebench-mini", "--bootstrap", "0",
                  "--out", str(tmp_path / "link.json")]) == 0
     assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text())["seed"] == 0
+
+
+def test_no_message_names_a_python_call():
+    """Messages speak the command line (--overwrite), not the Python API (overwrite=True, Workspace.create)."""
+    import ast
+    import re
+
+    api = re.compile(r"\b[a-z_]+=(True|False|None)\b|\bWorkspace\.[a-z_]+|\b[a-z_]+\(\)")
+    makers = {"Problem", "ConfigError", "InputError", "CasebenchError", "MissingDependencyError", "PathError",
+              "StaleError", "note"}
+    found = []
+    for path in sorted(Path(__file__).parents[1].joinpath("casebench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(getattr(node, "func", None), "id", None) or getattr(getattr(node, "func", None), "attr", "")
+            if isinstance(node, ast.Raise) or (isinstance(node, ast.Call) and name in makers):
+                found += [f"{path.name}:{c.lineno}: {c.value}" for c in ast.walk(node)
+                          if isinstance(c, ast.Constant) and isinstance(c.value, str) and api.search(c.value)]
+    assert not found, "\n".join(found)
+
+
+def test_create_admin_without_a_terminal_says_how(tmp_path):
+    """No terminal to type a password in (a script, CI): one message naming --password-stdin, no GetPassWarning;
+    a piped password works."""
+    env = {k: v for k, v in os.environ.items() if k != "CASEBENCH_PASSWORD"}
+    cmd = [sys.executable, "-m", "casebench", "leaderboard", "create-admin", "boss", "--data-dir", str(tmp_path)]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "--password-stdin" in r.stderr, r.stderr
+    assert "GetPassWarning" not in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*cmd, "--password-stdin"], input="a-long-password\n", capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0 and "admin boss created" in r.stdout, r.stderr
+
+
+def test_baseline_takes_the_workspace_positionally_and_still_knows_the_option(env, capsys):
+    assert main(["baseline", "majority", env["ws"], "--out", f"{env['tmp']}/b1.jsonl", "--no-progress"]) == 0
+    assert main(["baseline", "majority", "--workspace", env["ws"], "--out", f"{env['tmp']}/b2.jsonl",
+                 "--no-progress"]) == 0
+    assert "--workspace is deprecated" in capsys.readouterr().err
+    assert Path(env["tmp"], "b1.jsonl").read_text() == Path(env["tmp"], "b2.jsonl").read_text()

@@ -597,7 +597,7 @@ def import_scan(scan: Scan, workspace_dir: str | os.PathLike, *, taxonomy: str |
     if not overwrite and out_root.is_dir() and any(out_root.iterdir()):
         what = "a workspace" if (out_root / CONFIG_FILE).is_file() else "files"
         raise ConfigError(f"{out_root} already holds {what}; re-run with --overwrite to replace the earlier import "
-                          "of this corpus there (Python: overwrite=True), or choose another --out folder")
+                          "of this corpus there, or choose another --out folder")
     if audio not in AUDIO_MODES:
         raise ConfigError(f"audio mode {audio!r}; expected one of {list(AUDIO_MODES)}"
                           + (f" ({h})" if (h := did_you_mean(audio, AUDIO_MODES)) else ""))

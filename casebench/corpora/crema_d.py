@@ -163,7 +163,7 @@ def scan(corpus_dir: str | os.PathLike, *, skip_uncertain_bad: bool = False) -> 
                   "voice_level": vote[1] or None}))
     if uncertain_present:
         sc.note(f"kept {', '.join(uncertain_present)}: flagged as bad by one third-party note only (pass "
-                "skip_uncertain_bad=True to skip them)")
+                "--opt skip_uncertain_bad=yes to skip them)")
     if votes:
         sc.notes.append("crowd votes from summaryTable.csv kept as meta_voice_vote/meta_voice_level (A D F H N S, "
                         "ties joined by ':'); the label is the acted emotion of the file name")

@@ -100,7 +100,7 @@ class Taxonomy:
                 out.append(table[x])
         if dropped and not drop_unmapped:
             problems += [Problem(f"label {k!r} ({n} item(s)) has no counterpart in {target}",
-                                 expected="a mappable label, or drop_unmapped=True to drop them with a note")
+                                 expected=f"a label with a counterpart in {target} (add one to the mapping)")
                          for k, n in dropped.items()]
         if problems:
             raise InputError(problems, summary=f"cannot map {self.name} labels to {target}")
@@ -113,7 +113,7 @@ class Taxonomy:
         lost = [x for x in self.labels if table[x] is None]
         if lost and not drop_unmapped:
             raise InputError(Problem(f"labels {lost} have no counterpart in {target}",
-                                     expected="drop_unmapped=True to drop their mass with a note"))
+                                     expected=f"labels with a counterpart in {target} (add them to the mapping)"))
         m = np.zeros((len(self.labels), len(tgt.labels)))
         for i, x in enumerate(self.labels):
             if table[x] is not None:
