@@ -659,3 +659,38 @@ def test_bounded_uploads_control_characters_and_private_files(tmp_path):
         assert stat.S_IMODE(os.stat(s.cfg.data_dir).st_mode) == 0o700
     finally:
         s.close()
+
+
+def test_database_of_an_older_version_upgrades(tmp_path):
+    """A database and upload folder made before issue 14 (schema in tests/assets/leaderboard/): the new
+    columns are added, the queued submission's file moves into the database, and it is scored."""
+    import sqlite3
+
+    from casebench.leaderboard.worker import Worker
+
+    data = tmp_path / "lb"
+    (data / "uploads").mkdir(parents=True)
+    con = sqlite3.connect(data / "leaderboard.db")
+    con.executescript((Path(__file__).parent / "assets" / "leaderboard" / "schema-before-issue14.sql").read_text())
+    con.execute("INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES "
+                "(1, 'ada', 'x', 0, '2026-12-01 10:00:00')")
+    con.execute("INSERT INTO submissions (id, board, user_id, status, created_at, attempts, score_count, upload_path, "
+                "upload_name, upload_sha256, upload_bytes, n_lines, model_name, model_revision, model_url, "
+                "trained_on, description, zero_shot) VALUES (1, 'casebench-mini/dev', 1, 'queued', "
+                "'2026-12-01 10:00:00', 0, 0, 'old.jsonl', 'v.jsonl', 'sha256:x', 1, 480, 'old-model', '', '', '[]', "
+                "'', 1)")
+    con.commit()
+    con.close()
+    (data / "uploads" / "old.jsonl").write_bytes(phase_file(VOICE, "dev", tmp_path).read_bytes())
+    lb = Leaderboard(make_config(tmp_path))
+    assert not (data / "uploads" / "old.jsonl").exists() and lb.submission(1).upload_id is not None
+    w = Worker(lb, processes=0, poll_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 60
+        while lb.submission(1).status != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        w.stop()
+    assert lb.submission(1).status == "done" and lb.submission(1).score_count == 1
+    with pytest.raises(ServiceError, match="control character"):
+        lb.create_token(1, "laptop\x1b[2J")

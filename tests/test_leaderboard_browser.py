@@ -183,6 +183,20 @@ def test_sign_in_submit_watch_sort_and_hidden(server, browser):
     ctx.close()
 
 
+def test_api_docs_render_under_the_content_policy(server, browser):
+    base, _ = server
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{base}/api/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)  # rendered by the local Swagger UI
+    assert "casebench leaderboard" in page.inner_text(".swagger-ui .info .title")
+    assert page.locator(".opblock-summary-path", has_text="/api/submissions").count() >= 1
+    assert not blocked, blocked
+    ctx.close()
+
+
 def test_javascript_enhancement_applies_filters(server, browser):
     base, _ = server
     ctx = browser.new_context()

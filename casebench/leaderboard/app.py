@@ -146,6 +146,8 @@ def create_app(config: LeaderboardConfig, *, start_worker: bool = True, lb: Lead
 
     app = FastAPI(title=config.title, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
+    # the bundled Swagger UI (4.x) renders OpenAPI 3.0 documents only; nothing this API declares needs 3.1
+    app.openapi_version = "3.0.3"
     app.state.lb = lb
     app.state.sessions = sessions
     app.state.worker = state

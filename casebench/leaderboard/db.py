@@ -210,6 +210,22 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         Base.metadata.create_all(self.write_engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an older casebench lacks the newer (nullable) columns: add them, so that an
+        upgrade keeps its users, tokens and submissions (``create_all`` adds only missing tables)."""
+        from sqlalchemy import inspect, text
+
+        insp = inspect(self.write_engine)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have or not col.nullable:
+                    continue
+                kind = col.type.compile(dialect=self.write_engine.dialect)
+                with self.write_engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
 
     @contextmanager
     def read(self) -> Iterator[Session]:

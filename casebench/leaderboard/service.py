@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from casebench.errors import CasebenchError, InputError, Problem
@@ -233,11 +233,31 @@ class Leaderboard:
                 benchmark=b.benchmark, phase=b.phase, items=b.items,
                 public_fraction=b.public_fraction if b.hidden_phase else 0.0, key=keys[b.key])
         phases.check_disjoint([(b.key, b.hidden_phase, self.gold(b)) for b in self.boards.values()])
+        self._migrate_upload_files()
         with self.db.write() as s:
             for b in self.boards.values():
                 d = s.get(BoardDef, b.key)
                 d.definition = orjson.dumps(self.board_definition(b)).decode()
                 d.updated_at = utcnow()
+
+    def _migrate_upload_files(self) -> None:
+        """Submissions accepted by an older casebench kept their file in ``data_dir/uploads``: move each into
+        the database (where every worker reads uploads) and delete the file."""
+        folder = self.config.data_dir / "uploads"
+        if not folder.is_dir():
+            return
+        with self.db.read() as s:
+            old = list(s.execute(select(Submission.id, Submission.upload_path).where(Submission.upload_id.is_(None))))
+        for sid, name in old:
+            path = folder / Path(str(name)).name
+            if not path.is_file():
+                continue
+            with self.db.write() as s:
+                blob = Upload(data=gzip.compress(path.read_bytes(), compresslevel=6))
+                s.add(blob)
+                s.flush()
+                s.execute(update(Submission).where(Submission.id == sid).values(upload_id=blob.id, upload_path="db"))
+            path.unlink()
 
     def board_definition(self, board: BoardConfig) -> dict:
         """What a scoring worker needs to score the board's submissions."""
@@ -347,6 +367,8 @@ class Leaderboard:
 
     def create_token(self, user_id: int, name: str = "") -> str:
         """A new API token for the user; returns the token (shown once, stored hashed)."""
+        if CONTROL_ONE_LINE.search(name or ""):
+            raise ServiceError(422, "invalid_name", "a token name holds a control character: use printable text")
         token = new_token()
         with self.db.write() as s:
             s.add(Token(user_id=user_id, name=name[:100], token_hash=token_hash(token), prefix=token[:10]))
