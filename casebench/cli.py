@@ -733,6 +733,9 @@ def leaderboard_serve(
     if not lb.usernames():
         err_console.print("no accounts yet: casebench leaderboard create-admin NAME"
                           + (f" --data-dir {data_dir}" if data_dir else "") + (f" --config {config}" if config else ""))
+    if cfg.workers == 0:
+        err_console.print("no scoring in this server (--workers 0): start `casebench leaderboard worker --db "
+                          f"{lb.db.engine.url.render_as_string(hide_password=True)}` where the scoring should run")
     uvicorn.run(app_, host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
