@@ -694,3 +694,27 @@ def test_database_of_an_older_version_upgrades(tmp_path):
     assert lb.submission(1).status == "done" and lb.submission(1).score_count == 1
     with pytest.raises(ServiceError, match="control character"):
         lb.create_token(1, "laptop\x1b[2J")
+
+
+def test_infrastructure_failures_cost_nothing_and_come_back(tmp_path):
+    from casebench.leaderboard.worker import Worker
+
+    lb = Leaderboard(make_config(tmp_path, boards=[BoardConfig("casebench-mini", quota_total=1)]))
+    user = lb.create_user("ada", "ada-password")
+    p = lb.config.data_dir / "tmp" / "u"
+    p.write_bytes(VOICE.read_bytes())
+    sub, _ = lb.accept(user, "casebench-mini/dev", p, "v.jsonl", {"model_name": "m"})
+    with lb.db.write() as s:  # as after MAX_ATTEMPTS dead scoring processes
+        s.get(Submission, sub.id).status, s.get(Submission, sub.id).failure = "failed", "infra"
+    assert lb.quota_left(user, lb.board("casebench-mini/dev"))["total"] == 0  # not charged
+    st = lb.status_view(lb.submission(sub.id), user)
+    assert "does not count against your quota" in st["error"] and "server" in st["error"]
+    w = Worker(lb, processes=0, poll_s=0.05).start()  # a (re)start puts it back in the queue
+    try:
+        deadline = time.monotonic() + 60
+        while lb.submission(sub.id).status != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        w.stop()
+    done = lb.submission(sub.id)
+    assert done.status == "done" and done.score_count == 1 and done.failure is None

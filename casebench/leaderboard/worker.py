@@ -561,7 +561,7 @@ class Worker:
 
     def _ladder(self, s, sub: Submission, defn: dict, kind: str, losses: np.ndarray) -> dict:
         """One Ladder round for the submitter (in the finishing transaction, under a lock on their state)."""
-        from casebench.leaderboard.phases import LADDER_SCORE, ladder_update, loss_to_score
+        from casebench.leaderboard.phases import LADDER_SCORE, ci_step, ladder_update, loss_to_score, round_to
 
         st = s.scalar(select(LadderState).where(LadderState.board == sub.board, LadderState.user_id == sub.user_id)
                       .with_for_update())
@@ -578,8 +578,13 @@ class Worker:
         if r.released:
             st.best_id, st.best_losses, st.shown = sub.id, losses.astype(np.float64).tobytes(), r.loss
         metric, _ = LADDER_SCORE[kind]
+        # shown to the precision its 95% interval supports (normal approximation over the items)
+        best_losses = np.frombuffer(st.best_losses, dtype=np.float64) if st.best_losses else losses
+        half = 1.96 * float(np.std(best_losses, ddof=1)) / np.sqrt(len(best_losses)) if len(best_losses) > 1 else 0
+        step = ci_step({"ci_low": 0.0, "ci_high": 2 * half}) or 0.01
         return {"kind": "ladder", "metric": metric, "part": "public" if _items(defn).partitioned else "phase",
-                "shown": round(loss_to_score(kind, st.shown), 6), "moved": r.released, "round": st.rounds}
+                "shown": round_to(loss_to_score(kind, st.shown), step), "step": step, "moved": r.released,
+                "round": st.rounds}
 
     # -- comparisons --
 
