@@ -365,7 +365,10 @@ def test_submitter_visibility(tmp_path):
         assert not st["scores_visible"] and "splits" not in st
         fb = st["feedback"]
         assert fb["kind"] == "ladder" and fb["metric"] == "accuracy" and fb["part"] == "public" and fb["moved"]
-        assert 0 < fb["shown"] < 1
+        assert 0 < fb["shown"] < 1 and fb["step"] == 0.01 and round(fb["shown"], 2) == fb["shown"]
+        s.login("ada")
+        page = s.req("GET", f"/submissions/{sid}").text
+        assert 'id="feedback"' in page and "public part" in page and f"{fb['shown']}" in page
         assert s.req("GET", f"/api/submissions/{sid}/results.json",
                      headers={"Authorization": f"Bearer {s.tokens['ada']}"}).status_code == 404
         assert "feedback" not in s.req("GET", f"/api/submissions/{sid}",
