@@ -1743,13 +1743,25 @@ def usage_message(e: Exception) -> str:
     return f"{path}: {text[:1].lower() + text[1:]}; see {path} --help"
 
 
+_COMMAND = None
+
+
+def _command():
+    """The Click command tree, built once per process: Typer rebuilds it from the function signatures on every
+    ``app(...)`` call (~0.1 s), which in-process callers (tests, the fuzz test's 3,000 runs) pay each time."""
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = typer.main.get_command(app)
+    return _COMMAND
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app. A CasebenchError or a command-line mistake becomes one message on
     stderr and exit code 2; anything else is a bug and keeps its traceback."""
     from rich.markup import escape
 
     try:
-        rc = app(args=argv, prog_name="casebench", standalone_mode=False)  # the code of a typer.Exit
+        rc = _command().main(args=argv, prog_name="casebench", standalone_mode=False)  # a typer.Exit's code
     except CasebenchError as e:
         if isinstance(e, InputError) and "--json" in (argv if argv is not None else sys.argv):
             _print_json(e.to_dict())
