@@ -576,7 +576,7 @@ def _model_kinds_help() -> str:
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(
-        help=f"KIND:SPEC, kinds: {_model_kinds_help()} e.g. hf:./my-model, probe:whisper-tiny.en, "
+        help=f"KIND:SPEC, kinds: {_model_kinds_help()}; e.g. hf:./my-model, probe:whisper-tiny.en, "
              "'command:python my_model.py' (see docs/predict.md).")],
     benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="Built-in benchmark name or spec YAML path.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictions file (JSON Lines); ids already in it are "
