@@ -494,3 +494,15 @@ def test_probe_hf_encoder_on_a_workspace_fits_every_head(tmp_path, tiny_hf):
     by_id = {x["id"]: x for x in lines}
     got = np.array([[by_id[c.id]["probs"][lab] for lab in tax.labels] for c in test.clips])
     np.testing.assert_allclose(got, p, atol=1e-6)
+
+
+def test_a_second_run_on_the_same_out_is_refused(tmp_path, audio_bench, loudness_script):
+    from casebench.predict.runner import exclusive
+
+    out = tmp_path / "p.jsonl"
+    cmd = f"command:{sys.executable} {loudness_script}"
+    with exclusive(out):  # as if another predict were writing it
+        r = cli("predict", cmd, "-b", str(audio_bench), "-o", str(out))
+    assert r.returncode == 2 and "another casebench predict is writing" in r.stderr
+    r = cli("predict", cmd, "-b", str(audio_bench), "-o", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr

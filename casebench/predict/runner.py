@@ -21,6 +21,7 @@ train clips goes through the same engine (:func:`map_clips`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -105,6 +106,23 @@ def read_done(out: Path) -> Done:
         raise InputError(problems, summary=f"--out {out} holds lines predict cannot resume from; move it away or "
                                            "give another --out")
     return done
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` (created when absent) while a run writes it: a second run on the same
+    file (two terminals, a retry while the first still runs) would predict the same clips twice."""
+    import fcntl
+
+    if out.is_dir():
+        raise InputError(Problem("is a directory", file=str(out), expected="a predictions file (JSON Lines)"))
+    with open(out, "ab") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"--out {out}: another casebench predict is writing this file; wait for it to "
+                              "finish, or give another --out") from None
+        yield
 
 
 def append_lines(f, records: Sequence[dict]) -> None:
@@ -320,80 +338,82 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
     out = Path(out)
     if not out.parent.is_dir():
         raise InputError(Problem("no such folder", file=str(out.parent), expected="an existing folder for --out"))
-    done = read_done(out)
-    abstained = read_done(abstained_path(out))  # answered without a prediction: done too (delete it to re-ask)
-    done_ids = done.ids | abstained.ids
-    known = set(clips.ids)
-    stray = sorted(done_ids - known)
-    if stray:
-        raise InputError(Problem(f"{len(stray)} id(s) already in the file are not clips of {clips.source}: "
-                                 f"{stray[:5]}", file=str(out), expected="a predictions file of the same clips",
-                                 hint="give another --out, or the same benchmark, split and source as before"))
-    pending = [c for c in clips.clips if c.id not in done_ids]
-    if limit is not None:
-        pending = pending[:limit]
-    total = len(pending)
-    t0 = time.perf_counter()
-    if pending or sidecar_model(out)[0] is None:  # a finished file with its sidecar needs no fitting
-        model.prepare(engine=lambda worker, method, cl: map_clips(worker, method, cl, batch_size=batch_size,
-                                                                   engine=engine, ray_options=ray_options))
-    t_prepare = time.perf_counter() - t0
-    problems: list[Problem] = []
-    n_new = n_abstained = 0
-    from casebench.progress import progress_bar
+    with exclusive(out):
+        done = read_done(out)
+        abstained = read_done(abstained_path(out))  # answered without a prediction: done too (delete it to re-ask)
+        done_ids = done.ids | abstained.ids
+        known = set(clips.ids)
+        stray = sorted(done_ids - known)
+        if stray:
+            raise InputError(Problem(f"{len(stray)} id(s) already in the file are not clips of {clips.source}: "
+                                     f"{stray[:5]}", file=str(out), expected="a predictions file of the same clips",
+                                     hint="give another --out, or the same benchmark, split and source as before"))
+        pending = [c for c in clips.clips if c.id not in done_ids]
+        if limit is not None:
+            pending = pending[:limit]
+        total = len(pending)
+        t0 = time.perf_counter()
+        if pending or sidecar_model(out)[0] is None:  # a finished file with its sidecar needs no fitting
+            model.prepare(engine=lambda worker, method, cl: map_clips(worker, method, cl, batch_size=batch_size,
+                                                                       engine=engine, ray_options=ray_options))
+        t_prepare = time.perf_counter() - t0
+        problems: list[Problem] = []
+        n_new = n_abstained = 0
+        from casebench.progress import progress_bar
 
-    report_progress = progress if callable(progress) else None
-    t1 = time.perf_counter()
-    with progress_bar(total, f"predict {model.name}", enabled=progress is True) as advance, open(out, "ab") as f:
-        results: Iterable[BatchOut] = map_clips(model, "predict_batch", pending, batch_size=batch_size,
-                                                engine=engine, ray_options=ray_options)
-        for res in results:
-            records = _check_records(model, res)
-            abstentions = [r for r in records if ABSTAIN in r]
-            if abstentions:
-                records = [r for r in records if ABSTAIN not in r]
-                with open(abstained_path(out), "ab") as fa:
-                    append_lines(fa, abstentions)
-            append_lines(f, records)
-            problems += res.problems
-            n_new += len(records)
-            n_abstained += len(abstentions)
-            advance(len(res.clips) + len(res.problems))
-            if report_progress:
-                report_progress(n_new + n_abstained + len(problems), total)
-    elapsed = time.perf_counter() - t1
-    model.close()
-    n_pending = len(known) - len(done_ids) - n_new - n_abstained
-    n_abstained_all = len(abstained.ids) + n_abstained
-    report = {
-        "model": model.name, "source": clips.source, "predictions": str(out), "engine": engine,
-        "batch_size": batch_size, "n_clips": len(clips), "n_already_done": len(done_ids), "n_predicted": n_new,
-        "n_abstained": n_abstained, "n_abstained_total": n_abstained_all,
-        "abstained_file": str(abstained_path(out)) if n_abstained_all else None,
-        "n_pending": n_pending, "n_unreadable": len(problems), "unreadable": [p.to_dict() for p in problems],
-        "repaired": done.repaired, "prepare_s": round(t_prepare, 3), "elapsed_s": round(elapsed, 3),
-        "clips_per_s": round(n_new / elapsed, 3) if elapsed > 0 and n_new else None,
-    }
-    if n_pending == 0 and (n_new or n_abstained or sidecar_model(out)[0] is None):
-        meta = {"model": {**model.metadata(), "kind": model.kind, "spec": model.spec},
-                "predictions": {"file": out.name, "sha256": file_sha256(out), "n_lines": len(known) - n_abstained_all},
-                "abstained": {"file": abstained_path(out).name, "n": n_abstained_all,
-                              "note": "clips the model answered without a prediction; not in the predictions file: "
-                                      "evaluate --allow-missing scores them as wrong"} if n_abstained_all else None,
-                "source": clips.source, "engine": engine, "batch_size": batch_size,
-                "casebench_version": _version(),
-                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                **(extra_meta or {})}
-        from casebench.workspace import atomic_write_text
+        report_progress = progress if callable(progress) else None
+        t1 = time.perf_counter()
+        with progress_bar(total, f"predict {model.name}", enabled=progress is True) as advance, open(out, "ab") as f:
+            results: Iterable[BatchOut] = map_clips(model, "predict_batch", pending, batch_size=batch_size,
+                                                    engine=engine, ray_options=ray_options)
+            for res in results:
+                records = _check_records(model, res)
+                abstentions = [r for r in records if ABSTAIN in r]
+                if abstentions:
+                    records = [r for r in records if ABSTAIN not in r]
+                    with open(abstained_path(out), "ab") as fa:
+                        append_lines(fa, abstentions)
+                append_lines(f, records)
+                problems += res.problems
+                n_new += len(records)
+                n_abstained += len(abstentions)
+                advance(len(res.clips) + len(res.problems))
+                if report_progress:
+                    report_progress(n_new + n_abstained + len(problems), total)
+        elapsed = time.perf_counter() - t1
+        model.close()
+        n_pending = len(known) - len(done_ids) - n_new - n_abstained
+        n_abstained_all = len(abstained.ids) + n_abstained
+        report = {
+            "model": model.name, "source": clips.source, "predictions": str(out), "engine": engine,
+            "batch_size": batch_size, "n_clips": len(clips), "n_already_done": len(done_ids), "n_predicted": n_new,
+            "n_abstained": n_abstained, "n_abstained_total": n_abstained_all,
+            "abstained_file": str(abstained_path(out)) if n_abstained_all else None,
+            "n_pending": n_pending, "n_unreadable": len(problems), "unreadable": [p.to_dict() for p in problems],
+            "repaired": done.repaired, "prepare_s": round(t_prepare, 3), "elapsed_s": round(elapsed, 3),
+            "clips_per_s": round(n_new / elapsed, 3) if elapsed > 0 and n_new else None,
+        }
+        if n_pending == 0 and (n_new or n_abstained or sidecar_model(out)[0] is None):
+            meta = {"model": {**model.metadata(), "kind": model.kind, "spec": model.spec},
+                    "predictions": {"file": out.name, "sha256": file_sha256(out),
+                                    "n_lines": len(known) - n_abstained_all},
+                    "abstained": {"file": abstained_path(out).name, "n": n_abstained_all,
+                                  "note": "clips the model answered without a prediction; not in the predictions file: "
+                                          "evaluate --allow-missing scores them as wrong"} if n_abstained_all else None,
+                    "source": clips.source, "engine": engine, "batch_size": batch_size,
+                    "casebench_version": _version(),
+                    "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    **(extra_meta or {})}
+            from casebench.workspace import atomic_write_text
 
-        atomic_write_text(sidecar_path(out), json.dumps(meta, indent=2, default=str) + "\n")
-        report["model_metadata"] = meta["model"]
-    if n_pending == 0:
-        report["metadata"] = str(sidecar_path(out))
-    if problems:
-        raise InputError(problems, summary=f"{len(problems)} clip(s) could not be decoded and were not predicted "
-                                           f"({n_new} others were written to {out}; a re-run retries these)")
-    return report
+            atomic_write_text(sidecar_path(out), json.dumps(meta, indent=2, default=str) + "\n")
+            report["model_metadata"] = meta["model"]
+        if n_pending == 0:
+            report["metadata"] = str(sidecar_path(out))
+        if problems:
+            raise InputError(problems, summary=f"{len(problems)} clip(s) could not be decoded and were not predicted "
+                                               f"({n_new} others were written to {out}; a re-run retries these)")
+        return report
 
 
 def _check_records(model: Model, res: BatchOut) -> list[dict]:
