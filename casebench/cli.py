@@ -259,9 +259,16 @@ def compare(
         render_compare(result, console)
 
 
-@app.command()
-def benchmarks(as_json: JsonOpt = False) -> None:
-    """List the built-in benchmarks."""
+benchmarks_app = typer.Typer(help="The built-in benchmarks: list them, or show one's splits, ids and a predictions "
+                                   "template.", invoke_without_command=True)
+app.add_typer(benchmarks_app, name="benchmarks")
+
+
+@benchmarks_app.callback()
+def benchmarks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the built-in benchmarks (casebench benchmarks show NAME for one of them)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from casebench.benchmarks import get_benchmark, list_benchmarks
 
     rows = []
@@ -280,6 +287,73 @@ def benchmarks(as_json: JsonOpt = False) -> None:
         table.add_row(r["name"], r["version"], r["taxonomy"], ", ".join(r["tasks"]), ", ".join(r["splits"]),
                       r["description"])
     console.print(table)
+    console.print("more on one: casebench benchmarks show NAME [--ids] [--template preds.jsonl]")
+
+
+@benchmarks_app.command("show")
+def benchmarks_show(
+    name: Annotated[str, typer.Argument(help="Built-in benchmark name or spec YAML path.")],
+    ids: Annotated[bool, typer.Option("--ids", help="Print the item ids, one per line (nothing else).")] = False,
+    template: Annotated[Path | None, typer.Option(
+        "--template", help="Write a predictions file to fill in: one line per item, the tasks' keys set to null.")
+    ] = None,
+    task: Annotated[list[str] | None, typer.Option(
+        "--task", help="Only this task kind in the template (categorical, distribution, dimensional; repeatable).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Only the items of this split (not conflict/congruent: they come from the labels).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a benchmark is: its description, tasks and the keys a predictions line needs, splits with item and
+    speaker counts, where the audio is, example files; its ids (--ids) and a template to fill in (--template)."""
+    from casebench.benchmarks import benchmark_ids, describe, get_benchmark, prediction_template
+
+    bench = get_benchmark(name)
+    if template is not None:
+        from casebench.workspace import atomic_write_bytes
+
+        data = prediction_template(bench, kinds=task, split=split)
+        atomic_write_bytes(template, data)
+        n_lines = data.count(b"\n")
+        err_console.print(f"template: {template} ({n_lines} line(s); fill in the null values, then: "
+                          f"casebench evaluate {template} -b {name})", highlight=False, soft_wrap=True)
+    if ids:
+        sys.stdout.write("\n".join(benchmark_ids(bench, split)) + "\n")
+        return
+    info = describe(bench)
+    if split is not None:
+        info["ids"] = benchmark_ids(bench, split)
+    if as_json:
+        _print_json(info)
+        return
+    if template is not None:
+        return
+    from rich.table import Table
+
+    console.print(f"[bold]{info['name']}[/] v{info['version']}  ·  {info['n_items']} items"
+                  + (f", {info['n_speakers']} speakers" if info["n_speakers"] else "")
+                  + f"  ·  taxonomy {info['taxonomy']}: {', '.join(info['labels'])}", highlight=False)
+    console.print(info["description"], highlight=False)
+    tasks = Table("task", "kind", "predictions keys", "main metric", title="tasks", title_justify="left")
+    for t in info["tasks"]:
+        tasks.add_row(t["name"], t["kind"], ", ".join(t["keys"]), t["main_metric"] or "-")
+    console.print(tasks)
+    splits = Table("split", "kind", "items", "speakers", title="splits", title_justify="left")
+    for s in info["splits"]:
+        splits.add_row(s["name"], s["kind"] + (f" ({s['selects']})" if s["selects"] else ""), str(s["n_items"]),
+                       "-" if s["n_speakers"] is None else str(s["n_speakers"]))
+    console.print(splits)
+    audio = info["audio"]
+    console.print("audio: " + ("none (labels only: score predictions made elsewhere)" if audio is None else
+                               ", ".join(f"{k} {v}" for k, v in audio.items())), highlight=False)
+    for label, value in (("corpora", ", ".join(info["corpora"])), ("train table", info["train"]),
+                         ("licence", info["licence"]), ("spec", info["spec"])):
+        if value:
+            console.print(f"{label}: {value}", highlight=False, soft_wrap=True)
+    for path in info["examples"]:
+        console.print(f"example predictions: {path}", highlight=False, soft_wrap=True)
+    console.print(f"next: casebench benchmarks show {name} --template preds.jsonl   (fill it in)   then   "
+                  f"casebench evaluate preds.jsonl -b {name}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -1647,7 +1721,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("benchmark-from", "Build a benchmark (gold table + spec) from imported workspaces."),
     ]),
     ("Score models", [
-        ("benchmarks", "List the built-in benchmarks."),
+        ("benchmarks", "List the built-in benchmarks; show one's tasks, splits, ids, a template."),
         ("taxonomies", "List the label taxonomies and their mappings."),
         ("predict", "Run a model on a benchmark's audio and write a predictions file."),
         ("baseline", "Train a reference system on a workspace and write its predictions."),

@@ -201,3 +201,52 @@ def test_audio_mini_label_tables_regenerate_identically(tmp_path):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), (
             f"{name} differs from what scripts/make_audio_mini_benchmark.py makes now (did the built-in sentence "
             "bank or the synth plan change?): regenerate the benchmark and bump its version")
+
+
+# -- `casebench benchmarks show`: what a model author needs ---------------------------------------------------
+
+
+def test_show_describes_the_benchmark_without_labels(capsys):
+    import json
+
+    from casebench.cli import main
+
+    assert main(["benchmarks", "show", "casebench-mini", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    gold = get_benchmark("casebench-mini").load_gold()
+    assert info["n_items"] == len(gold) == 480 and info["n_speakers"] == 40
+    assert {s["name"]: s["n_items"] for s in info["splits"]} == {
+        "all": 480, "conflict": int(gold.is_conflict.sum()), "congruent": int(gold.is_congruent.sum()),
+        "mini-acted": 120}
+    assert [t["keys"] for t in info["tasks"]] == [["label"], ["distribution"], ["valence", "arousal", "dominance"]]
+    assert any(p.endswith("voice-model.jsonl") for p in info["examples"])
+    assert "acoustic_label" not in json.dumps(info["splits"]) and "angry,happy" not in json.dumps(info)
+    assert main(["benchmarks", "show", "casebench-mini"]) == 0
+    out = capsys.readouterr().out
+    assert "valence, arousal, dominance" in out and "casebench evaluate preds.jsonl -b casebench-mini" in out
+
+
+def test_ids_and_a_filled_template_scores(tmp_path, capsys):
+    import json
+
+    from casebench.cli import main
+
+    assert main(["benchmarks", "show", "casebench-mini", "--ids"]) == 0
+    ids = capsys.readouterr().out.split()
+    assert ids == get_benchmark("casebench-mini").load_gold().ids.astype(str).tolist()
+    assert main(["benchmarks", "show", "casebench-mini", "--ids", "--split", "mini-acted"]) == 0
+    assert len(capsys.readouterr().out.split()) == 120
+    assert main(["benchmarks", "show", "casebench-mini", "--ids", "--split", "conflict"]) == 2
+    assert "made from the labels" in capsys.readouterr().err
+
+    template = tmp_path / "preds.jsonl"
+    assert main(["benchmarks", "show", "casebench-mini", "--template", str(template), "--task", "categorical"]) == 0
+    rows = [json.loads(line) for line in template.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ids and all(r == {"id": r["id"], "label": None} for r in rows)
+    assert main(["evaluate", str(template), "-b", "casebench-mini", "--bootstrap", "0"]) == 2  # nulls: not filled
+    assert "field 'label': null" in capsys.readouterr().err
+    for r in rows:  # a model author fills it in
+        r["label"] = "neutral"
+    template.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(template), "-b", "casebench-mini", "--bootstrap", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["all"]["accuracy"]["n"] == 480

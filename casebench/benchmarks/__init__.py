@@ -458,3 +458,81 @@ def fingerprint_gold(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()
+
+
+# -- what a model author needs to know: `casebench benchmarks show` ------------------------------------------
+
+#: The keys of a predictions line per task kind (docs/design.md, "Predictions file").
+TASK_KEYS = {"categorical": ("label",), "distribution": ("distribution",)}
+#: Split kinds whose members follow from the labels: their ids are never listed (that would leak labels).
+LABEL_SPLITS = ("conflict", "congruent")
+
+
+def task_keys(task: Task) -> tuple[str, ...]:
+    """The predictions-file keys a model writes for ``task`` (``label``; ``distribution``; the dimensions)."""
+    return TASK_KEYS.get(task.kind, tuple(task.dimensions))
+
+
+def describe(bench: Benchmark) -> dict:
+    """What a benchmark is, for a model author: spec fields, tasks with the keys to predict, splits with item
+    and speaker counts, where the audio is, the example predictions shipped beside the gold. Shows no label.
+
+    >>> d = describe(get_benchmark("casebench-mini"))
+    >>> d["n_items"], [s["name"] for s in d["splits"]][:3], d["tasks"][0]["keys"]
+    (480, ['all', 'conflict', 'congruent'], ['label'])
+    """
+    gold = bench.load_gold()
+    speakers = gold.speaker if gold.speaker is not None else None
+    splits = []
+    for s in bench.splits:
+        mask = gold.mask(s)
+        splits.append({"name": s.name, "kind": s.kind, "n_items": int(mask.sum()),
+                       "n_speakers": None if speakers is None else int(len(set(speakers[mask].tolist()))),
+                       "selects": None if s.column is None else f"{s.column} = {s.value}"})
+    examples = bench.gold_path.parent / "examples"
+    if bench.dataset:
+        audio = {k: str(v) for k, v in bench.dataset.items()}
+    else:
+        audio = {"path_column": str(bench.gold_path)} if "path" in gold.columns else None
+    return {"name": bench.name, "version": bench.version, "description": " ".join(bench.description.split()),
+            "taxonomy": bench.taxonomy.name, "labels": list(bench.taxonomy.labels),
+            "n_items": len(gold), "n_speakers": None if speakers is None else int(len(set(speakers.tolist()))),
+            "tasks": [{"name": t.name, "kind": t.kind, "target": t.target, "main_metric": t.main_metric,
+                       "keys": list(task_keys(t))} for t in bench.tasks],
+            "splits": splits, "corpora": list(bench.corpora), "licence": bench.licence, "citation": bench.citation,
+            "group_by": list(bench.group_by), "audio": audio,
+            "train": None if bench.train_path is None else str(bench.train_path),
+            "spec": None if bench.spec_path is None else str(bench.spec_path),
+            "examples": sorted(str(p) for p in examples.glob("*.jsonl*")) if examples.is_dir() else []}
+
+
+def benchmark_ids(bench: Benchmark, split: str | None = None) -> list[str]:
+    """The item ids a predictions file must cover, in gold order: every clean item, or those of ``split``.
+
+    Splits made from the labels (conflict, congruent) are refused: their membership is part of the answer.
+    """
+    gold = bench.load_gold()
+    if split is None:
+        return gold.ids.astype(str).tolist()
+    found = next((s for s in bench.splits if s.name == split), None)
+    if found is None:
+        raise unknown_name(f"split of {bench.name}", split, [s.name for s in bench.splits])
+    if found.kind in LABEL_SPLITS:
+        raise ConfigError(f"the {split!r} split is made from the labels, so its ids are not listed; predict "
+                          f"every item (casebench benchmarks show {bench.name} --ids)")
+    return gold.ids[gold.mask(found)].astype(str).tolist()
+
+
+def prediction_template(bench: Benchmark, *, kinds: list[str] | None = None, split: str | None = None) -> bytes:
+    """A predictions file to fill in: one JSON line per item, ``{"id": ..., "label": null, ...}`` with the keys
+    of the tasks of ``kinds`` (default: every task of the benchmark) set to null."""
+    import json
+
+    tasks = [t for t in bench.tasks if kinds is None or t.kind in kinds]
+    if kinds:
+        unknown = [k for k in kinds if k not in {t.kind for t in bench.tasks}]
+        if unknown:
+            raise unknown_name(f"task of {bench.name}", unknown[0], [t.kind for t in bench.tasks])
+    keys = [k for t in tasks for k in task_keys(t)]
+    lines = (json.dumps({"id": i, **dict.fromkeys(keys)}, ensure_ascii=False) for i in benchmark_ids(bench, split))
+    return ("\n".join(lines) + "\n").encode("utf-8")
