@@ -1,21 +1,29 @@
-"""Benchmark: scoring 1,000,000 predictions with 1000 bootstrap resamples.
+"""Benchmark: the whole `casebench evaluate` process against a process that only parses the file with orjson.
 
-Compares, in one run on the same files:
-  (a) parsing alone: `orjson.loads` over every line of the predictions file (the floor any scorer pays);
-  (b) the obvious naive scorer: scikit-learn metrics called in a Python loop over index resamples, timed on a
-      few resamples and extrapolated to the full count;
-  casebench: `casebench.evaluate.evaluate` end to end (gold table load, parse + validate, every metric on
-      all/conflict/congruent with 95% CIs, per-class CIs, the majority baseline).
+A user runs `casebench evaluate` as a process, so both sides are whole processes (interpreter start-up and
+imports included), timed from outside, each run in its own wrapper so that its peak RSS is its own
+(`resource.getrusage(RUSAGE_CHILDREN).ru_maxrss` of the wrapper):
 
-Usage: python bench/evaluate.py [--n 1000000] [--boot 1000] [--out out/bench-evaluate]
-Goal (issue 3): casebench within 3x of (a) and at least 20x faster than (b).
+  (a) parse only: `python -c` reading the predictions file and calling `orjson.loads` on every line (the floor
+      any scorer pays);
+  casebench: `python -m casebench evaluate PREDS --gold GOLD --taxonomy ekman7 --json` with the defaults: 1000
+      resamples of the 2,000 speaker clusters, every metric on all/conflict/congruent with 95% CIs, per-class
+      CIs, confusion, conflict breakdown, the constant baseline.
+
+Two prediction files over the same 1,000,000-item gold (7 classes, half conflict, 2,000 speakers): labels only
+(`{"id", "label"}`), and 7-class probabilities rounded to 4 decimals (`{"id", "probs": {...}}`, scored by
+their argmax). Best of --repeat runs for each.
+
+Usage: python bench/evaluate.py [--n 1000000] [--repeat 3] [--out out/bench-evaluate]
+Goal (issue 13): casebench <= 3x the parse-only process; peak RSS of both reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +32,27 @@ import pandas as pd
 
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
+# Runs argv as a child and prints its wall time and peak RSS (the wrapper's only child).
+WRAPPER = """
+import resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+"""
 
-def make_files(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
-    gold_path, pred_path = out / f"gold-{n}.parquet", out / f"preds-{n}.jsonl"
-    if gold_path.exists() and pred_path.exists():
-        return gold_path, pred_path
+PARSE_ONLY = """
+import sys, orjson
+with open(sys.argv[1], "rb") as f:
+    rows = [orjson.loads(line) for line in f.read().splitlines()]
+assert rows
+"""
+
+
+def make_files(out: Path, n: int, seed: int = 0) -> tuple[Path, Path, Path]:
+    gold_path, labels_path, probs_path = out / f"gold-{n}.parquet", out / f"labels-{n}.jsonl", out / f"probs-{n}.jsonl"
+    if gold_path.exists() and labels_path.exists() and probs_path.exists():
+        return gold_path, labels_path, probs_path
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 7, n)
@@ -38,79 +62,57 @@ def make_files(out: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     lab = np.array(LABELS)
     pd.DataFrame({"id": ids, "acoustic_label": lab[a], "semantic_label": lab[s],
                   "speaker_id": np.char.add("spk", (np.arange(n) % 2000).astype(str))}).to_parquet(gold_path)
-    with open(pred_path, "wb") as f:
-        rows = zip(ids.tolist(), lab[p].tolist(), strict=True)
-        f.write(b"".join(orjson.dumps({"id": i, "label": x}) + b"\n" for i, x in rows))
-    return gold_path, pred_path
+    with open(labels_path, "wb") as f:
+        f.write(b"".join(orjson.dumps({"id": i, "label": x}) + b"\n"
+                         for i, x in zip(ids.tolist(), lab[p].tolist(), strict=True)))
+    logits = rng.normal(size=(n, 7))
+    logits[np.arange(n), p] += 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    probs = np.round(probs, 4)  # as most models write them: rows sum to 1 within ~3.5e-4
+    with open(probs_path, "wb") as f:
+        for start in range(0, n, 100_000):
+            chunk = probs[start:start + 100_000].tolist()
+            f.write(b"".join(orjson.dumps({"id": i, "probs": dict(zip(LABELS, row, strict=True))}) + b"\n"
+                             for i, row in zip(ids[start:start + 100_000].tolist(), chunk, strict=True)))
+    return gold_path, labels_path, probs_path
 
 
-def time_parse_only(pred_path: Path) -> float:
-    t = time.perf_counter()
-    rows = [orjson.loads(line) for line in pred_path.read_bytes().splitlines()]
-    assert len(rows) > 0
-    return time.perf_counter() - t
+def run(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one process."""
+    out = subprocess.run([sys.executable, "-c", WRAPPER, *argv], capture_output=True, text=True, check=True)
+    wall, rss_kb, rc = out.stdout.split()
+    if rc != "0":
+        raise SystemExit(f"{argv} exited {rc}")
+    return float(wall), int(rss_kb) / 1024
 
 
-def time_naive(gold_path: Path, pred_path: Path, n_resamples: int) -> float:
-    """sklearn metrics on index resamples in a Python loop, for all/conflict/congruent; seconds per resample."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-
-    gold = pd.read_parquet(gold_path)
-    preds = pd.DataFrame([orjson.loads(x) for x in pred_path.read_bytes().splitlines()])
-    df = gold.merge(preds, on="id")
-    splits = {"all": df, "conflict": df[df.acoustic_label != df.semantic_label],
-              "congruent": df[df.acoustic_label == df.semantic_label]}
-    # labels as integer codes first: scikit-learn on a million strings would spend most of its time sorting them
-    code = {lab: i for i, lab in enumerate(LABELS)}
-    arrays = {k: (part.acoustic_label.map(code).to_numpy(), part.label.map(code).to_numpy())
-              for k, part in splits.items()}
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(n_resamples):
-        for y_all, p_all in arrays.values():
-            idx = rng.integers(0, len(y_all), len(y_all))
-            y, p = y_all[idx], p_all[idx]
-            accuracy_score(y, p)
-            f1_score(y, p, average="macro")
-            f1_score(y, p, average="weighted")
-            balanced_accuracy_score(y, p)
-    return (time.perf_counter() - t) / n_resamples
-
-
-def time_casebench(gold_path: Path, pred_path: Path, n_boot: int, unit: str = "item") -> tuple[float, dict]:
-    from casebench.benchmarks import adhoc_benchmark
-    from casebench.evaluate import evaluate
-
-    t = time.perf_counter()
-    bench = adhoc_benchmark(gold_path, "ekman7")
-    res = evaluate(pred_path, bench, n_boot=n_boot, seed=0, unit=unit)
-    return time.perf_counter() - t, res
+def best(argv: list[str], repeat: int) -> tuple[float, float]:
+    runs = [run(argv) for _ in range(repeat)]
+    return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
-    ap.add_argument("--boot", type=int, default=1000)
-    ap.add_argument("--naive-resamples", type=int, default=3, help="resamples actually timed for (b)")
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("out/bench-evaluate"))
     args = ap.parse_args()
-    gold_path, pred_path = make_files(args.out, args.n)
-    parse = min(time_parse_only(pred_path) for _ in range(3))
-    ours, res = time_casebench(gold_path, pred_path, args.boot)
-    ours_spk, _ = time_casebench(gold_path, pred_path, args.boot, unit="speaker")
-    naive = time_naive(gold_path, pred_path, args.naive_resamples) * args.boot
-    acc = res["splits"]["all"]["accuracy"]
-    print(f"{args.n:,} predictions, {args.boot} bootstrap resamples (all/conflict/congruent, 4 metrics + conflict)")
-    print(f"  (a) orjson parse only         {parse:8.2f} s")
-    print(f"  casebench evaluate            {ours:8.2f} s   = {ours / parse:.2f}x parse-only (goal <= 3x)")
-    print(f"  ... resampling 2000 speakers  {ours_spk:8.2f} s   = {ours_spk / parse:.2f}x parse-only")
-    print(f"  (b) naive sklearn loop (extr.) {naive:8.1f} s   = {naive / ours:.0f}x slower than casebench "
-          "(goal >= 20x)")
-    print(f"  accuracy {acc['value']:.4f} [{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]")
-    print(json.dumps({"bench": "evaluate", "n": args.n, "boot": args.boot, "parse_only_s": round(parse, 3),
-                      "casebench_s": round(ours, 3), "casebench_speaker_s": round(ours_spk, 3),
-                      "naive_extrapolated_s": round(naive, 1),
-                      "ratio_vs_parse": round(ours / parse, 2), "speedup_vs_naive": round(naive / ours, 1)}))
+    gold, labels, probs = make_files(args.out, args.n)
+    rows = []
+    for name, preds in (("labels only", labels), ("7-class probabilities", probs)):
+        parse = best([sys.executable, "-c", PARSE_ONLY, str(preds)], args.repeat)
+        ours = best([sys.executable, "-m", "casebench", "evaluate", str(preds), "--gold", str(gold), "--taxonomy",
+                     "ekman7", "--json"], args.repeat)
+        rows.append({"file": name, "mb": round(preds.stat().st_size / 1e6, 1), "parse_s": round(parse[0], 2),
+                     "parse_rss_mb": round(parse[1]), "casebench_s": round(ours[0], 2),
+                     "casebench_rss_mb": round(ours[1]), "ratio": round(ours[0] / parse[0], 2)})
+    print(f"{args.n:,} predictions, default evaluate (1000 resamples over 2,000 speakers); whole processes, "
+          f"best of {args.repeat}")
+    for r in rows:
+        print(f"  {r['file']:<22} ({r['mb']:6.1f} MB)  parse-only {r['parse_s']:6.2f} s {r['parse_rss_mb']:6d} MB   "
+              f"casebench evaluate {r['casebench_s']:6.2f} s {r['casebench_rss_mb']:6d} MB   = {r['ratio']:.2f}x "
+              "(goal <= 3x)")
+    print(json.dumps({"bench": "evaluate", "n": args.n, "rows": rows}))
 
 
 if __name__ == "__main__":

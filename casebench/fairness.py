@@ -140,7 +140,11 @@ def group_breakdown(gold: Any, label: np.ndarray, column: str, *, mask: np.ndarr
     def diff(best: str, worst: str, key: str, point: float) -> dict:
         sb, sw = samples[best].get(key), samples[worst].get(key)
         n = out_groups[best]["n"] + out_groups[worst]["n"]
-        return scoring.entry(point, None if sb is None or sw is None else sb - sw, n)
+        support = [out_groups[g]["metrics"]["accuracy"] for g in (best, worst)]
+        clusters = [e.get("n_clusters") for e in support]
+        distinct = [e.get("n_distinct_resamples") for e in support]
+        return scoring.entry(point, None if sb is None or sw is None else sb - sw, n,
+                             None if None in clusters else sum(clusters), None if None in distinct else min(distinct))
 
     worst, gaps, recall_gaps = {}, {}, {}
     if ranked:

@@ -84,6 +84,8 @@ def test_prior_in_the_spec(tmp_path):
     bench = load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\n"
                                              "prior: {source: train of x v1, n: 30, labels: {sad: 20, angry: 10}}\n"))
     assert bench.prior == {"source": "train of x v1", "n": 30, "labels": {"sad": 20.0, "angry": 10.0}}
+    with pytest.raises(SpecError, match=r"field 'prior.labels.sda': not a label of ekman7.*did you mean 'sad'"):
+        load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\nprior: {labels: {sda: 2}}\n"))
     with pytest.raises(SpecError, match="field 'prior.labels.sad'"):
         load_spec(_spec(tmp_path, BASE + "tasks: [{kind: categorical}]\nprior: {labels: {sad: -1}}\n"))
 

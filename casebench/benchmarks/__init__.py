@@ -95,7 +95,8 @@ class Gold:
             return None
         import pandas as pd
 
-        codes, uniques = pd.factorize(pd.Series(self.speaker).replace("", None))
+        speaker = np.asarray(self.speaker, dtype=object)
+        codes, uniques = pd.factorize(np.where(speaker == "", None, speaker))
         unknown = codes < 0
         codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
         return codes.astype(np.int64)
@@ -115,21 +116,21 @@ class Gold:
         return np.array([-1 if v is None or (isinstance(v, float) and np.isnan(v)) else
                          truth.get(str(v).strip().lower().removesuffix(".0"), -1) for v in col], dtype=np.int8)
 
-    @property
+    @functools.cached_property
     def is_conflict_raw(self) -> np.ndarray:
         """True where acoustic and semantic labels are both known and differ (voice != words)."""
         if self.acoustic is None or self.semantic is None:
             return np.zeros(len(self), dtype=bool)
         return (self.acoustic >= 0) & (self.semantic >= 0) & (self.acoustic != self.semantic)
 
-    @property
+    @functools.cached_property
     def is_conflict(self) -> np.ndarray:
         """The scored conflict items: the curated ``is_conflict`` tag where the gold has one, else voice != words."""
         raw = self.is_conflict_raw
         tags = self.curated_conflict
         return raw if tags is None else np.where(tags >= 0, tags == 1, raw)
 
-    @property
+    @functools.cached_property
     def is_congruent(self) -> np.ndarray:
         """Voice and words labels agree; where the gold has curated tags, also tagged not-conflict and not
         failing the thresholds (a ``passes_thresholds`` column, when present)."""
@@ -147,11 +148,22 @@ class Gold:
     @functools.cached_property
     def is_degraded(self) -> np.ndarray:
         """True for degraded copies of clips (``<clip_id>@<condition>``, see casebench.degrade.SEP)."""
-        return np.char.find(self.ids.astype(str), DEGRADED_SEP) >= 0
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = pa.array(self.ids, type=pa.string(), from_pandas=True)  # Arrow's substring search: no Python loop
+        return pc.fill_null(pc.match_substring(ids, DEGRADED_SEP), False).to_numpy(zero_copy_only=False)
 
     def mask(self, split: Split) -> np.ndarray:
-        """Boolean mask of the items in ``split``. ``all``, ``conflict`` and ``congruent`` hold the clean
-        items only: degraded copies are scored in their own condition splits and the robustness summary."""
+        """Boolean mask of the items in ``split`` (cached: treat it as read-only). ``all``, ``conflict`` and
+        ``congruent`` hold the clean items only: degraded copies are scored in their own condition splits and
+        the robustness summary."""
+        cache = self.__dict__.setdefault("_masks", {})
+        if split not in cache:
+            cache[split] = self._mask(split)
+        return cache[split]
+
+    def _mask(self, split: Split) -> np.ndarray:
         clean = ~self.is_degraded
         if split.kind == "all":
             return clean
@@ -250,6 +262,15 @@ def load_spec(path: Path) -> Benchmark:
         raise ConfigError(f"{path}: cannot read benchmark spec: {e}") from None
     spec = parse_spec(doc, str(path))
     taxonomy = as_taxonomy(spec.taxonomy)
+    if spec.prior is not None:  # the prior's labels must be the taxonomy's (never dropped silently)
+        from casebench.errors import SpecError, did_you_mean
+
+        bad = [Problem("not a label of " + taxonomy.name, expected=f"one of {list(taxonomy.labels)}", file=str(path),
+                       field=f"prior.{part}.{label}", hint=did_you_mean(label, taxonomy.labels))
+               for part in ("labels", "distribution") for label in (getattr(spec.prior, part) or {})
+               if label not in taxonomy.labels]
+        if bad:
+            raise SpecError(bad, summary=f"bad benchmark spec {path}")
     tasks = tuple(Task(name=t.name or t.kind, kind=t.kind, target=t.target,
                        dimensions=tuple(t.dimensions or DIMENSIONS), main_metric=t.main_metric) for t in spec.tasks)
     splits = []
