@@ -169,8 +169,13 @@ quota_total = {QUOTA_TOTAL}
         state["killed_scorer"] = scorers[0]
         while len(answers) < 120:
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=base) as c:
-            state["health"] = (await c.get("/healthz")).json()
+        async with httpx.AsyncClient(base_url=base) as c:  # the dead process is replaced when its thread next looks
+            deadline = time.monotonic() + 60
+            while True:
+                state["health"] = (await c.get("/healthz", timeout=30)).json()
+                if state["health"]["pool"]["replaced"] >= 1 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         old_children.update(children(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)  # the server alone: its scoring processes must go by themselves
         proc.wait(10)
