@@ -862,8 +862,9 @@ def leaderboard_worker(
 ) -> None:
     """Score queued submissions of a leaderboard database from this machine (until SIGTERM or Ctrl-C).
 
-    Jobs are claimed with row locks (FOR UPDATE SKIP LOCKED), so any number of workers share the queue and
-    none scores a submission twice. The boards come from the database; their benchmarks must be installed here."""
+    Jobs are claimed with row locks (FOR UPDATE SKIP LOCKED): workers share the queue, none scores twice.
+
+    The boards come from the database (written by `casebench leaderboard serve`); install their benchmarks here."""
     from casebench.leaderboard.worker import run_worker
 
     err_console.print(f"scoring worker: {processes} process(es) on {db.split('@')[-1]}; SIGTERM or Ctrl-C stops it")
