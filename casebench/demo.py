@@ -4,10 +4,11 @@ synthesize (espeak-ng, 10 voices, every acoustic x semantic pair of ekman7) → 
 Whisper tiny.en) → annotate (simulated raters who listen: they rate the voice from its acoustics with noise,
 :class:`casebench.perception.Listener`; posted to a real local Label Studio and pulled back, or straight into
 the table with ``--no-label-studio``) → perception check (:func:`casebench.perception.perceive`) →
-agreement → aggregate → split → audit → publish (and
-load back with ``datasets``) → reference baselines → evaluate on conflict vs congruent test clips → a local
-leaderboard exported as a static site. Every step is the library function its CLI command calls; re-running
-resumes (synthesis and transcription skip finished clips) and rewrites the rest.
+agreement → aggregate → split → audit → publish (and load back with ``datasets``) → reference baselines →
+``probe:whisper-tiny.en`` (``casebench predict``: a linear probe on the bundled Whisper encoder, fitted on the
+train split) → evaluate on conflict vs congruent test clips → a local leaderboard exported as a static site.
+Every step is the library function its CLI command calls; re-running resumes (synthesis, transcription and
+prediction skip finished clips) and rewrites the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 CONDITIONS = ("snr20", "snr5")  # white noise at 20 and 5 dB SNR: a robustness curve over the clean score
+PROBE = "probe:whisper-tiny.en"
 VOICES = ("en-us+m1", "en-us+m3", "en-us+m5", "en-us+m7", "en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4",
           "en-gb+m3", "en-gb+f3")
 
@@ -133,6 +135,8 @@ def run_demo(out: str | Path, *, n_boot: int = 1000, seed: int = 0, label_studio
         b["gender"] = {g: v["metrics"]["accuracy"] for g, v in groups.get("groups", {}).items()}
         b["gender_not_ranked"] = groups.get("not_ranked", {})
         summary["baselines"][name] = b
+    summary["probe"] = step(f"{PROBE} (casebench predict: Whisper encoder + linear probe)", _probe, ws, gold, out,
+                            n_boot, seed)
     summary["leaderboard"] = step("leaderboard (static export)", _leaderboard, out, gold, preds_dir, n_boot, seed)
     summary["times_s"] = step.times
     if console is not None:
@@ -165,6 +169,80 @@ def _baselines(ws, preds_dir: Path, seed: int) -> dict[str, Path]:
         (preds_dir / f"{name}.jsonl").write_bytes(b"".join(parts))
         out[name] = preds_dir / f"{name}.jsonl"
     return out
+
+
+def _probe(ws, gold: Path, out: Path, n_boot: int, seed: int) -> dict:
+    """``probe:whisper-tiny.en`` fitted on the workspace's train split, run on its clean test clips and scored
+    on them (the degraded copies are left out: a Whisper encoding per clip is the demo's dearest step)."""
+    import pandas as pd
+
+    from casebench.benchmarks import DEGRADED_SEP, adhoc_benchmark
+    from casebench.evaluate import evaluate
+    from casebench.predict import predict
+    from casebench.report import write_report
+    from casebench.results import save
+
+    table = pd.read_csv(gold, dtype=str, keep_default_na=False)
+    clean = out / "benchmark" / "casebench-demo-test-clean.csv"
+    clean.parent.mkdir(parents=True, exist_ok=True)
+    table[~table["id"].str.contains(DEGRADED_SEP, regex=False)].to_csv(clean, index=False)
+    bench = adhoc_benchmark(clean, ws.taxonomy.name, name="casebench-demo-test-clean")
+    preds = out / "probe" / "probe-whisper-tiny.en.jsonl"
+    preds.parent.mkdir(parents=True, exist_ok=True)
+    run = predict(PROBE, bench, preds, workspace=ws.root, split="test", train=ws.root)
+    results = evaluate(preds, bench, n_boot=n_boot, seed=seed, group_by="gender")
+    save(results, out / "results" / "probe-whisper-tiny.en.json")
+    write_report(results, out / "reports" / "probe-whisper-tiny.en")
+    g = bench.load_gold()
+    entry = {k: results["splits"].get(s, {}).get(m) for k, s, m in (
+        ("accuracy_conflict", "conflict", "accuracy"), ("accuracy_congruent", "congruent", "accuracy"),
+        ("text_following_rate", "conflict", "text_following_rate"), ("conflict_gap", "all", "conflict_gap"))}
+    entry.update(predictions=str(preds), n_speakers=int(len(set(g.speaker.tolist()))) if g.speaker is not None
+                 else None, n_conflict=int(g.is_conflict.sum()), n_congruent=int(g.is_congruent.sum()),
+                 predict_s=round(run["prepare_s"] + run["elapsed_s"], 1), n_predicted=run["n_predicted"],
+                 trained_on=(run.get("model_metadata") or {}).get("trained_on"))
+    return entry
+
+
+def probe_reading(probe: dict, acoustic: dict | None) -> list[str]:
+    """What the probe's conflict figures mean, in sentences (printed by the demo; docs/predict.md says the same).
+
+    >>> e = lambda v, lo, hi: {"value": v, "ci_low": lo, "ci_high": hi}
+    >>> probe = {"accuracy_conflict": e(.5, .4, .6), "accuracy_congruent": e(.8, .7, .9),
+    ...          "text_following_rate": e(.3, .2, .4), "conflict_gap": e(.3, .1, .5), "n_speakers": 6}
+    >>> lines = probe_reading(probe, {"text_following_rate": e(.1, .05, .15)})
+    >>> lines[1][:60]
+    'Here it drops from 0.80 on congruent clips to 0.50 on confli'
+    >>> lines[2][-41:]
+    'the Whisper probe follows the words more.'
+    """
+    def ci(entry: dict) -> str:
+        return f"95% CI [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
+
+    lines = ["A Whisper encoder was trained to recognise words, so its features carry what was said as well as how; "
+             "a probe fitted on them may use the words' emotion, and on conflict clips that pulls it away from the "
+             "voice. The eGeMAPS (acoustic) baseline hears pitch, loudness, tempo and voice quality only: it cannot "
+             "follow words it never hears."]
+    gap, tf = probe.get("conflict_gap"), probe.get("text_following_rate")
+    conf, cong = probe.get("accuracy_conflict"), probe.get("accuracy_congruent")
+    speakers = f"over {probe.get('n_speakers')} test speakers"
+    if not (gap and tf and conf and cong) or gap.get("value") is None:
+        return [*lines, "This test split has no conflict or no congruent clips, so the effect is not measured here."]
+    if gap["ci_low"] > 0:
+        lines.append(f"Here it drops from {cong['value']:.2f} on congruent clips to {conf['value']:.2f} on conflict "
+                     f"clips (gap {gap['value']:.2f}, {ci(gap)}, {speakers}): the words pull it off the voice.")
+    else:
+        lines.append(f"Here congruent {cong['value']:.2f} vs conflict {conf['value']:.2f} (gap {gap['value']:.2f}, "
+                     f"{ci(gap)}, {speakers}): no drop this test split can tell from chance; a larger test set "
+                     "(more speakers) would be needed to see one.")
+    a = (acoustic or {}).get("text_following_rate")
+    if a and a.get("value") is not None:
+        more = tf["ci_low"] > a["ci_high"]
+        lines.append(f"It answers with the words' emotion on {tf['value']:.0%} of conflict clips ({ci(tf)}), the "
+                     f"acoustic baseline on {a['value']:.0%} ({ci(a)}): "
+                     + ("the Whisper probe follows the words more." if more else
+                        "the intervals overlap, so this run cannot say the probe follows the words more."))
+    return lines
 
 
 def _leaderboard(out: Path, gold: Path, preds_dir: Path, n_boot: int, seed: int) -> dict:
@@ -239,7 +317,16 @@ def _print_summary(summary: dict, ws, console) -> None:
                   show_edge=False)
     for name, b in summary["baselines"].items():
         table.add_row(name, fmt(b["accuracy_conflict"]), fmt(b["accuracy_congruent"]), fmt(b["text_following_rate"]))
+    probe = summary.get("probe")
+    if probe:
+        table.add_row(PROBE, fmt(probe["accuracy_conflict"]), fmt(probe["accuracy_congruent"]),
+                      fmt(probe["text_following_rate"]))
     console.print(table)
+    if probe:
+        console.print(f"[bold]{PROBE}[/] (fitted on the train split; {probe['n_conflict']} conflict and "
+                      f"{probe['n_congruent']} congruent test clips, CIs over {probe['n_speakers']} speakers):")
+        for line in probe_reading(probe, summary["baselines"].get("acoustic")):
+            console.print("  " + line, highlight=False)
     rob = Table("baseline", *(f"drop at {c}" for c in CONDITIONS), "accuracy by gender",
                 title="robustness: accuracy drop from clean (paired, 95% CI); fairness", title_justify="left",
                 show_edge=False)

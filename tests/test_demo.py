@@ -34,6 +34,14 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert b["text"]["text_following_rate"]["value"] > b["acoustic"]["text_following_rate"]["value"] + 0.2
     assert b["acoustic"]["accuracy_conflict"]["value"] > b["text"]["accuracy_conflict"]["value"]
 
+    # probe:whisper-tiny.en beside them (casebench predict), scored on the clean test clips with CIs
+    p = summary["probe"]
+    for key in ("accuracy_conflict", "accuracy_congruent", "text_following_rate", "conflict_gap"):
+        assert p[key]["value"] is not None and p[key]["ci_low"] <= p[key]["value"] <= p[key]["ci_high"], key
+    assert p["n_conflict"] > 0 and p["n_congruent"] > 0 and p["n_speakers"] >= 2
+    probe = load(out / "results" / "probe-whisper-tiny.en.json")
+    assert probe["model"]["trained_on"] and probe["model"]["zero_shot"] is False
+
     # reports and the leaderboard's static site
     ws = Path(summary["workspace"])
     assert (ws / "reports" / "agreement" / "index.html").exists()
@@ -49,6 +57,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     for key in ("transcribe", "transcribe_degraded"):
         assert again[key]["n_transcribed"] == 0 and again[key]["n_already_done"] > 0
     assert summary["transcribe_degraded"]["n_transcribed"] > 0  # the noisy copies got their own ASR text
+    assert again["probe"]["n_predicted"] == 0 and summary["probe"]["n_predicted"] > 0  # predict resumes too
 
 
 @pytest.mark.slow
