@@ -40,7 +40,7 @@ def test_demo_end_to_end(tmp_path, capsys):
         assert p[key]["value"] is not None and p[key]["ci_low"] <= p[key]["value"] <= p[key]["ci_high"], key
     assert p["n_conflict"] > 0 and p["n_congruent"] > 0 and p["n_speakers"] >= 2
     probe = load(out / "results" / "probe-whisper-tiny.en.json")
-    assert probe["model"]["trained_on"] and probe["model"]["zero_shot"] is False
+    assert probe["model"]["name"] == "probe:whisper-tiny.en" and probe["model"]["trained_on"] == ["casebench-demo"]
 
     # reports and the leaderboard's static site
     ws = Path(summary["workspace"])
