@@ -866,13 +866,13 @@ def _json_default(obj: Any) -> Any:
 
 def render_html(report: Mapping[str, Any]) -> str:
     """The audit report as a standalone HTML page (template ``casebench/templates/audit.html.j2``)."""
-    from importlib import resources
-
     import jinja2
+
+    from casebench import resources
 
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    text = resources.files("casebench").joinpath("templates/audit.html.j2").read_text("utf-8")
+    text = resources.read_text("templates/audit.html.j2")
     return env.from_string(text).render(report=report, checks=CHECKS)
 
 

@@ -61,13 +61,13 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from casebench import resources
 from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem, did_you_mean, unknown_name
 from casebench.taxonomy import Taxonomy, get_taxonomy
 
@@ -392,7 +392,7 @@ def load_lexicon(name: str = LEXICON_FILE) -> Lexicon:
     if path.is_file():
         text, source = path.read_text("utf-8"), str(path)
     else:
-        res = resources.files("casebench") / "data" / "lexicon" / name
+        res = resources.files(f"data/lexicon/{name}")
         if not res.is_file():
             raise ConfigError(f"no lexicon {name!r}; expected a file in casebench/data/lexicon or a YAML path")
         text, source = res.read_text("utf-8"), f"casebench:data/lexicon/{name}"

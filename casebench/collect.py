@@ -453,8 +453,9 @@ def qc_report(outcomes: list[dict[str, Any]], *, ignored: Sequence[str] = (), co
 
 def render_html(report: dict[str, Any]) -> str:
     """The QC report as a standalone HTML page (jinja2 template ``templates/collect_qc.html.j2``)."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import select_autoescape
 
-    env = Environment(loader=PackageLoader("casebench", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]))
+    from casebench import resources
+
+    env = resources.jinja_env("templates", autoescape=select_autoescape(["html", "j2"]))
     return env.get_template("collect_qc.html.j2").render(r=report)

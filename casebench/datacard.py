@@ -1,4 +1,4 @@
-"""The data card of a published corpus, generated from the workspace (templates in ``data_cards/``).
+"""The data card of a published corpus, generated from the workspace (templates in ``casebench/data/cards/``).
 
 Nothing in the card is written by hand except the fields only the curator knows (:data:`REQUIRED_FIELDS`:
 licence, consent, summary, authors; plus the annotation guidelines when the corpus has annotations). Those
@@ -55,8 +55,9 @@ OPTIONAL_FIELDS: dict[str, str] = {
     "personal_information": "personal or sensitive information in the audio or metadata, and how it was handled",
 }
 
-#: Folder of the card templates (top-level ``data_cards/``; overridable with CASEBENCH_DATA_CARDS).
-DATA_CARDS_DIR = Path(os.environ.get("CASEBENCH_DATA_CARDS", Path(__file__).resolve().parents[1] / "data_cards"))
+#: Packaged folder of the card templates (see :mod:`casebench.resources`); a folder of one's own can be given
+#: with ``template_dir`` or the CASEBENCH_DATA_CARDS environment variable.
+CARDS_RESOURCE = "data/cards"
 
 
 
@@ -484,20 +485,28 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
 
 def render_card(context: Mapping[str, Any], template_dir: str | os.PathLike | None = None,
                 template: str = "card.md.j2") -> str:
-    """The Markdown body of the card (no YAML header): ``template`` from ``data_cards/`` filled with
-    ``context``.
+    """The Markdown body of the card (no YAML header): ``template`` filled with ``context``, from the packaged
+    templates (``casebench/data/cards/``), or from ``template_dir`` / the folder named by CASEBENCH_DATA_CARDS.
 
     Raises:
         ConfigError: the template folder or file is missing.
     """
     import jinja2
 
-    folder = Path(template_dir or DATA_CARDS_DIR)
-    if not (folder / template).is_file():
-        raise ConfigError(f"data card template {folder / template} not found; expected the data_cards/ folder "
-                          "of the casebench checkout (or set CASEBENCH_DATA_CARDS to a folder with card.md.j2)")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=False, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    from casebench import resources
+
+    options = dict(autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                   undefined=jinja2.StrictUndefined)
+    own = template_dir or os.environ.get("CASEBENCH_DATA_CARDS")
+    if own:
+        folder = Path(own)
+        if not (folder / template).is_file():
+            raise ConfigError(f"data card template {folder / template} not found"
+                              + ("" if template_dir else " (folder from CASEBENCH_DATA_CARDS)"))
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), **options)
+    else:
+        resources.read_text(f"{CARDS_RESOURCE}/{template}")  # a clear error when the package lacks it
+        env = resources.jinja_env(CARDS_RESOURCE, **options)
     env.filters["fmt"] = _fmt
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%"
     return env.get_template(template).render(**context)

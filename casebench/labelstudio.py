@@ -93,7 +93,7 @@ _INSTRUCTIONS = {
     "semantic": "Read the transcript. Judge only WHAT is said, as if you read it in a message. "
                 "There is no audio on purpose.",
 }
-GUIDELINES_DIR = Path(__file__).resolve().parent.parent / "annotation"
+GUIDELINES_RESOURCE = "data/guidelines"  # packaged rater guidelines (casebench.resources)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,15 +193,19 @@ def guidelines(kind: ProjectKind, schema: AnnotationSchema) -> str:
     """The rater guidelines of a project: annotation/<dimension>.md of its dimensions, joined
     (``valence_arousal_dominance.md`` for the three ratings).
 
-    Reads the repository's ``annotation/`` folder; falls back to the one-line instructions of the config
-    when the package is installed without it.
+    Reads the packaged guidelines (``casebench/data/guidelines/``); a dimension declared in casebench.toml
+    without a guideline file gets the one-line instruction of its project, and says so.
     """
+    from casebench import resources
+
     parts = []
     names = dict.fromkeys("valence_arousal_dominance" if d in RATING_DIMENSIONS else d for d in schema.projects[kind])
     for name in names:
-        path = GUIDELINES_DIR / f"{name}.md"
-        if path.is_file():
-            parts.append(path.read_text("utf-8").strip())
+        relpath = f"{GUIDELINES_RESOURCE}/{name}.md"
+        if resources.exists(relpath):
+            parts.append(resources.read_text(relpath).strip())
+        else:
+            parts.append(f"{_INSTRUCTIONS[kind]} (no guideline file for the dimension '{name}')")
     return "\n\n".join(parts) if parts else _INSTRUCTIONS[kind]
 
 

@@ -196,8 +196,9 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import select_autoescape
 
+    from casebench import resources
     from casebench.results import save
 
     out = Path(out_dir)
@@ -228,7 +229,7 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
         plot_groups(breakdown, out / name)
         images.append((f"UAR by {column}", name))
     save(results, out / "results.json")
-    env = Environment(loader=PackageLoader("casebench", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env = resources.jinja_env("templates", autoescape=select_autoescape(["html", "j2"]))
     rows = []
     for split in ordered_splits(results):
         for metric, entry in results["splits"][split].items():

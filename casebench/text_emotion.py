@@ -28,9 +28,9 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from casebench import resources
 from casebench.errors import ConfigError, InputError, Problem, did_you_mean
 
 #: The general lexicon (ekman7) and the one with every other class of the shipped taxonomies.
@@ -62,7 +62,7 @@ class WordsLabel:
 def _yaml(name: str) -> dict:
     import yaml
 
-    return yaml.safe_load((resources.files("casebench") / "data" / "lexicon" / name).read_text("utf-8"))
+    return yaml.safe_load(resources.read_text(f"data/lexicon/{name}"))
 
 
 @functools.cache

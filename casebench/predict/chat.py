@@ -50,11 +50,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import yaml
 
+from casebench import resources
 from casebench.errors import ConfigError
 from casebench.predict.base import Model
 from casebench.taxonomy import Taxonomy, as_taxonomy, get_taxonomy, list_taxonomies
@@ -68,7 +68,7 @@ MAX_RETRY_AFTER_S = 600.0  # a longer Retry-After (a daily quota) stops the run 
 @functools.cache
 def llm_data() -> dict:
     """The prompts and synonyms shipped in ``casebench/data/predict/llm.yaml``."""
-    return yaml.safe_load((resources.files("casebench") / "data" / "predict" / "llm.yaml").read_text("utf-8"))
+    return yaml.safe_load(resources.read_text("data/predict/llm.yaml"))
 
 
 def prompt_for(kind: str, taxonomy: str | Taxonomy) -> dict[str, str]:

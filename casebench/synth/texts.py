@@ -26,11 +26,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from casebench import resources
 from casebench.errors import ConfigError, InputError, Problem, did_you_mean
 from casebench.taxonomy import Taxonomy, as_taxonomy
 
@@ -134,7 +134,7 @@ def builtin_bank(language: str = "en", taxonomy: str | Taxonomy = "ekman7") -> T
         ConfigError: no bank for the language, or the bank's labels are not in ``taxonomy``.
     """
     tax = as_taxonomy(taxonomy)
-    root = resources.files("casebench") / "data" / "synth"
+    root = resources.files("data/synth")
     name = f"sentences_{language}.yaml"
     banks = sorted(p.name[len("sentences_"):-5] for p in root.iterdir() if p.name.startswith("sentences_"))
     if not (root / name).is_file():
