@@ -58,9 +58,11 @@ def cross_corpus_mean(scores: dict, samples: dict, splits: Sequence[str]) -> dic
         boot = [samples.get(n, {}).get(metric) for n in have]
         mean_boot = np.mean(np.vstack(boot), axis=0) if boot and all(b is not None for b in boot) else None
         clusters = [scores[n][metric].get("n_clusters") for n in have]
+        distinct = [scores[n][metric].get("n_distinct_resamples") for n in have]
+        # the mean's resample b joins resample b of every split: at least as many distinct as the most varied
         entry = scoring.entry(point, mean_boot, sum(scores[n][metric]["n"] for n in have),
                               sum(clusters) if all(c is not None for c in clusters) else None,
-                              None if mean_boot is None else scoring.distinct_rows(np.vstack(boot).T))
+                              max(distinct) if distinct and all(d is not None for d in distinct) else None)
         entry["splits"] = have
         out[metric] = entry
     return out

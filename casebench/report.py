@@ -55,7 +55,12 @@ def render(results: dict, console) -> None:
         console.print(f"[yellow]note:[/] {note}")
     for warning in results.get("warnings") or []:
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
-    constant = (results.get("baseline_prior") or {}).get("name") or "constant"
+    prior = results.get("baseline_prior") or {}
+    if prior:
+        where = {"train": "the train split", "spec": "the train prior in the benchmark spec",
+                 "test": "the test labels themselves"}[prior["source"]]
+        console.print(f"constant baseline: [bold]{prior['name']}[/] (majority class / mean distribution / mean "
+                      f"V/A/D from {where})", highlight=False)
     for split in ordered_splits(results):
         metrics = results["splits"][split]
         if not metrics:
@@ -67,7 +72,7 @@ def render(results: dict, console) -> None:
         table.add_column("metric", no_wrap=True)
         table.add_column("value", justify="right", no_wrap=True)
         table.add_column("95% CI", justify="right", no_wrap=True)
-        table.add_column(constant, justify="right", no_wrap=True)
+        table.add_column("constant", justify="right", no_wrap=True)
         table.add_column("", no_wrap=True)
         for metric, entry in metrics.items():
             base = baseline_for(results, split, metric)
@@ -75,7 +80,7 @@ def render(results: dict, console) -> None:
             flag = ""
             if base and entry["value"] is not None and base[1]["value"] is not None:
                 better = (entry["value"] > base[1]["value"]) == METRICS[metric].higher_is_better
-                flag = f"[green]beats {constant}[/]" if better else f"[red]≤ {constant}[/]"
+                flag = "[green]beats constant[/]" if better else "[red]≤ constant[/]"
             value = fmt(entry).split(" ", 1)
             table.add_row(f"{metric} {arrow}", value[0], value[1] if len(value) > 1 else "",
                           fmt(base[1]).split(" ")[0] if base else "", flag)
