@@ -37,8 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from casebench.metrics import family
+
 CLEAN = ("", "clean", "none")
-METRICS = ("accuracy", "macro_f1", "weighted_f1", "uar")
+METRICS = tuple(m.name for m in family("categorical"))  # from the one registry: a new metric is one entry
 
 
 def item_conditions(gold: Any) -> tuple[np.ndarray, np.ndarray]:
