@@ -580,23 +580,21 @@ class MeanDistribution(Baseline):
     summary = "mean acoustic label distribution (and mean V/A/D) of the train split"
 
     def fit(self, corpus, train, dev):
+        from casebench.benchmarks import Gold
+        from casebench.scoring import prior_from_gold
+
         kept, y = _train_labels(corpus, train, "acoustic", self.fitted)
-        k = len(corpus.taxonomy)
-        rows = [corpus.acoustic_dist.get(c) for c in kept]
-        n_dist = sum(r is not None for r in rows)
-        onehot = np.eye(k)[y]
-        mat = np.array([r if r is not None else onehot[i] for i, r in enumerate(rows)])
-        self.mean = mat.mean(axis=0)
-        self.mean /= self.mean.sum()
-        vad = np.array([corpus.vad.get(c, (np.nan,) * 3) for c in train], dtype=float).reshape(-1, 3)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a dimension nobody rated: its mean is NaN, left out
-            means = np.nanmean(vad, axis=0) if np.isfinite(vad).any() else np.full(3, np.nan)
-        self.vad = {d: float(m) for d, m in zip(("valence", "arousal", "dominance"), means, strict=True)
-                    if np.isfinite(m)}
+        n_dist = sum(corpus.acoustic_dist.get(c) is not None for c in kept)
+        _, dists = corpus.distributions(kept, "acoustic")  # the raters' distributions, else one-hot labels
+        vad = np.array([corpus.vad.get(c, (np.nan,) * 3) for c in kept], dtype=float).reshape(-1, 3)
+        # the one train prior of the scoring core (the constant beside every score), on the train clips
+        prior = prior_from_gold(Gold(ids=np.array(kept), taxonomy=corpus.taxonomy, acoustic=y, distribution=dists,
+                                     vad={d: vad[:, j] for j, d in enumerate(("valence", "arousal", "dominance"))}),
+                                "train")
+        self.mean, self.vad = prior.distribution, prior.vad
         self.fitted.info = {"n_train": len(kept), "from_distributions": n_dist, "from_labels": len(kept) - n_dist,
                             "mean": dict(zip(corpus.taxonomy.labels, self.mean.round(4).tolist(), strict=True)),
-                            "vad": self.vad}
+                            "vad": self.vad, "prior": prior.name}
         return self.fitted
 
     def predict_proba(self, corpus, ids):

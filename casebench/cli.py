@@ -1381,6 +1381,8 @@ def publish_cmd(
                   f"card: {result['readme']}  ·  croissant: {result['croissant']} (valid)")
     if result["gold"]:
         console.print(f"hidden test labels (local only): {result['gold']}")
+    if result.get("train_labels"):
+        console.print(f"train labels for the constant's prior (evaluate --train): {result['train_labels']}")
     for what, n in result["left_out"].items():
         if n:
             console.print(f"[yellow]left out:[/] {n} {what.replace('_', ' ')}")

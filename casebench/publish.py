@@ -819,6 +819,9 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
             atomic_write_text(gold, gold_df.to_csv(index=False))
             atomic_write_text(lineage_path(gold), json.dumps([built], indent=2) + "\n")
             record_artefact(ws, "gold", gold, built)
+            if "train" in by_split:  # the train labels in the gold's shape: `evaluate --train`'s prior (public)
+                train_table = gold.with_name(f"{ws.name}-train-labels.csv")
+                atomic_write_text(train_table, gold_table(by_split["train"], tax.labels).to_csv(index=False))
         if rater_map:
             atomic_write_text(ws.reports_dir / "publish-raters.json",
                               json.dumps({"note": "local only: published pseudonym -> workspace rater_id",
@@ -840,7 +843,9 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
         "audit": {"passed": audit_report["passed"], "leaks": audit_report["leaks"],
                   "warnings": audit_report["warnings"]},
         "allow_leakage": allow_leakage, "hide_test_labels": hide_test_labels,
-        "gold": str(gold) if gold else None, "readme": str(out_dir / "README.md"),
+        "gold": str(gold) if gold else None,
+        "train_labels": str(gold.with_name(f"{ws.name}-train-labels.csv")) if gold and "train" in by_split else None,
+        "readme": str(out_dir / "README.md"),
         "croissant": str(out_dir / "croissant.json"), "croissant_check": croissant_check,
         "left_out": {k: (len(v) if isinstance(v, list) else v) for k, v in left_out.items()},
         "timings_s": {"audit": round(audit_s, 3), "write": round(write_s, 3),

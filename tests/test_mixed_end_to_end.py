@@ -9,8 +9,10 @@ tests/test_tutorial_mixed.py.)"""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,7 +53,7 @@ def _result(schema, value: str, valence: str, arousal: str) -> list[dict]:
 def test_mixed_corpus_through_label_studio_matches_import_csv(label_studio, tmp_path):
     from casebench.baselines import baseline
     from casebench.benchmarks import adhoc_benchmark
-    from casebench.evaluate import evaluate
+    from casebench.evaluate import compare, evaluate
     from casebench.publish import publish
     from casebench.splits import split
 
@@ -115,12 +117,18 @@ def test_mixed_corpus_through_label_studio_matches_import_csv(label_studio, tmp_
     card = {"consent": "Synthetic signals.", "summary": "Mixed-emotion test corpus.", "authors": ["Test"],
             "guidelines": "Tick every emotion you hear, weight each 1-5."}
     out = publish(ws, tmp_path / "published", hide_test_labels=True, card=card, n_boot=100, validate=False)
-    bench = adhoc_benchmark(out["gold"], taxonomy="plutchik32")
+    bench = dataclasses.replace(adhoc_benchmark(out["gold"], taxonomy="plutchik32"),
+                                train_path=Path(out["train_labels"]))
     for name in ("fusion", "mean-distribution"):
         res = baseline(name, ws, split="test", out=tmp_path / f"{name}.jsonl", workers=1)
         assert res["target"] == "distribution"
         scores = evaluate(tmp_path / f"{name}.jsonl", bench, n_boot=100)
         for metric in LDL_METRICS:
             assert scores["splits"]["all"][metric]["value"] is not None, (name, metric)
-            assert scores["baselines"]["mean_distribution"]["all"][metric]["value"] is not None
-        assert scores["splits"]["all"]["ccc"]["value"] is not None or name == "mean-distribution"
+            assert scores["baselines"]["train prior"]["all"][metric]["value"] is not None
+        assert scores["splits"]["all"]["ccc"]["value"] is not None
+        if name == "mean-distribution":  # the baseline is the same train prior as the constant beside the score
+            assert scores["splits"]["all"]["kl"]["value"] == pytest.approx(
+                scores["baselines"]["train prior"]["all"]["kl"]["value"], abs=1e-9)
+    paired = compare(tmp_path / "fusion.jsonl", tmp_path / "mean-distribution.jsonl", bench, n_boot=100)
+    assert paired["splits"]["all"]["kl"]["diff"]["value"] is not None and not paired["splits"]["conflict"]

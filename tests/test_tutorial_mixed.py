@@ -70,10 +70,12 @@ def test_mixed_section_runs_as_written(tmp_path):
     assert "conflict_test" not in card and "is_conflict" not in card
     results = json.loads((tmp_path / "fusion-results.json").read_text())
     ldl = ("chebyshev", "clark", "canberra", "kl", "cosine", "intersection", "js", "multilabel_macro_f1")
+    assert list(results["baselines"]) == ["train prior"]   # the constant, from the train labels (--train)
     for metric in (*ldl, "ccc"):
         assert results["splits"]["all"][metric]["value"] is not None, metric
-        # evaluate --gold has no train table: the constant is the test prior, named an oracle
-        assert results["baselines"]["test prior (oracle)"]["all"][metric]["value"] is not None, metric
+        assert results["baselines"]["train prior"]["all"][metric]["value"] is not None, metric
+    compared = " ".join(outputs["compare"].split())
+    assert " kl " in compared and "split 'conflict' has no scorable item" in compared
     for name in ("acoustic", "text", "fusion", "prior"):
         line = json.loads((tmp_path / f"{name}.jsonl").read_text().splitlines()[0])
         assert len(line["probs"]) == 32
