@@ -974,6 +974,96 @@ def submit(
 
 # -- annotation with Label Studio (casebench/labelstudio.py) and aggregation (casebench/aggregate.py) -------
 
+labelstudio_app = typer.Typer(help="The local Label Studio server that scripts/install.sh puts in .venv-labelstudio: "
+                                    "start, stop, status.", no_args_is_help=True)
+app.add_typer(labelstudio_app, name="labelstudio")
+
+LsDataOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", help="Database, log and state of the server (default: CASEBENCH_LABEL_STUDIO_DIR, else "
+                       "~/.local/share/casebench/label-studio).")]
+
+
+def _render_server(state: dict) -> None:
+    from casebench.labelstudio_server import exports
+
+    console.print(f"Label Studio {state.get('version', '')} at [bold]{state['url']}[/]  ·  serving files under "
+                  f"{state['document_root']}  ·  pid {state['pid']}", highlight=False, soft_wrap=True)
+    console.print(f"log in as {state['username']} / {state['password']}  ·  API token {state['token']}",
+                  highlight=False, soft_wrap=True)
+    console.print("for casebench annotate and the label-studio-sdk (casebench annotate push finds this server "
+                  "without them):", highlight=False)
+    for line in exports(state):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+
+
+@labelstudio_app.command("start")
+def labelstudio_start(
+    workspace: Annotated[Path | None, typer.Argument(
+        help="A workspace to annotate: the server serves files under its parent folder.", show_default=False)
+    ] = None,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Serve files under this folder instead (it must hold the workspaces to push).")] = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
+    data_dir: LsDataOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start Label Studio in the background with local-file serving under the workspace's parent folder (or
+    --root), print its URL, login and API token. A first start migrates its database (1-2 minutes)."""
+    from casebench.errors import ConfigError
+    from casebench.labelstudio_server import start
+
+    if workspace is not None and root is not None:
+        raise ConfigError("give a WORKSPACE (its parent folder is served) or --root, not both")
+    if workspace is not None:
+        from casebench.workspace import Workspace
+
+        document_root = Workspace.open(workspace).root.parent
+    else:
+        document_root = root if root is not None else Path.cwd()
+    with err_console.status("starting Label Studio (a first start migrates its database: 1-2 minutes)"):
+        state = start(document_root, data_dir=data_dir, port=port)
+    if as_json:
+        _print_json(state)
+        return
+    if state["already_running"]:
+        console.print("already running", highlight=False)
+    _render_server(state)
+    console.print("stop it with: casebench labelstudio stop" + (f" --data-dir {data_dir}" if data_dir else ""),
+                  highlight=False, soft_wrap=True)
+
+
+@labelstudio_app.command("status")
+def labelstudio_status(data_dir: LsDataOpt = None, as_json: JsonOpt = False) -> None:
+    """Say whether the server is running, and its URL, document root and token. Exit code 1 when it is not."""
+    from casebench.labelstudio_server import status
+
+    state = status(data_dir)
+    if as_json:
+        _print_json(state)
+    elif state["running"]:
+        _render_server(state)
+        if not state["healthy"]:
+            console.print("[yellow]the process runs but /health does not answer yet[/]")
+    else:
+        console.print(f"not running (state in {state['data_dir']}); start it with: casebench labelstudio start "
+                      "WORKSPACE", highlight=False, soft_wrap=True)
+    if not state["running"]:
+        raise typer.Exit(1)
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop(data_dir: LsDataOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop the server started by `casebench labelstudio start` (its data, login and token are kept)."""
+    from casebench.labelstudio_server import stop
+
+    result = stop(data_dir)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"stopped Label Studio (pid {result['pid']})" if result["stopped"] else
+                  f"not running (state in {result['data_dir']})", highlight=False, soft_wrap=True)
+
+
 annotate_app = typer.Typer(help="Label Studio annotation: push clips as tasks, pull or import ratings, import a "
                                 "long CSV, print the generated labelling configs.", no_args_is_help=True)
 app.add_typer(annotate_app, name="annotate")
@@ -1015,6 +1105,8 @@ def annotate_push(
         "--project", help="Only this project: acoustic or semantic (repeatable; default both).")] = None,
     title: Annotated[str | None, typer.Option("--title",
                                               help="Project title prefix (default: workspace name).")] = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Rewrite the audio URL of tasks pushed earlier with another document root.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create the acoustic (audio only) and semantic (transcript only) Label Studio projects and import the
@@ -1024,13 +1116,14 @@ def annotate_push(
     from casebench.workspace import Workspace
 
     result = push(Workspace.open(workspace), url, token, document_root=document_root,
-                  raters_per_clip=raters_per_clip, kinds=project or PROJECT_KINDS, title=title)
+                  raters_per_clip=raters_per_clip, kinds=project or PROJECT_KINDS, title=title, repair=repair)
     if as_json:
         _print_json(result)
         return
     for kind, p in result["projects"].items():
         console.print(f"{kind}: project {p['project']} ({'created' if p['created'] else 'reused'}), "
-                      f"{p['tasks_added']} task(s) added, {p['tasks_already_there']} already there, "
+                      f"{p['tasks_added']} task(s) added, {p['tasks_already_there']} already there"
+                      + (f" ({p['tasks_repaired']} repaired)" if p["tasks_repaired"] else "") + ", "
                       f"{p['maximum_annotations']} rater(s) per clip  ·  {result['url']}/projects/{p['project']}")
 
 
@@ -1712,6 +1805,7 @@ HELP_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
         ("degrade", "Make noisy, reverberant or coded copies of a split for robustness tests."),
     ]),
     ("Annotate", [
+        ("labelstudio", "Start, stop or check the local Label Studio server (URL, login, token)."),
         ("annotate", "Push clips to Label Studio, pull or import the ratings."),
         ("agreement", "Inter-rater agreement: Krippendorff's alpha with CI, kappas, AC1."),
         ("aggregate", "Ratings -> labels, distributions, V/A/D and conflict tags."),

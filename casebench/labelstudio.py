@@ -921,15 +921,57 @@ def _recorded_kinds(ws: Workspace) -> dict[int, str]:
 
 
 def _credentials(url: str | None, token: str | None, ws: Workspace | None) -> tuple[str, str]:
+    from casebench.labelstudio_server import local_server_for
+
     recorded = (ws.section("annotation").get("label_studio", {}) or {}) if ws is not None else {}
     url = url or os.environ.get("LABEL_STUDIO_URL") or recorded.get("url")
     token = token or os.environ.get("LABEL_STUDIO_API_KEY")
+    if not (url and token):  # the server `casebench labelstudio start` runs fills in what is missing
+        local = local_server_for(url)
+        if local is not None:
+            url, token = url or local["url"], token or local["token"]
     if not url:
-        raise ConfigError("no Label Studio URL: pass --url http://HOST:PORT or set LABEL_STUDIO_URL")
+        raise ConfigError("no Label Studio URL: start one (casebench labelstudio start WORKSPACE), or pass --url "
+                          "http://HOST:PORT or set LABEL_STUDIO_URL")
     if not token:
         raise ConfigError("no Label Studio token: pass --token or set LABEL_STUDIO_API_KEY (Account & Settings "
                           "-> Personal Access Token, or a legacy token when the organisation allows them)")
     return url.rstrip("/"), token
+
+
+def _document_root(ws: Workspace, url: str, document_root: str | os.PathLike | None) -> Path:
+    """--document-root, else LOCAL_FILES_DOCUMENT_ROOT, else the root of the `casebench labelstudio` server at
+    ``url``, else the workspace folder."""
+    from casebench.labelstudio_server import local_server_for
+
+    if document_root or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT"):
+        return Path(document_root or os.environ["LOCAL_FILES_DOCUMENT_ROOT"]).resolve()
+    local = local_server_for(url)
+    return Path(local["document_root"] if local else ws.root).resolve()
+
+
+def _audio_status(ls, url: str, token: str, audio_url: str) -> int:
+    """HTTP status of GET ``url + audio_url`` through the server, authenticated like the SDK client."""
+    import httpx
+
+    try:
+        headers = ls._client_wrapper.get_headers()  # the SDK's own auth header (legacy Token or Bearer access)
+    except AttributeError:  # pragma: no cover - another SDK layout
+        headers = {"Authorization": f"Token {token}"}
+    with httpx.stream("GET", url + audio_url, headers=headers, timeout=30) as r:
+        return r.status_code
+
+
+def _unserved(ws: Workspace, root: Path, url: str, audio_url: str, status: int) -> ConfigError:
+    from casebench.labelstudio_server import local_server_for
+
+    local = local_server_for(url)
+    known = f" (this server serves {local['document_root']}: drop --document-root)" if local else ""
+    return ConfigError(
+        f"Label Studio at {url} does not serve the workspace's audio: GET {audio_url} answered {status}. The audio "
+        f"URLs are relative to the document root {root}, so the server's LOCAL_FILES_DOCUMENT_ROOT must be {root} "
+        f"(start one that is: casebench labelstudio start --root {root}), or pass --document-root with the "
+        f"server's own root (a folder holding {ws.audio_dir.resolve()}){known}; no tasks were added")
 
 
 def client(url: str, token: str, *, timeout: float = 60.0, httpx_client: Any = None):
@@ -997,12 +1039,13 @@ def _ensure_local_storage(ls, project_id: int, audio_dir: Path) -> int:
     return storage.id
 
 
-def _project_clip_ids(ls, project_id: int) -> set[str]:
-    done = set()
+def _project_tasks(ls, project_id: int) -> dict[str, dict]:
+    """clip_id -> {"id": task id, "data": task data} of the project's tasks."""
+    done = {}
     for task in ls.tasks.list(project=project_id, fields="all"):
         data = task.data or {}
         if data.get("clip_id") is not None:
-            done.add(str(data["clip_id"]))
+            done[str(data["clip_id"])] = {"id": task.id, "data": dict(data)}
     return done
 
 
@@ -1062,7 +1105,7 @@ def _none(v: Any) -> Any:
 
 def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
          document_root: str | os.PathLike | None = None, raters_per_clip: int | None = None,
-         kinds: Sequence[str] = PROJECT_KINDS, title: str | None = None) -> dict:
+         kinds: Sequence[str] = PROJECT_KINDS, title: str | None = None, repair: bool = False) -> dict:
     """Create (or reuse) the workspace's Label Studio projects and import its clips as tasks.
 
     One project per kind (``acoustic``: audio only; ``semantic``: transcript only), labelling config from
@@ -1074,7 +1117,12 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
     clips not yet there are imported, so pushing again after adding clips is safe.
 
     ``document_root`` must equal the server's ``LOCAL_FILES_DOCUMENT_ROOT`` (default: that environment
-    variable, else the workspace root). Returns ``{kind: {"project": id, "tasks_added": n, ...}}``.
+    variable, else the root of the ``casebench labelstudio`` server at ``url``, else the workspace root).
+    Before any task is added, one clip's audio URL is fetched through the server (with the token): a server
+    that does not serve it is a ConfigError naming the root it needs (a project made by this call is deleted
+    again). Tasks already in the project whose audio URL differs from the one ``document_root`` gives (pushed
+    with another root) are a ConfigError too, unless ``repair``, which rewrites their audio URL (annotations
+    stay). Returns ``{kind: {"project": id, "tasks_added": n, "tasks_repaired": n, ...}}``.
     """
     ws.check_writable()  # the project ids go to casebench.toml: fail before creating projects on the server
     url, token = _credentials(url, token, ws)
@@ -1085,7 +1133,7 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
     bad = [k for k in kinds if k not in PROJECT_KINDS]
     if bad:
         raise ConfigError(f"project kind(s) {bad}; expected {list(PROJECT_KINDS)}")
-    root = Path(document_root or os.environ.get("LOCAL_FILES_DOCUMENT_ROOT") or ws.root).resolve()
+    root = _document_root(ws, url, document_root)
     datas = {k: task_data(ws, k, document_root=root) for k in kinds}
     configs = {k: labeling_config(schema, k) for k in kinds}
     annotation = ws.section("annotation")
@@ -1115,7 +1163,30 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
                 ls.projects.update(id=project.id, **settings)
                 created = False
             storage = _ensure_local_storage(ls, project.id, ws.audio_dir.resolve()) if kind == "acoustic" else None
-            have = set() if created else _project_clip_ids(ls, project.id)
+            existing = {} if created else _project_tasks(ls, project.id)
+            have = set(existing)
+            repaired = 0
+            if kind == "acoustic" and datas[kind]:
+                sample = datas[kind][0]["audio"]
+                code = _audio_status(ls, url, token, sample)
+                if code != 200:
+                    if created:  # leave no empty project behind: the next push makes it again
+                        ls.projects.delete(id=project.id)
+                    raise _unserved(ws, root, url, sample, code)
+                wanted = {d["clip_id"]: d for d in datas[kind]}
+                wrong = {c: t for c, t in existing.items()
+                         if c in wanted and (t["data"] or {}).get("audio") != wanted[c]["audio"]}
+                if wrong and not repair:
+                    example = next(iter(wrong.values()))["data"].get("audio")
+                    raise ConfigError(
+                        f"{len(wrong)} of {len(existing)} task(s) in project {project.id} point at audio URLs that "
+                        f"document root {root} does not give (e.g. {example}, expected "
+                        f"{wanted[next(iter(wrong))]['audio']}): they were pushed with another root; rewrite them "
+                        f"with: casebench annotate push {ws.root} --repair" + (
+                            f" --document-root {document_root}" if document_root else ""))
+                for c, t in wrong.items():
+                    ls.tasks.update(id=t["id"], data={**(t["data"] or {}), "audio": wanted[c]["audio"]})
+                repaired = len(wrong)
             todo = [{"data": d} for d in datas[kind] if d["clip_id"] not in have]
             for start in range(0, len(todo), 500):
                 ls.projects.import_tasks(id=project.id, request=todo[start:start + 500])
@@ -1123,12 +1194,12 @@ def push(ws: Workspace, url: str | None = None, token: str | None = None, *,
             if storage is not None:
                 recorded[f"{kind}_storage"] = int(storage)
             result[kind] = {"project": int(project.id), "created": created, "tasks_added": len(todo),
-                            "tasks_already_there": len(have), "maximum_annotations": raters,
-                            "local_storage": storage}
+                            "tasks_already_there": len(have), "tasks_repaired": repaired,
+                            "maximum_annotations": raters, "local_storage": storage}
     recorded.update({"url": url, "document_root": str(root), "raters_per_clip": raters})
     annotation["label_studio"] = recorded
     ws.set_section("annotation", annotation)
-    return {"url": url, "projects": result}
+    return {"url": url, "document_root": str(root), "projects": result}
 
 
 def title_for(ws: Workspace, kind: str, title: str | None = None) -> str:

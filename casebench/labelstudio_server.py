@@ -151,3 +151,184 @@ def local_server(base: str | Path, *, token: str = "casebench-local-token-012345
         yield LabelStudioServer(url, token, document_root, data_dir)
     finally:
         stop()
+
+
+# -- a long-running local server for curators: `casebench labelstudio start|stop|status` ------------------------
+
+STATE_FILE = "server.json"
+DEFAULT_PORT = 8080
+
+
+def default_data_dir() -> Path:
+    """Where ``casebench labelstudio`` keeps the server's database, log and state (``server.json``):
+    CASEBENCH_LABEL_STUDIO_DIR, else ``$XDG_DATA_HOME/casebench/label-studio`` (~/.local/share/...). Never
+    inside the document root, whose files the server hands out."""
+    env = os.environ.get("CASEBENCH_LABEL_STUDIO_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "casebench" / "label-studio"
+
+
+def read_state(data_dir: str | Path | None = None) -> dict | None:
+    """The state a ``start`` left in ``data_dir`` (url, token, password, document_root, pid, ...), or None."""
+    import json
+
+    path = Path(data_dir or default_data_dir()) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise CasebenchError(f"{path}: unreadable Label Studio state ({e}); delete it and start again") from e
+
+
+def _write_state(data_dir: Path, state: dict) -> None:
+    import json
+
+    from casebench.workspace import atomic_open
+
+    with atomic_open(data_dir / STATE_FILE) as f:
+        os.fchmod(f.fileno(), 0o600)  # it holds the admin's password and token
+        f.write((json.dumps(state, indent=2) + "\n").encode())
+
+
+def _alive(pid: int | None, data_dir: Path) -> bool:
+    """True when ``pid`` runs and is the Label Studio of ``data_dir`` (not another process that got the id)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): trust the id
+        except OSError:
+            return False
+        return True
+    return any(b"label-studio" in part for part in cmdline) and str(data_dir / "data").encode() in cmdline
+
+
+def status(data_dir: str | Path | None = None) -> dict:
+    """``{"running": bool, ...state}``: is the server of ``data_dir`` up (process alive and /health answering)?"""
+    import httpx
+
+    data_dir = Path(data_dir or default_data_dir()).resolve()
+    state = read_state(data_dir) or {}
+    running = _alive(state.get("pid"), data_dir)
+    healthy = False
+    if running:
+        with contextlib.suppress(httpx.HTTPError):
+            healthy = httpx.get(f"{state['url']}/health", timeout=3).status_code == 200
+    return {**state, "data_dir": str(data_dir), "running": running, "healthy": healthy}
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start(document_root: str | Path, *, data_dir: str | Path | None = None, port: int = DEFAULT_PORT,
+          host: str = "127.0.0.1", timeout_s: float = 600, venv: Path = VENV) -> dict:
+    """Start Label Studio in the background, serving local files from ``document_root``, and wait until its
+    admin token works. The database, log and ``server.json`` (URL, admin e-mail, password, token, document
+    root, process id) stay in ``data_dir`` (:func:`default_data_dir`), so the next start reuses them and
+    :func:`stop` / :func:`status` work from any later command. A first start migrates a new database (one to
+    two minutes). Returns the state with ``already_running`` (a server of ``data_dir`` with this root was up).
+
+    Raises ConfigError when a server of ``data_dir`` runs with another document root, or the port is taken;
+    MissingDependencyError when scripts/install.sh has not installed the server.
+    """
+    import secrets
+    import time
+
+    import httpx
+
+    from casebench.errors import ConfigError
+
+    exe = executable(venv)
+    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+    root = Path(document_root).expanduser().resolve()
+    if not root.is_dir():
+        raise ConfigError(f"document root {root} is not a folder; give the folder that holds your workspaces")
+    current = status(data_dir)
+    if current["running"]:
+        if Path(current["document_root"]) != root:
+            raise ConfigError(f"Label Studio of {data_dir} already runs at {current['url']} serving "
+                              f"{current['document_root']}; stop it first (casebench labelstudio stop) to serve {root}")
+        return {**current, "already_running": True}
+    if not _port_free(host, port):
+        raise ConfigError(f"port {port} on {host} is taken (another Label Studio?); pass --port with a free one")
+    (data_dir / "data").mkdir(parents=True, exist_ok=True)
+    state = {"url": f"http://{host}:{port}", "username": current.get("username") or ADMIN,
+             "password": current.get("password") or secrets.token_urlsafe(12),
+             "token": current.get("token") or secrets.token_hex(20), "document_root": str(root),
+             "data_dir": str(data_dir), "port": port, "version": version(venv), "log": str(data_dir / "server.log")}
+    cmd = [str(exe), "start", "--no-browser", "--internal-host", host, "--port", str(port), "--data-dir",
+           str(data_dir / "data"), "--username", state["username"], "--password", state["password"],
+           "--user-token", state["token"], "--enable-legacy-api-token", "--log-level", "WARNING"]
+    with open(data_dir / "server.log", "ab") as log:
+        proc = subprocess.Popen(cmd, env=server_env(data_dir / "data", root), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    state["pid"] = proc.pid
+    _write_state(data_dir, state)
+    deadline = time.monotonic() + timeout_s
+    headers = {"Authorization": f"Token {state['token']}"}
+    while True:
+        if proc.poll() is not None:
+            state["pid"] = None
+            _write_state(data_dir, state)
+            raise CasebenchError(f"Label Studio exited with code {proc.returncode} before answering; log "
+                                 f"{state['log']}:\n" + Path(state["log"]).read_text(errors="replace")[-3000:])
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{state['url']}/api/current-user/whoami", headers=headers, timeout=5).status_code == 200:
+                return {**state, "running": True, "healthy": True, "already_running": False}
+        if time.monotonic() > deadline:
+            stop(data_dir)
+            raise CasebenchError(f"Label Studio did not answer on {state['url']} within {timeout_s:.0f} s; log "
+                                 f"{state['log']}")
+        time.sleep(0.5)
+
+
+def stop(data_dir: str | Path | None = None, *, timeout_s: float = 20) -> dict:
+    """Stop the server that :func:`start` left running for ``data_dir`` (its whole process group: SIGTERM, then
+    SIGKILL after ``timeout_s``). The state keeps the token and password for the next start. Returns
+    ``{"stopped": bool, "pid": ...}`` (False when nothing was running)."""
+    import time
+
+    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+    state = read_state(data_dir)
+    pid = (state or {}).get("pid")
+    if not _alive(pid, data_dir):
+        if state and pid:
+            _write_state(data_dir, {**state, "pid": None})
+        return {"stopped": False, "pid": None, "data_dir": str(data_dir)}
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)  # start_new_session: the server's group id is its pid
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid, data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid, data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when this process started it (tests, one Python session)
+    _write_state(data_dir, {**state, "pid": None})
+    return {"stopped": True, "pid": pid, "data_dir": str(data_dir)}
+
+
+def exports(state: dict) -> list[str]:
+    """Shell lines that point ``casebench annotate`` (and the label-studio-sdk) at this server."""
+    return [f"export LABEL_STUDIO_URL={state['url']}", f"export LABEL_STUDIO_API_KEY={state['token']}",
+            f"export LOCAL_FILES_DOCUMENT_ROOT={state['document_root']}"]
+
+
+def local_server_for(url: str, data_dir: str | Path | None = None) -> dict | None:
+    """The state of the running ``casebench labelstudio`` server at ``url`` (or any, when ``url`` is None)."""
+    st = status(data_dir)
+    if st["running"] and (url is None or st.get("url", "").rstrip("/") == url.rstrip("/")):
+        return st
+    return None

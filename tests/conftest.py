@@ -26,3 +26,18 @@ def label_studio(tmp_path_factory, request):
         template = migrated_template(cache, base)
     with local_server(base, token=LABEL_STUDIO_TOKEN, template_db=template) as server:
         yield server
+
+
+# -- `casebench labelstudio start` (tests/test_labelstudio_cli.py) -------------------------------------------
+
+
+@_pytest.fixture(scope="session")
+def label_studio_template_db(tmp_path_factory, request):
+    """A migrated Label Studio database (the one the ``label_studio`` fixture uses, from pytest's cache), to
+    seed a ``casebench labelstudio start`` data folder so that its first start takes seconds, not minutes."""
+    from casebench.labelstudio_server import migrated_template, version
+
+    key = f"label-studio-{version()}-py{_sys.version_info[0]}"
+    cache = (_Path(request.config.cache.mkdir(key)) if getattr(request.config, "cache", None) is not None
+             else tmp_path_factory.mktemp(key))
+    return migrated_template(cache, tmp_path_factory.mktemp("label-studio-template"))
