@@ -213,6 +213,10 @@ def status(data_dir: str | Path | None = None) -> dict:
     import httpx
 
     data_dir = Path(data_dir or default_data_dir()).resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        from casebench.errors import ConfigError
+
+        raise ConfigError(f"--data-dir {data_dir} is a file; expected the folder `casebench labelstudio start` used")
     state = read_state(data_dir) or {}
     running = _alive(state.get("pid"), data_dir)
     healthy = False
@@ -260,9 +264,9 @@ def start(document_root: str | Path, *, data_dir: str | Path | None = None, port
             raise ConfigError(f"Label Studio of {data_dir} already runs at {current['url']} serving "
                               f"{current['document_root']}; stop it first (casebench labelstudio stop) to serve {root}")
         return {**current, "already_running": True}
+    (data_dir / "data").mkdir(parents=True, exist_ok=True)
     if not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is taken (another Label Studio?); pass --port with a free one")
-    (data_dir / "data").mkdir(parents=True, exist_ok=True)
     state = {"url": f"http://{host}:{port}", "username": current.get("username") or ADMIN,
              "password": current.get("password") or secrets.token_urlsafe(12),
              "token": current.get("token") or secrets.token_hex(20), "document_root": str(root),
@@ -299,7 +303,7 @@ def stop(data_dir: str | Path | None = None, *, timeout_s: float = 20) -> dict:
     ``{"stopped": bool, "pid": ...}`` (False when nothing was running)."""
     import time
 
-    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+    data_dir = Path(status(data_dir)["data_dir"])  # checks the folder
     state = read_state(data_dir)
     pid = (state or {}).get("pid")
     if not _alive(pid, data_dir):

@@ -83,6 +83,9 @@ BAD_VALUE: dict[str, list[str] | None] = {
     "leaderboard worker": ["leaderboard", "worker", "--db", "sqlite:///{tmp}/w.db", "--processes", "0"],
     "mine-conflicts": ["mine-conflicts", "{ws}", "--text-emotion", "banana"],
     "perceive": ["perceive", "{ws}", "--clips", "banana"],
+    "labelstudio start": ["labelstudio", "start", "{ws}", "--root", "{tmp}"],
+    "labelstudio status": ["labelstudio", "status", "--data-dir", "{file}"],
+    "labelstudio stop": ["labelstudio", "stop", "--data-dir", "{file}"],
 }
 
 # An output the command cannot write: {ro} is a read-only workspace, {file}/... lies under a regular file.
@@ -123,6 +126,9 @@ UNWRITABLE: dict[str, list[str] | None] = {
     "leaderboard worker": None,  # writes only to the leaderboard's database
     "mine-conflicts": ["mine-conflicts", "{ro}"],
     "perceive": ["perceive", "{ro}", "--bootstrap", "0"],
+    "labelstudio start": ["labelstudio", "start", "--root", "{tmp}", "--data-dir", "{file}/ls"],
+    "labelstudio status": None,  # reads its state file only
+    "labelstudio stop": None,  # writes the state file of a server it stopped (tests/test_labelstudio_cli.py)
 }
 
 
