@@ -11,8 +11,9 @@ Two comparisons, each measured in the same run on the same clips (espeak-ng spee
    against ``--engine ray --num-cpus 1`` (a local Ray with one actor per CPU; Ray's start-up included). Both
    fit the probe on the train voices and predict the test clips; the predictions are compared.
 
-Wall time is shown with CPU time (process time; for whole processes, children included), which moves less
-when other work shares the machine.
+Wall time is shown with CPU time (process time; for whole processes, the casebench process and its children:
+Ray's workers run under the raylet, not as children, so the Ray run's CPU time is its driver's only), which
+moves less when other work shares the machine.
 
 Usage: python bench/predict.py [--n 200] [--out out/bench-predict] [--batch-size 16] [--skip-engines]
 Goals (issue 12): batched >= 3x the one-clip loop; the Ray engine on 2 CPUs within 1.3x of local.
@@ -125,7 +126,8 @@ def main() -> None:
         print("whole processes (fit on the train voices + predict the test clips):")
         for e in ("local", "ray"):
             r = eng[e]
-            print(f"  --engine {e:5s} {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s CPU (fit {r['prepare_s']} s, "
+            cpu = "CPU of the driver" if e == "ray" else "CPU"
+            print(f"  --engine {e:5s} {r['wall_s']:7.1f} s wall  {r['cpu_s']:7.1f} s {cpu} (fit {r['prepare_s']} s, "
                   f"predict {r['predict_s']} s)")
         print(f"  ray / local: {eng['ray_over_local']:.2f}x (goal <= 1.3x); same labels: {eng['same_labels']}, "
               f"max |prob diff| {eng['max_abs_prob_diff']:.1e}")
