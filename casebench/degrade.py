@@ -477,12 +477,18 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
         stale = set(old.loc[~old["meta_source_clip"].astype(str).isin(set(ids)), "clip_id"].astype(str))
         splits = splits[~splits["clip_id"].astype(str).isin(stale)]
     keep = clips[~clips["clip_id"].astype(str).isin(set(made["clip_id"]) | stale)]
+    # staleness (workspace.stale_problems): copies follow their sources, so splits that were up to date with
+    # the clips and labels stay so; stale ones keep their old record (and stay stale)
+    from casebench.workspace import stale_problems
+
+    splits_record = ws.built_from("splits")
+    splits_fresh = splits_record is not None and not stale_problems(ws, {"splits": None})
+    labels_record = ws.built_from("labels")
     ws.write_table("clips", pd.concat([keep, made], ignore_index=True))
     # splits: one row per copy, in the condition's split
     sp = splits[~splits["clip_id"].astype(str).isin(set(made["clip_id"]))]
     new_sp = pd.DataFrame({"clip_id": made["clip_id"], "split": [split_name(source_split, condition_of(c))
                                                                   for c in made["clip_id"]], "fold": None})
-    ws.write_table("splits", pd.concat([sp, new_sp], ignore_index=True))
     # labels: the copy carries its source clip's labels
     n_labels = 0
     if ws.has_table("labels"):
@@ -496,8 +502,11 @@ def degrade(workspace: Any, conditions: str | Sequence[str] = DEFAULT_CONDITIONS
                 r["clip_id"] = new_id
                 copies.append(r)
         if copies:
-            ws.write_table("labels", pd.concat([clean, pd.DataFrame(copies)], ignore_index=True))
+            ws.write_table("labels", pd.concat([clean, pd.DataFrame(copies)], ignore_index=True),
+                           built_from=labels_record)
         n_labels = len(copies)
+    ws.write_table("splits", pd.concat([sp, new_sp], ignore_index=True),
+                   built_from=ws.versions(["clips", "labels"]) if splits_fresh else splits_record)
     section = {"seed": seed, "source_split": source_split,
                "id_scheme": f"<clip_id>{SEP}<condition>; split {source_split}.<condition>",
                "audio": "audio/degraded/<condition>/<clip_id>.flac",

@@ -266,7 +266,7 @@ def mine_conflicts(workspace: Any, *, text_emotion: str = "lexicon", min_confide
         out[col] = [d[key] if r else o for d, r, o in zip(decided, replace, old.astype(object), strict=True)]
     out["is_conflict"] = out["is_conflict"].astype("boolean")
     out["meta_semantic_mined"] = replace.to_numpy() if hasattr(replace, "to_numpy") else replace
-    path = ws.write_table("labels", out)
+    path = ws.write_table("labels", out, built_from=ws.built_from("labels"))  # still from the same annotations
 
     counts = Counter(tags[c]["tag"] for c in ids)
     confident = Counter(tags[c]["tag"] for c in ids if tags[c]["is_conflict"] is not None)

@@ -985,11 +985,14 @@ def stale_problems(ws: Workspace, built_from: Mapping[str, str | None] | None = 
         recorded = ws.built_from(table)
         if recorded is None:
             return  # written before versions were recorded, or absent: nothing to compare
-        for t in inputs:
-            if t in recorded and recorded[t] != ws.table_version(t):
-                out.append(f"{_change(ws, t, recorded[t], producer, f'tables/{table}.parquet')}: re-run "
-                           f"`{step_command(producer, ws)}`")
-                break
+        changed = [t for t in inputs if t in recorded and recorded[t] != ws.table_version(t)]
+        if len(changed) == 1:
+            what = _change(ws, changed[0], recorded[changed[0]], producer, f"tables/{table}.parquet")
+        else:
+            what = (" and ".join(f"{t}.parquet" for t in changed) + f" changed after {producer} (tables/{table}"
+                    ".parquet was built from other versions)")
+        if changed:
+            out.append(f"{what}: re-run `{step_command(producer, ws)}`")
 
     tables = dict(built_from) if built_from is not None else {t: None for t in DERIVED}
     for t in tables:

@@ -229,3 +229,18 @@ def test_resplit_leaves_copies_out_and_degrade_rebuilds(tmp_path):
     assert set(copies["meta_source_clip"]) == test and out["n_copies"] == len(test)
     assert set(sp.loc[sp["split"] == "test.gainm6", "clip_id"]) == {degraded_id(c, "gainm6") for c in test}
     assert set(ws.read_df("labels")["clip_id"]) >= set(copies["clip_id"])
+
+
+def test_degrade_keeps_fresh_splits_fresh_and_stale_ones_stale(tmp_path):
+    from casebench.splits import split
+    from casebench.workspace import stale_problems
+
+    ws = make_workspace(tmp_path, n_clips=16, n_speakers=8, with_audio=True)
+    split(ws, seed=3, ratios={"train": 0.5, "dev": 0.25, "test": 0.25}, require_all_classes=False)
+    degrade(ws, "gainm6", seed=0)  # new clips, split rows and label rows, all following their sources
+    assert stale_problems(ws) == []
+    labels = ws.read_df("labels")
+    labels.loc[0, "agreement"] = 0.1  # the labels change after the split (a re-aggregation)
+    ws.write_table("labels", labels)
+    degrade(ws, "snr5", seed=0)
+    assert any(p.startswith("clips.parquet and labels.parquet changed after split") for p in stale_problems(ws))
