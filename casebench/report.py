@@ -127,6 +127,64 @@ def render_compare(result: dict, console) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # HTML + PNG report
 
+# The report's headline: (split, metric, title, what it says). Conflict benchmarks show these four; others
+# show the first four metrics of their first split.
+HEADLINE = (
+    ("conflict", "accuracy", "Conflict accuracy", "clips whose voice and words disagree, scored on the voice"),
+    ("congruent", "accuracy", "Congruent accuracy", "clips whose voice and words agree"),
+    ("conflict", "text_following_rate", "Text-following rate", "conflict clips predicted as the words' emotion"),
+    ("all", "conflict_gap", "Conflict gap", "congruent accuracy minus conflict accuracy"),
+)
+
+
+def versus_constant(entry: dict | None, base: dict | None, higher_is_better: bool) -> str | None:
+    """``"beats"`` when the whole 95% CI is on the better side of the constant's score, ``"below"`` when the
+    whole CI is on the worse side, ``"tie"`` when it covers it; None without a constant or a value.
+
+    >>> versus_constant({"value": .8, "ci_low": .7, "ci_high": .9}, {"value": .5}, True)
+    'beats'
+    >>> versus_constant({"value": .3, "ci_low": .2, "ci_high": .6}, {"value": .5}, False)
+    'tie'
+    """
+    if not entry or not base or entry.get("value") is None or base.get("value") is None:
+        return None
+    low = entry["ci_low"] if entry.get("ci_low") is not None else entry["value"]
+    high = entry["ci_high"] if entry.get("ci_high") is not None else entry["value"]
+    c = base["value"]
+    if low > c or high < c:
+        return "beats" if (low > c) == higher_is_better else "below"
+    return "tie"
+
+
+def _cell(results: dict, split: str, metric: str) -> dict:
+    entry = results["splits"][split].get(metric)
+    base = baseline_for(results, split, metric)
+    better = METRICS[metric].higher_is_better
+    value, _, ci = fmt(entry).partition(" ")
+    return {"value": value, "ci": ci, "n": (entry or {}).get("n"), "n_clusters": (entry or {}).get("n_clusters"),
+            "constant": fmt(base[1]).split(" ")[0] if base else "", "constant_name": base[0] if base else "",
+            "mark": versus_constant(entry, base[1] if base else None, better)}
+
+
+def headline(results: dict) -> list[dict]:
+    """The headline cards: title, arrow, what it measures, and the cell (value, CI, constant, mark)."""
+    chosen = [h for h in HEADLINE if results["splits"].get(h[0], {}).get(h[1])]
+    if not chosen:
+        first = next((sp for sp in ordered_splits(results) if results["splits"][sp]), None)
+        chosen = [(first, m, f"{m} ({first})", METRICS[m].description) for m in list(results["splits"][first])[:4]] \
+            if first else []
+    return [{"title": title, "what": what, "arrow": "↑" if METRICS[metric].higher_is_better else "↓",
+             **_cell(results, split, metric)} for split, metric, title, what in chosen]
+
+
+def metric_table(results: dict, splits: list[str]) -> list[dict]:
+    """One row per metric (in registry order), one cell per split; empty cells where a split lacks it."""
+    present = {m for sp in splits for m in results["splits"][sp]}
+    return [{"metric": metric, "arrow": "↑" if METRICS[metric].higher_is_better else "↓",
+             "description": METRICS[metric].description,
+             "cells": [_cell(results, sp, metric) if metric in results["splits"][sp] else None for sp in splits]}
+            for metric in METRICS if metric in present]
+
 
 def _save(fig, path: Path) -> None:
     """Lay out, write (PNG, 110 dpi) and free a matplotlib figure."""
@@ -137,25 +195,40 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_confusion(cm: list[list[int]], labels: list[str], path: Path, title: str) -> None:
+def _plot_confusions(confusion: dict[str, list[list[int]]], labels: list[str], path: Path) -> None:
+    """Row-normalised confusion matrices of every split side by side, one shared colour scale.
+
+    Each cell is the share of that gold (voice) class predicted as the column's class, so splits of different
+    sizes read alike; the row's clip count is on its tick label.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    a = np.asarray(cm, dtype=float)
-    cols = labels + (["(none)"] if a.shape[1] > len(labels) else [])
-    norm = a / np.maximum(a.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(cols), 1.0 + 0.6 * len(labels)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            ax.text(j, i, f"{int(a[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("gold (voice)")
-    ax.set_title(title)
-    _save(fig, path)
+    names = list(confusion)
+    k = len(labels)
+    width = 0.42 * (k + 1) + 1.6
+    fig, axes = plt.subplots(1, len(names), figsize=(width * len(names), 0.42 * k + 1.6), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, name in zip(axes[0], names, strict=True):
+        a = np.asarray(confusion[name], dtype=float)
+        cols = labels + (["(none)"] if a.shape[1] > k else [])
+        rows = a.sum(1)
+        norm = a / np.maximum(rows[:, None], 1)
+        image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                if a[i, j]:
+                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(k), [f"{lab} ({int(n)})" for lab, n in zip(labels, rows, strict=True)], fontsize=7)
+        ax.set_title(f"{name} (n={int(rows.sum())})", fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+    axes[0][0].set_ylabel("gold (voice)", fontsize=8)
+    fig.colorbar(image, ax=list(axes[0]), fraction=0.015, pad=0.01, label="share of the gold row")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _plot_conflict(rows: list[dict], path: Path) -> None:
@@ -173,12 +246,11 @@ def _plot_conflict(rows: list[dict], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of predictions")
-    ax.set_title("Conflict clips: does the model follow the voice or the words?")
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
 
 
-def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
+def _plot_per_class(per_class: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = list(per_class)
@@ -191,7 +263,6 @@ def _plot_per_class(per_class: dict, path: Path, title: str) -> None:
     ax.bar(labels, vals, yerr=[lo, hi], capsize=3, color="#756bb1")
     ax.set_ylim(0, 1)
     ax.set_ylabel("F1 (95% CI)")
-    ax.set_title(title)
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     _save(fig, path)
 
@@ -210,17 +281,18 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     labels = results["benchmark"]["labels"]
     images = []
-    for split, cm in (results.get("confusion") or {}).items():
-        name = f"confusion_{split}.png"
-        _plot_confusion(cm, labels, out / name, f"Confusion matrix — {split}")
-        images.append((f"Confusion matrix — {split}", name))
+    if results.get("confusion"):
+        _plot_confusions(results["confusion"], labels, out / "confusion.png")
+        images.append(("Confusion matrices, row-normalised (% of each gold class; clip counts beside the labels)",
+                       "confusion.png"))
     if results.get("conflict_breakdown"):
         _plot_conflict(results["conflict_breakdown"], out / "conflict_breakdown.png")
-        images.append(("Conflict breakdown", "conflict_breakdown.png"))
+        images.append(("Conflict clips by voice/words pair: does the model follow the voice or the words?",
+                       "conflict_breakdown.png"))
     for split in ("all", "conflict"):
         pc = (results.get("per_class") or {}).get(split)
         if pc:
-            _plot_per_class(pc, out / f"per_class_f1_{split}.png", f"Per-class F1 — {split}")
+            _plot_per_class(pc, out / f"per_class_f1_{split}.png")
             images.append((f"Per-class F1 — {split}", f"per_class_f1_{split}.png"))
     if (results.get("robustness") or {}).get("snr_curves"):
         from casebench.robustness import plot_snr_curves
@@ -235,13 +307,10 @@ def write_report(results: dict, out_dir: str | Path) -> Path:
         images.append((f"UAR by {column}", name))
     save(results, out / "results.json")
     env = resources.jinja_env("templates", autoescape=select_autoescape(["html", "j2"]))
-    rows = []
-    for split in ordered_splits(results):
-        for metric, entry in results["splits"][split].items():
-            base = baseline_for(results, split, metric)
-            rows.append({"split": split, "metric": metric, "value": fmt(entry), "n": entry["n"],
-                         "baseline": fmt(base[1]) if base else "", "baseline_name": base[0] if base else ""})
-    html = env.get_template("report.html.j2").render(r=results, rows=rows, images=images)
+    splits = [sp for sp in ordered_splits(results) if results["splits"][sp]]
+    html = env.get_template("report.html.j2").render(r=results, headline=headline(results), splits=splits,
+                                                     images=images,
+                                                     table=metric_table(results, splits))
     (out / "index.html").write_text(html, encoding="utf-8")
     return out / "index.html"
 

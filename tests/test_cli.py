@@ -56,7 +56,7 @@ def test_report_writes_html_and_plots(tmp_path):
                "--report", str(tmp_path / "rep")])
     assert rc == 0
     names = {p.name for p in (tmp_path / "rep").iterdir()}
-    assert {"index.html", "results.json", "confusion_all.png", "conflict_breakdown.png",
+    assert {"index.html", "results.json", "confusion.png", "conflict_breakdown.png",
             "per_class_f1_all.png"} <= names
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "text_following_rate" in html and "conflict_breakdown.png" in html
