@@ -491,11 +491,12 @@ def _expand(proba: np.ndarray, classes: np.ndarray, k: int) -> np.ndarray:
 class SoftLabelLogistic:
     """Multinomial logistic regression fitted to label distributions (label-distribution learning).
 
-    Each clip is repeated once per class with a positive share and weighted by that share, so the fitted loss
-    is the cross-entropy against the distribution, Σ_i Σ_k p_ik · (−log q_k(x_i)), which differs from the KL
-    divergence KL(p_i ‖ q_i) only by the constant entropy of p: scikit-learn's LogisticRegression with
-    ``sample_weight`` minimises exactly that (plus its L2 penalty). ``prep`` (imputation, scaling) is fitted
-    on the clips once, not on the repeated rows.
+    Minimises the soft cross-entropy C · Σ_i Σ_k p_ik (−log q_k(x_i)) + ½‖W‖² (intercepts not penalised), which
+    differs from Σ_i KL(p_i ‖ q_i) only by the constant entropy of the targets: scikit-learn's multinomial
+    LogisticRegression objective with the distributions in place of one-hot labels. scikit-learn takes only hard
+    labels, so the objective and its gradient (q − p per clip) go to scipy's L-BFGS-B; repeating each clip once
+    per class weighted by its share gives the same fit through scikit-learn (the tests check that) but 3.6x
+    slower at EM2LDL size (``bench/ldl.py``). ``prep`` (imputation, scaling) is fitted on the clips first.
 
     >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
     >>> p = np.array([[0.9, 0.1], [0.7, 0.3], [0.3, 0.7], [0.1, 0.9]])
@@ -504,24 +505,38 @@ class SoftLabelLogistic:
     True
     """
 
-    def __init__(self, C: float = 1.0, prep: Any = None):
-        self.C, self.prep = C, prep
+    def __init__(self, C: float = 1.0, prep: Any = None, max_iter: int = 5000):
+        self.C, self.prep, self.max_iter = C, prep, max_iter
 
     def fit(self, x, targets: np.ndarray) -> SoftLabelLogistic:
-        from sklearn.linear_model import LogisticRegression
+        from scipy.optimize import minimize
+        from scipy.special import log_softmax
 
         if self.prep is not None:
             x = self.prep.fit_transform(x)
-        rows, cols = np.nonzero(targets > 0)
-        self.model = LogisticRegression(C=self.C, max_iter=5000)
-        self.model.fit(x[rows], cols, sample_weight=targets[rows, cols])
-        self.classes_ = self.model.classes_
+        p = np.asarray(targets, dtype=float)
+        d, k = x.shape[1], p.shape[1]
+
+        def objective(theta):
+            w, b = theta[: d * k].reshape(d, k), theta[d * k:]
+            logq = log_softmax(np.asarray(x @ w) + b, axis=1)
+            g = self.C * (np.exp(logq) * p.sum(axis=1, keepdims=True) - p)
+            grad_w = np.asarray(x.T @ g) + w
+            return -self.C * (p * logq).sum() + 0.5 * (w**2).sum(), np.concatenate([grad_w.ravel(), g.sum(axis=0)])
+
+        res = minimize(objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
+                       options={"maxiter": self.max_iter})
+        self.coef_, self.intercept_ = res.x[: d * k].reshape(d, k), res.x[d * k:]
+        self.converged_ = bool(res.success)
+        self.classes_ = np.arange(k)
         return self
 
     def predict_proba(self, x) -> np.ndarray:
+        from scipy.special import softmax
+
         if self.prep is not None:
             x = self.prep.transform(x)
-        return self.model.predict_proba(x)
+        return softmax(np.asarray(x @ self.coef_) + self.intercept_, axis=1)
 
 
 def _ldl_smooth(p: np.ndarray) -> np.ndarray:
