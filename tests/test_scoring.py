@@ -118,7 +118,7 @@ def test_two_speaker_gold_warns_in_json_cli_and_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "warning:" in out and "2 speaker clusters" in out and "test prior (oracle)" in out
     html = (tmp_path / "rep" / "index.html").read_text()
-    assert "2 speaker clusters" in html and "constant: test prior (oracle)" in html
+    assert "2 speaker clusters" in html and "constant baseline: test prior (oracle)" in html
     # many speakers: no interval warning
     bench, path = _write(tmp_path, _gold(n=400, speakers=200), [{"id": f"c{i}", "label": "sad"} for i in range(400)])
     many = evaluate(path, bench, n_boot=200)
