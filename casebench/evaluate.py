@@ -1,13 +1,11 @@
 """Score predictions against a benchmark: every split and metric with a bootstrap CI, beside constant baselines.
 
-The core, :func:`score`, is pure: gold arrays and prediction arrays in, a nested dict out. :func:`evaluate`
-adds the I/O around it (load the gold, parse the predictions file) and the provenance of the results object
-(see :mod:`casebench.results`).
-
-Categorical metrics come from a count tensor ``T[a, p, s]`` (acoustic label, predicted label, semantic
-label). Index ``K`` is reserved on the prediction axis for "no prediction" (missing items counted wrong with
-``--allow-missing``) and on the semantic axis for "semantic label unknown"; a resample is a re-drawn tensor
-(:class:`casebench.stats.Bootstrap`), so the whole bootstrap costs a multinomial draw per resample.
+Orchestration only: every value and resample draw comes from the pure scoring core
+(:mod:`casebench.scoring`) and the one metric registry (:data:`casebench.metrics.METRICS`). :func:`score` lays
+the core's results out per split and metric (no I/O); :func:`evaluate` adds the I/O around it (load the gold,
+parse the predictions file), the constant baseline (:func:`baseline_prior`), the interval warnings and the
+provenance of the results object (see :mod:`casebench.results`); :func:`compare` scores two submissions on
+the same resamples.
 
 >>> from casebench.benchmarks import get_benchmark
 >>> from importlib import resources
