@@ -524,8 +524,9 @@ class SoftLabelLogistic:
             grad_w = np.asarray(x.T @ g) + w
             return -self.C * (p * logq).sum() + 0.5 * (w**2).sum(), np.concatenate([grad_w.ravel(), g.sum(axis=0)])
 
+        # the stopping rule scikit-learn's lbfgs solver uses (gtol = its tol 1e-4, ftol = 64 machine epsilons)
         res = minimize(objective, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter})
+                       options={"maxiter": self.max_iter, "gtol": 1e-4, "ftol": 64 * np.finfo(float).eps})
         self.coef_, self.intercept_ = res.x[: d * k].reshape(d, k), res.x[d * k:]
         self.converged_ = bool(res.success)
         self.classes_ = np.arange(k)
