@@ -12,7 +12,7 @@ Keys: ``id`` (a string naming a gold item) and one or more of ``label`` (a label
 taxonomy, lower-case as the taxonomy spells it), ``probs`` (label -> probability), ``distribution``
 (label -> share), ``valence``/``arousal``/``dominance`` (numbers). Labels absent from a ``probs`` or
 ``distribution`` object count as 0; the values must be finite and non-negative. A row summing to 1 within
-:data:`SUM_TOL` (1e-3: probabilities rounded to 3 or 4 decimals, as most models write them) is accepted and
+:data:`SUM_TOL` (1e-3: probabilities rounded to 4 decimals, as most models write them) is accepted and
 divided by its sum; a row further off is an error unless ``renormalize=True`` rescales it too (with a note);
 a row summing to 0 is always an error.
 
