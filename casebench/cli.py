@@ -999,7 +999,8 @@ def _render_server(state: dict) -> None:
 @labelstudio_app.command("start")
 def labelstudio_start(
     workspace: Annotated[Path | None, typer.Argument(
-        help="A workspace to annotate: the server serves files under its parent folder.", show_default=False)
+        help="A workspace to annotate: the server serves files under its parent folder (default: files under "
+             "the current folder).", show_default=False)
     ] = None,
     root: Annotated[Path | None, typer.Option(
         "--root", help="Serve files under this folder instead (it must hold the workspaces to push).")] = None,

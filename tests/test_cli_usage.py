@@ -250,12 +250,14 @@ def test_unwritable_output(name, env, capsys, monkeypatch):
     (["--out", "{tmp}"], "is a folder; expected a file"),
     (["--out", "/dev/full"], "no space left on the device"),
     (["--report", "{file}"], "is a file; expected a folder"),
+    (["--out", "{ro}/r.json"], "cannot write {ro}/r.json"),
+    (["--report", "{ro}/report"], "{ro}/report"),
 ])
 def test_evaluate_values_and_outputs(args, message, env, capsys, monkeypatch):
     rc, err = run_cli(["evaluate", "{preds}", "-b", "casebench-mini", "--bootstrap", "0", *args], env, capsys,
                       monkeypatch)
     assert_one_clean_message(rc, err)
-    assert message in err, err
+    assert message.format(**env) in err, err
 
 
 def test_library_refuses_the_same_values():
