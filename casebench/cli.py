@@ -1004,7 +1004,9 @@ def labelstudio_start(
     ] = None,
     root: Annotated[Path | None, typer.Option(
         "--root", help="Serve files under this folder instead (it must hold the workspaces to push).")] = None,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
+    port: Annotated[int | None, typer.Option(
+        "--port", min=1, max=65535, help="Port on 127.0.0.1 (default 8080, or a free one when 8080 is taken).")
+    ] = None,
     data_dir: LsDataOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

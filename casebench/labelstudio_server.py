@@ -235,13 +235,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def start(document_root: str | Path, *, data_dir: str | Path | None = None, port: int = DEFAULT_PORT,
+def start(document_root: str | Path, *, data_dir: str | Path | None = None, port: int | None = None,
           host: str = "127.0.0.1", timeout_s: float = 600, venv: Path = VENV) -> dict:
     """Start Label Studio in the background, serving local files from ``document_root``, and wait until its
     admin token works. The database, log and ``server.json`` (URL, admin e-mail, password, token, document
     root, process id) stay in ``data_dir`` (:func:`default_data_dir`), so the next start reuses them and
     :func:`stop` / :func:`status` work from any later command. A first start migrates a new database (one to
-    two minutes). Returns the state with ``already_running`` (a server of ``data_dir`` with this root was up).
+    two minutes). ``port`` None: :data:`DEFAULT_PORT` when free, else any free port. Returns the state with
+    ``already_running`` (a server of ``data_dir`` with this root was up).
 
     Raises ConfigError when a server of ``data_dir`` runs with another document root, or the port is taken;
     MissingDependencyError when scripts/install.sh has not installed the server.
@@ -265,7 +266,9 @@ def start(document_root: str | Path, *, data_dir: str | Path | None = None, port
                               f"{current['document_root']}; stop it first (casebench labelstudio stop) to serve {root}")
         return {**current, "already_running": True}
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
-    if not _port_free(host, port):
+    if port is None:
+        port = DEFAULT_PORT if _port_free(host, DEFAULT_PORT) else free_port()
+    elif not _port_free(host, port):
         raise ConfigError(f"port {port} on {host} is taken (another Label Studio?); pass --port with a free one")
     state = {"url": f"http://{host}:{port}", "username": current.get("username") or ADMIN,
              "password": current.get("password") or secrets.token_urlsafe(12),
