@@ -584,7 +584,8 @@ def transcribe(
         "--backend", help="ASR backend: faster-whisper (default, offline) or openai-whisper (needs "
                           "`pip install openai-whisper torch`).")] = "faster-whisper",
     model: Annotated[str | None, typer.Option(
-        "--model", help="faster-whisper: a local CTranslate2 model folder (default: the bundled tiny.en); "
+        "--model", help="faster-whisper: a bundled model, tiny.en (default, English only) or base "
+                        "(multilingual, detects each clip's language), or a local CTranslate2 model folder; "
                         "openai-whisper: a cached model name or a checkpoint file.")] = None,
     engine: Annotated[str, typer.Option(
         "--engine", help="local (this process) or ray (Ray Data; RAY_ADDRESS or --ray-address, else a "
@@ -630,6 +631,14 @@ def transcribe(
                       f"({summary['elapsed_s']:.1f} s)")
     for reason, n in summary["fallback_reasons"].items():
         console.print(f"  decoded again alone: {n} ({reason})")
+    if summary["languages_detected"]:
+        console.print(f"languages detected: {summary['languages_detected']}; "
+                      f"{summary['n_code_switching']} clip(s) flagged code-switching")
+    if summary["n_failed"]:
+        console.print(f"[yellow]{summary['n_failed']} transcription(s) failed (text null, reason in "
+                      f"transcripts.failure): {summary['failure_reasons']}[/]")
+    for note in summary["notes"]:
+        console.print(f"[bold red]{note}[/]" if note.startswith("WARNING") else f"note: {note}", highlight=False)
     for p in summary["unreadable"][:20]:
         console.print(f"  [red]unreadable:[/] {p.get('id')}: {p.get('found')}", highlight=False)
     w = summary["corpus_wer"]

@@ -19,6 +19,7 @@ agreement) is computed over the clips whose labels are published, and the card s
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -396,7 +397,13 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
             "n": int(len(tx)), "models": _counts(tx["model"]) if "model" in tx else [],
             "config": {k: v for k, v in ws.section("transcribe").items() if k != "config_hash"},
             "wer_mean": _fmt(float(wer.mean())) if wer.notna().any() else None,
-            "languages": _counts(tx["language"]) if "language" in tx else []}
+            "languages": _counts(tx["language"]) if "language" in tx else [],
+            "languages_detected": _counts(tx["language_detected"].dropna())
+            if "language_detected" in tx else [],
+            "n_code_switching": int(tx["code_switching"].fillna(False).astype(bool).sum())
+            if "code_switching" in tx else 0,
+            "failures": _counts(tx["failure"].dropna().str.split(":").str[0]) if "failure" in tx else [],
+            "warnings": _transcribe_warnings(ws)}
     else:
         ctx["transcription"] = None
     # annotation and agreement
@@ -481,6 +488,16 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
         f"  note = {{Version {project.get('version', '')}, built with casebench {__version__}}},\n"
         + (f"  howpublished = {{\\url{{{url}}}}},\n" if url else "") + "}")
     return ctx
+
+
+def _transcribe_warnings(ws: Any) -> list[str]:
+    """The loud notes of the last transcribe run (an English-only model forced on non-English clips)."""
+    path = ws.reports_dir / "transcribe.json"
+    try:
+        notes = json.loads(path.read_text("utf-8")).get("notes") or []
+    except (OSError, ValueError):
+        return []
+    return [n for n in notes if str(n).startswith("WARNING")]
 
 
 def render_card(context: Mapping[str, Any], template_dir: str | os.PathLike | None = None,

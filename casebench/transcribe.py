@@ -4,8 +4,15 @@ What is stored per clip (``tables/transcripts.parquet``, schema in :mod:`caseben
 
 - ``text``: the recognised words joined (Whisper's spelling and punctuation);
 - ``words``: each word with ``start``/``end`` in seconds from the clip start and Whisper's probability;
-- ``language``; ``language_prob``: the probability of the *detected* language, null when the language was
-  not detected (given by ``language=``, taken from ``clips.language``, or fixed by an English-only model);
+- ``text``: null when the transcription failed the checks of :mod:`casebench.asr.quality` (no speech,
+  only digits/punctuation, wrong script for the language, repetition, low confidence), with the reason in
+  ``failure`` (the dropped texts are listed in the report); ``words`` is then empty;
+- ``language``: the language the clip was decoded in (``language=``, else ``clips.language`` when it names
+  one language the model knows, else the detected one); ``language_detected`` and ``language_prob``:
+  Whisper's most probable language for the clip and its probability (multilingual models detect every
+  clip, in one batched encoder pass; null with an English-only model); ``code_switching``: several
+  languages in ``clips.language`` (``zh+en``) or a second detected language with probability >= 0.2
+  (:func:`casebench.asr.quality.is_code_switched`);
 - ``avg_logprob``, ``no_speech_prob``: Whisper's, averaged over the segments the clip's words came from.
   Whisper scores whole 30-s windows, so clips packed into one window share these two values (their words
   keep their own probabilities); a clip decoded alone has its own;
@@ -13,10 +20,15 @@ What is stored per clip (``tables/transcripts.parquet``, schema in :mod:`caseben
 - ``wer``: word error rate against ``clips.text_prompt`` after :func:`casebench.asr.wer.normalize_text`,
   when the clip has a prompt (synthesised clips); the pooled corpus WER goes into the report.
 
-Speed. Whisper pads every input to 30 s, so short emotional clips are packed into windows of up to 28 s
+English-only models. An English-only model (tiny.en) is refused (ConfigError, exit 2) when a pending
+clip's ``clips.language``, or the workspace's ``[project] languages`` for clips without one, is not English;
+forcing ``language="en"`` runs it with a WARNING note on the console, in the report and in the data card.
+
+Speed. Whisper pads every input to 30 s, so clips are trimmed of leading/trailing silence (an energy gate,
+:func:`casebench.asr.packing.trim_silence`) and packed, per decoding language, into windows of up to 28 s
 with 0.5 s of silence between them (:mod:`casebench.asr.packing`), decoded once with word timestamps, and
-the words split back to their clips by time; clips whose words cannot be assigned cleanly are decoded again
-alone, and clips longer than 10 s are never packed. ``batch_size`` windows are decoded together
+the words split back to their clips by time and mapped back to the untrimmed clip; clips whose words
+cannot be assigned cleanly are decoded again alone. ``batch_size`` windows are decoded together
 (faster-whisper's batched pipeline). Measured figures: ``bench/transcribe.py``.
 
 Resuming. Rows go through a :class:`~casebench.workspace.StepJournal` keyed by the hash of the step config
@@ -49,7 +61,8 @@ import numpy as np
 
 from casebench.asr import DEFAULT_BACKEND, get_backend
 from casebench.asr.base import SAMPLE_RATE, AsrBackend, DecodeOptions, Segment, Word
-from casebench.asr.packing import PackingConfig, build_window, plan_windows, split_words
+from casebench.asr.packing import PackingConfig, build_window, plan_windows, split_words, trim_silence
+from casebench.asr.quality import declared_languages, failure_reason, is_code_switched
 from casebench.asr.wer import ZERO, WerCounts, wer_counts
 from casebench.errors import ConfigError, Problem
 from casebench.workspace import Workspace, atomic_write_text
@@ -72,6 +85,8 @@ class ClipTask:
     path: str
     duration_s: float
     text_prompt: str | None = None
+    language: str | None = None  # the language to decode in; None: the detected one
+    declared: str | None = None  # clips.language as written (for the code-switching flag)
 
 
 @dataclass
@@ -84,17 +99,18 @@ class BatchResult:
     problems: list[Problem] = field(default_factory=list)
     n_windows: int = 0
     audio_s: float = 0.0
+    failures: list[dict] = field(default_factory=list)  # clip_id, reason, the text that was nulled
 
     def to_json(self) -> str:
         return json.dumps({"rows": self.rows, "modes": self.modes, "fallback_reasons": self.fallback_reasons,
                            "problems": [p.to_dict() for p in self.problems], "n_windows": self.n_windows,
-                           "audio_s": self.audio_s})
+                           "audio_s": self.audio_s, "failures": self.failures})
 
     @classmethod
     def from_json(cls, text: str) -> BatchResult:
         d = json.loads(text)
         return cls(d["rows"], Counter(d["modes"]), Counter(d["fallback_reasons"]),
-                   [Problem(**p) for p in d["problems"]], d["n_windows"], d["audio_s"])
+                   [Problem(**p) for p in d["problems"]], d["n_windows"], d["audio_s"], d["failures"])
 
 
 def load_audio(path: str | os.PathLike) -> np.ndarray:
@@ -116,27 +132,36 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def _row(task: ClipTask, words: Sequence[Word], segments: Sequence[Segment], language: str | None,
-         language_prob: float | None, model_id: str, config_hash: str) -> dict:
+         detected: Sequence[tuple[str, float]] | None, model_id: str, config_hash: str) -> dict:
+    """One transcripts row; the text is null, with the reason in ``failure``, when it fails the checks of
+    :func:`casebench.asr.quality.failure_reason` (the words are dropped with it)."""
     text = "".join(w.word for w in words).strip() if words else "".join(s.text for s in segments).strip()
+    no_speech = _mean(s.no_speech_prob for s in segments)
+    failure = failure_reason(text, language, [w.probability for w in words], no_speech)
+    top = detected[0] if detected else (None, None)
     return {
-        "clip_id": task.clip_id, "text": text, "language": language, "language_prob": language_prob,
-        "avg_logprob": _mean(s.avg_logprob for s in segments),
-        "no_speech_prob": _mean(s.no_speech_prob for s in segments),
-        "model": model_id, "words": [w.to_dict() for w in words], "config_hash": config_hash,
-        "wer": wer_counts(task.text_prompt, text).wer if task.text_prompt else None,
+        "clip_id": task.clip_id, "text": None if failure else text, "language": language,
+        "language_prob": top[1], "avg_logprob": _mean(s.avg_logprob for s in segments),
+        "no_speech_prob": no_speech, "model": model_id,
+        "words": [] if failure else [w.to_dict() for w in words], "config_hash": config_hash,
+        "wer": wer_counts(task.text_prompt, text if not failure else "").wer if task.text_prompt else None,
+        "language_detected": top[0],
+        "code_switching": is_code_switched(declared_languages(task.declared), detected or []),
+        "failure": failure, "failed_text": text if failure else None,
     }
 
 
 def run_batch(backend: AsrBackend, windows: Sequence[Sequence[ClipTask]], *, language: str | None,
               packing: PackingConfig, config_hash: str) -> BatchResult:
-    """Transcribe a batch of planned windows (each a list of clips) in one backend call, then the clips that
-    need it alone in a second call; the same function runs in the local engine and in each Ray actor.
+    """Transcribe a batch of planned windows (each a list of clips) in one backend call per language, then
+    the clips that need it alone; the same function runs in the local engine and in each Ray actor.
 
-    Windows are laid out again from the audio's real lengths (the clips table may be off, or a clip may be
-    unreadable), with the same packing rules.
+    A multilingual model first detects every clip's language (one batched encoder pass); each clip is then
+    decoded in ``language`` if given, else its ``ClipTask.language``, else the detected language. Windows
+    are laid out again per decoding language from the audio's real lengths (the clips table may be off, or
+    a clip may be unreadable), after trimming leading/trailing silence, with the same packing rules.
     """
     result = BatchResult()
-    model_id = backend.model_id
     loaded: list[tuple[ClipTask, np.ndarray]] = []
     for task in (t for w in windows for t in w):
         try:
@@ -151,45 +176,73 @@ def run_batch(backend: AsrBackend, windows: Sequence[Sequence[ClipTask]], *, lan
             continue
         loaded.append((task, audio))
         result.audio_s += audio.size / SAMPLE_RATE
-    # re-plan each planned window on its loaded clips (a window never merges with another)
-    plan: list[tuple[str, list[tuple[ClipTask, np.ndarray]], list[tuple[float, float]]]] = []
-    by_id = {t.clip_id: (t, a) for t, a in loaded}
-    for w in windows:
-        members = [by_id[t.clip_id] for t in w if t.clip_id in by_id]
-        for win in plan_windows([a.size / SAMPLE_RATE for _, a in members], packing):
-            plan.append((win.kind, [members[i] for i in win.members], win.spans))
-    result.n_windows = len(plan)
+    detected: dict[str, list[tuple[str, float]]] = {}
+    if backend.multilingual and loaded:
+        for (task, _), langs in zip(loaded, backend.detect_languages([a for _, a in loaded]), strict=True):
+            detected[task.clip_id] = langs
+    by_lang: dict[str, list[tuple[ClipTask, np.ndarray]]] = {}
+    for task, audio in loaded:
+        lang = language or task.language or _pick_language(task.declared, detected.get(task.clip_id))
+        by_lang.setdefault(lang, []).append((task, audio))
 
-    decoded = backend.decode([build_window([a for _, a in m], spans) for _, m, spans in plan], language)
-    alone: list[tuple[ClipTask, np.ndarray]] = []
-    for (kind, members, spans), dec in zip(plan, decoded, strict=True):
-        if kind != "packed":
-            task = members[0][0]
-            words = _clip_words(dec.segments, spans[0][1])
-            result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
-                                    config_hash))
-            result.modes[kind] += 1
+    for lang, members in by_lang.items():
+        _run_language(backend, lang, members, detected, packing, config_hash, result)
+    return result
+
+
+def _run_language(backend: AsrBackend, lang: str, members: Sequence[tuple[ClipTask, np.ndarray]],
+                  detected: Mapping[str, list[tuple[str, float]]], packing: PackingConfig, config_hash: str,
+                  result: BatchResult) -> None:
+    """Trim, pack and decode the clips of one decoding language; redo unclean clips alone; add the rows."""
+    model_id = backend.model_id
+    trims = [trim_silence(a, packing) if packing.enabled else (0, a.size) for _, a in members]
+    plan = plan_windows([(e - s) / SAMPLE_RATE for s, e in trims], packing)
+    result.n_windows += len(plan)
+
+    def cut(i: int) -> np.ndarray:
+        return members[i][1][trims[i][0]:trims[i][1]]
+
+    def emit(i: int, words: Sequence[Word], segments: Sequence[Segment], mode: str) -> None:
+        task, audio = members[i]
+        lead = trims[i][0] / SAMPLE_RATE  # word times back to the untrimmed clip
+        words = [w.shifted(-lead, limit=audio.size / SAMPLE_RATE) for w in words]
+        row = _row(task, words, segments, lang, detected.get(task.clip_id), model_id, config_hash)
+        failed = row.pop("failed_text")
+        if row["failure"]:
+            result.failures.append({"clip_id": task.clip_id, "reason": row["failure"], "text": failed})
+        result.rows.append(row)
+        result.modes[mode] += 1
+
+    decoded = backend.decode([build_window([cut(i) for i in w.members], w.spans) for w in plan], lang)
+    alone: list[int] = []
+    for win, dec in zip(plan, decoded, strict=True):
+        if win.kind != "packed":
+            emit(win.members[0], _clip_words(dec.segments, win.spans[0][1]), dec.segments, win.kind)
             continue
         flat = [(w, k) for k, s in enumerate(dec.segments) for w in s.words]
-        split = split_words([w for w, _ in flat], spans, edge_s=packing.edge_s,
+        split = split_words([w for w, _ in flat], win.spans, edge_s=packing.edge_s,
                             segment_of=[k for _, k in flat])
-        for (task, audio), cw in zip(members, split, strict=True):
+        for i, cw in zip(win.members, split, strict=True):
             if not cw.clean:
-                alone.append((task, audio))
+                alone.append(i)
                 result.fallback_reasons[_reason_kind(cw.reason)] += 1
                 continue
-            segs = [dec.segments[k] for k in sorted(cw.segments)]
-            result.rows.append(_row(task, cw.words, segs, dec.language, dec.language_prob, model_id,
-                                    config_hash))
-            result.modes["packed"] += 1
+            emit(i, cw.words, [dec.segments[k] for k in sorted(cw.segments)], "packed")
     if alone:
-        for (task, audio), dec in zip(alone, backend.decode([a for _, a in alone], language), strict=True):
-            words = _clip_words(dec.segments, audio.size / SAMPLE_RATE)
-            result.rows.append(_row(task, words, dec.segments, dec.language, dec.language_prob, model_id,
-                                    config_hash))
-            result.modes["fallback"] += 1
+        for i, dec in zip(alone, backend.decode([cut(i) for i in alone], lang), strict=True):
+            emit(i, _clip_words(dec.segments, (trims[i][1] - trims[i][0]) / SAMPLE_RATE), dec.segments,
+                 "fallback")
         result.n_windows += len(alone)
-    return result
+
+
+def _pick_language(declared: str | None, detected: Sequence[tuple[str, float]] | None) -> str:
+    """The decoding language of a clip without one given: the most probable detected language among those
+    ``clips.language`` names (code-switched clips), else the most probable detected one."""
+    if not detected:
+        return "en"
+    codes = declared_languages(declared)
+    among = [lang for lang, _ in detected if lang in codes]
+    return among[0] if among else detected[0][0]
 
 
 def _clip_words(segments: Sequence[Segment], duration: float) -> list[Word]:
@@ -235,16 +288,15 @@ class Batch:
 
 def plan_batches(tasks: Sequence[ClipTask], languages: Sequence[str | None], packing: PackingConfig,
                  batch_size: int) -> list[Batch]:
-    """Group clips by language (first appearance order), pack each group into windows, ``batch_size``
-    windows per batch. Clips whose language is unknown (None, multilingual model) are never packed: the
-    backend detects the language of each alone."""
+    """Group clips by language (first appearance order; None: to be detected), pack each group into
+    windows, ``batch_size`` windows per batch. :func:`run_batch` regroups a batch's clips by their decoding
+    language once detection has run, so clips of unknown language are packed too."""
     groups: dict[str | None, list[ClipTask]] = {}
     for t, lang in zip(tasks, languages, strict=True):
         groups.setdefault(lang, []).append(t)
     batches = []
     for lang, group in groups.items():
-        cfg = packing if lang is not None else PackingConfig(**{**packing.to_dict(), "enabled": False})
-        windows = [[group[i] for i in w.members] for w in plan_windows([t.duration_s for t in group], cfg)]
+        windows = [[group[i] for i in w.members] for w in plan_windows([t.duration_s for t in group], packing)]
         batches += [Batch(lang, windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
     return batches
 
@@ -363,31 +415,55 @@ def _check_language(language: str, asr: AsrBackend) -> str:
 
 def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
                     asr: AsrBackend) -> tuple[list[str | None], list[str]]:
-    """The language each clip is decoded in (None: detect) and notes on the choices made.
+    """The language each clip is decoded in (None: the detected one) and notes on the choices made.
 
-    ``language`` wins; else an English-only model decodes everything as ``en`` (clips labelled otherwise
-    are counted in a note); else ``clips.language`` when Whisper knows it, else detection (noted).
+    ``language`` wins; else an English-only model decodes everything as ``en`` (:func:`refuse_english_only`
+    has already refused non-English clips); else ``clips.language`` when it names one language Whisper
+    knows; else (none, several: code-switched, unknown) the detected language.
     """
     if language is not None:
         return [language] * len(clip_langs), []
-    notes = []
-    given = [_whisper_code(x) if x else None for x in clip_langs]
     if not asr.multilingual:
-        other = Counter(x for x in given if x not in (None, "en"))
-        if other:
-            notes.append(f"{sum(other.values())} clip(s) labelled {dict(other)} in clips.language were "
-                         "transcribed as English: the model is English-only")
-        return ["en"] * len(given), notes
+        return ["en"] * len(clip_langs), []
+    notes = []
     known = asr.languages()
-    unknown = Counter(x for x in given if x is not None and x not in known)
+    out: list[str | None] = []
+    unknown: Counter = Counter()
+    for value in clip_langs:
+        codes = declared_languages(value)
+        unknown.update(c for c in codes if c not in known)
+        out.append(codes[0] if len(codes) == 1 and codes[0] in known else None)
     if unknown:
         notes.append(f"clips.language {dict(unknown)} is not a Whisper language; those clips' language was "
                      "detected instead")
-    out = [x if x in known else None for x in given]
     if None in out:
-        notes.append(f"{out.count(None)} clip(s) without a usable clips.language were decoded one at a time "
-                     "with language detection (set clips.language or --language to pack them)")
+        notes.append(f"{out.count(None)} clip(s) without one usable clips.language (none, unknown, or several "
+                     "for code-switched clips) were decoded in their detected language")
     return out, notes
+
+
+def refuse_english_only(asr: AsrBackend, clip_langs: Sequence[str | None], project_langs: Sequence[str],
+                        language: str | None) -> list[str]:
+    """Refuse (ConfigError) to run an English-only model over clips that are not English: a clip's
+    language is ``clips.language``, else the workspace's ``[project] languages``. Forcing ``--language en``
+    runs anyway and returns a loud note (shown on the console, kept in the report and the data card)."""
+    if asr.multilingual:
+        return []
+    fallback = [c for x in project_langs for c in declared_languages(x)]
+    other: Counter = Counter()
+    for value in clip_langs:
+        codes = declared_languages(value) or fallback
+        if any(c != "en" for c in codes):
+            other["+".join(codes)] += 1
+    if not other:
+        return []
+    n = sum(other.values())
+    if language is None:
+        raise ConfigError(f"the model ({asr.model_id}) is English-only, but {n} clip(s) are not English "
+                          f"({dict(other)}; clips.language, else [project] languages in casebench.toml); "
+                          "expected a multilingual model: --model base (or --language en to force English)")
+    return [f"WARNING: {n} non-English clip(s) ({dict(other)}) were transcribed with the English-only model "
+            f"because --language {language} was forced; their text is unreliable (use --model base)"]
 
 
 def step_config(backend: AsrBackend, packing: PackingConfig, language: str | None) -> dict:
@@ -396,7 +472,7 @@ def step_config(backend: AsrBackend, packing: PackingConfig, language: str | Non
             "normaliser": NORMALISER_VERSION}
 
 
-def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAULT_BACKEND,
+def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str | AsrBackend = DEFAULT_BACKEND,
                model: str | None = None, engine: str = "local", batch_size: int = 4,
                language: str | None = None, packing: PackingConfig | bool = True, beam_size: int = 5,
                device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None,
@@ -406,7 +482,9 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
 
     Args:
         workspace: the workspace (or its directory); its ``clips`` table must exist.
-        backend, model: ASR backend name (:data:`casebench.asr.BACKENDS`) and its model (None: default).
+        backend, model: ASR backend name (:data:`casebench.asr.BACKENDS`) and its model (None: default;
+            faster-whisper: ``tiny.en``, ``base`` or a model folder), or an already built backend (its
+            model stays loaded between calls; local engine only).
         engine: ``local`` (this process) or ``ray`` (Ray Data; see the module docstring).
         batch_size: windows decoded together, and per journal part.
         language: force this language for every clip; else ``clips.language``, else detection (never needed
@@ -437,7 +515,12 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
     options = DecodeOptions(beam_size=beam_size)
     backend_kwargs = {"options": options.to_dict(), "device": device, "compute_type": compute_type,
                       "cpu_threads": cpu_threads}
-    asr = get_backend(backend, model, **{**backend_kwargs, "options": options})
+    if isinstance(backend, AsrBackend):
+        if engine != "local":
+            raise ConfigError("a built backend runs with engine='local' only; pass its name for Ray")
+        asr = backend
+    else:
+        asr = get_backend(backend, model, **{**backend_kwargs, "options": options})
     if language is not None:
         language = _check_language(language, asr)
     config = step_config(asr, packing, language)
@@ -452,12 +535,20 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
     pending = [(t, lang) for t, lang in zip(tasks, clip_langs, strict=True) if t.clip_id not in done]
     if limit is not None:
         pending = pending[:limit]
-    langs, notes = _clip_languages([lang for _, lang in pending], language, asr)
+    project_langs = ws.section("project").get("languages") or []
+    notes = refuse_english_only(asr, [lang for _, lang in pending], project_langs, language)
+    langs, lang_notes = _clip_languages([lang for _, lang in pending], language, asr)
+    notes += lang_notes
+    for (task, declared), lang in zip(pending, langs, strict=True):
+        task.language, task.declared = lang, declared
     batches = plan_batches([t for t, _ in pending], langs, packing, batch_size)
 
     total = len(pending)
     report_progress = _progress(progress, total)
     modes, reasons, n_windows, audio_s, n_done = Counter(), Counter(), 0, 0.0, 0
+    failures: list[dict] = []
+    detected_langs: Counter = Counter()
+    n_switch = 0
     t0 = time.perf_counter()
     if engine == "local":
         results: Iterable[BatchResult] = (
@@ -472,6 +563,10 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
             journal.write(res.rows)
             modes.update(res.modes)
             reasons.update(res.fallback_reasons)
+            failures += res.failures
+            for row in res.rows:
+                detected_langs[row["language_detected"]] += row["language_detected"] is not None
+                n_switch += bool(row["code_switching"])
             problems += res.problems
             n_windows += res.n_windows
             audio_s += res.audio_s
@@ -494,6 +589,11 @@ def transcribe(workspace: str | os.PathLike | Workspace, *, backend: str = DEFAU
         "clips_per_s": round(n_now / elapsed, 3) if elapsed > 0 and n_now else None,
         "realtime_factor": round(audio_s / elapsed, 3) if elapsed > 0 and audio_s else None,
         "corpus_wer": corpus_wer_of(ws, table, journal.config_hash),
+        "n_failed": len(failures),
+        "failure_reasons": dict(Counter(f["reason"].split(":")[0] for f in failures)),
+        "failures": failures[:20],
+        "languages_detected": {k: v for k, v in detected_langs.items() if v},
+        "n_code_switching": n_switch,
         "notes": notes,
     }
     path = ws.reports_dir / "transcribe.json"
@@ -528,7 +628,7 @@ def corpus_wer_of(ws: Workspace, transcripts: Any, config_hash: str) -> dict:
     for cid, text, h in zip(transcripts.column("clip_id").to_pylist(), transcripts.column("text").to_pylist(),
                             transcripts.column("config_hash").to_pylist(), strict=True):
         if h == config_hash and prompts.get(cid):
-            total = total + wer_counts(prompts[cid], text)
+            total = total + wer_counts(prompts[cid], text or "")  # a failed (null) text counts as nothing
             n += 1
     return {**total.to_dict(), "n_clips": n}
 

@@ -89,7 +89,7 @@ UTC_TIME = pa.timestamp("us", tz="UTC")
 #: Non-nullable columns per table; a null there (or a missing column) is an error.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "clips": ("clip_id", "path"),
-    "transcripts": ("clip_id", "text"),
+    "transcripts": ("clip_id",),  # text is null when transcription failed (see failure)
     "annotations": ("clip_id", "rater_id", "dimension", "cancelled", "ground_truth"),
     "labels": ("clip_id",),
     "splits": ("clip_id", "split"),
@@ -134,6 +134,9 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("words", pa.list_(WORD)),
         ("config_hash", pa.string()),       # of the transcribe config that produced the row
         ("wer", pa.float64()),              # against clips.text_prompt, when there is one
+        ("language_detected", pa.string()),  # Whisper's most probable language (multilingual model)
+        ("code_switching", pa.bool_()),     # several languages declared, or detection split (asr.quality)
+        ("failure", pa.string()),           # why text is null (no speech, script mismatch, repetition...)
     ],
     "annotations": [
         ("annotation_id", pa.string()),     # with dimension, the key when set

