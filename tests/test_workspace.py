@@ -41,12 +41,13 @@ from casebench.workspace import (
 REPO = Path(casebench.__file__).resolve().parents[1]
 
 # The columns DESIGN.md names for each table (plus the additions agreed for casebench: config_hash and wer
-# in transcripts, annotation_id and ground_truth in annotations, passes_thresholds in labels).
+# in transcripts, annotation_id and ground_truth in annotations, passes_thresholds in labels; issue 16:
+# language_detected, code_switching, failure in transcripts).
 DESIGN_COLUMNS = {
     "clips": ["clip_id", "path", "duration_s", "sample_rate", "sha256", "speaker_id", "gender", "language",
               "source", "session", "text_prompt", "intended_acoustic", "intended_semantic"],
     "transcripts": ["clip_id", "text", "language", "language_prob", "avg_logprob", "no_speech_prob", "model",
-                    "words", "config_hash", "wer"],
+                    "words", "config_hash", "wer", "language_detected", "code_switching", "failure"],
     "annotations": ["annotation_id", "clip_id", "rater_id", "dimension", "value", "value_num", "lead_time_s",
                     "source", "created_at", "cancelled", "ground_truth"],
     "labels": ["clip_id", "acoustic_label", "semantic_label", "acoustic_dist", "semantic_dist", "n_raters",
