@@ -138,6 +138,8 @@ def test_bad_model_strings_exit_2(tmp_path, audio_bench, model, words):
 
 def test_missing_files_and_sources(tmp_path, audio_bench, loudness_script):
     cmd = f"command:{sys.executable} {loudness_script}"
+    label_map = tmp_path / "map.yaml"
+    label_map.write_text("loud: angry\n")
     for args, words in [
         (["-b", "casebench-mini"], "has no audio"),
         (["-b", str(audio_bench), "--label-map", str(tmp_path / "nope.yaml")], "nope.yaml"),
@@ -146,6 +148,7 @@ def test_missing_files_and_sources(tmp_path, audio_bench, loudness_script):
         (["-b", str(audio_bench), "--workspace", str(tmp_path / "nows")], "nows"),
         (["-b", str(audio_bench), "--engine", "rya"], "did you mean 'ray'"),
         (["-b", str(audio_bench), "--train", str(tmp_path)], "--train is for probes"),
+        (["-b", str(audio_bench), "--label-map", str(label_map)], "--label-map is for kinds"),
     ]:
         r = cli("predict", cmd, *args, "-o", str(tmp_path / "p.jsonl"))
         assert r.returncode == 2, (args, r.stderr)

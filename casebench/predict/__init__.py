@@ -120,8 +120,11 @@ def build_model(model: str, bench, *, label_map: str | os.PathLike | dict | None
     cls = model_class(kind)
     if isinstance(label_map, (str, os.PathLike)):
         label_map = load_label_map(label_map, bench.taxonomy)
+    if label_map is not None and not cls.uses_label_map:
+        raise ConfigError(f"--label-map is for kinds with their own labels (hf:, audio-llm:, text-llm:); a {kind}: "
+                          "model predicts the benchmark's labels already")
     ctx = Context(benchmark=bench, label_map=label_map, options=dict(options or {}))
-    if getattr(cls, "needs_train", False):
+    if cls.needs_train:
         ctx.train = train_clips(bench, train)
     elif train is not None:
         raise ConfigError(f"--train is for probes; a {kind}: model is not fitted here")

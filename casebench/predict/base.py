@@ -77,6 +77,10 @@ class Model(ABC):
 
     #: The kind's name in :data:`casebench.predict.KINDS` (``hf``, ``probe``, ``command``...).
     kind: ClassVar[str] = ""
+    #: Whether the kind maps its own labels into the taxonomy with ``--label-map`` (refused otherwise).
+    uses_label_map: ClassVar[bool] = False
+    #: Whether the kind is fitted on labelled train clips (``Context.train``; ``--train`` refused otherwise).
+    needs_train: ClassVar[bool] = False
     #: Attributes holding heavy, re-loadable state: left out of the pickle sent to Ray workers.
     _transient: ClassVar[tuple[str, ...]] = ()
 

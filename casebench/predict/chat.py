@@ -511,6 +511,7 @@ class ChatModel(Model):
     (:meth:`user_content`). Unparseable answers become *abstentions*: see :meth:`predict_batch`."""
 
     kind = ""
+    uses_label_map = True
 
     def __init__(self, spec: str, context):
         super().__init__(spec, context)

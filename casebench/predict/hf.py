@@ -153,6 +153,7 @@ class HfModel(Model):
     """A transformers audio-classification model (see the module docstring)."""
 
     kind = "hf"
+    uses_label_map = True
     _transient = ("_model", "_extractor")
 
     def __init__(self, spec: str, context: Context):
