@@ -695,6 +695,16 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
         if match:
             result.report["intended"] = match
     result.report["workspace"] = str(ws.root)
+    # the annotation schema says how many raters each clip should have: name the clips that have fewer
+    from casebench.annotation_schema import annotation_schema
+
+    schema = annotation_schema(ws)
+    result.report["annotation_schema"] = schema.describe()
+    lab = result.labels
+    if len(lab) and "n_raters" in lab:
+        short = lab.loc[lab["n_raters"].fillna(0) < schema.raters_per_clip, "clip_id"].astype(str).tolist()
+        result.report["clips"]["below_raters_per_clip"] = len(short)
+        result.report["clips"]["below_raters_per_clip_ids"] = short[:50]
     if write:
         from casebench.workspace import downstream_stale, stale_problems
 

@@ -1268,6 +1268,9 @@ def aggregate_cmd(
     console.print(f"{c['rated']} clip(s) rated by {r['method']}: [green]{c['passing']} pass the thresholds[/] "
                   f"({split_by}), [yellow]{c['failing']} fail[/], {c['without_ratings']} without ratings"
                   + (f"; {r['multi_label_ratings']} multi-label ratings" if r["multi_label_ratings"] else ""))
+    if c.get("below_raters_per_clip"):
+        console.print(f"[yellow]{c['below_raters_per_clip']} clip(s) have fewer raters than the schema's "
+                      f"raters_per_clip = {r['annotation_schema']['raters_per_clip']}[/] (listed in the report)")
     for reason, n in c["failures_by_reason"].items():
         console.print(f"  failing: {reason}: {n}")
     k = r["counted"]

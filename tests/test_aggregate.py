@@ -268,6 +268,10 @@ def test_voice_only_ratings_have_no_conflict_or_congruent_counts(tmp_path, capsy
     assert main(["aggregate", str(ws.root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert " congruent)" not in out and "(no conflict tags: only acoustic emotion ratings)" in out
+    # the schema asks for more raters than the clips have: counted and named
+    ws.set_section("annotation", {**ws.section("annotation"), "raters_per_clip": 20})
+    report = aggregate(ws).report
+    assert report["clips"]["below_raters_per_clip"] == 4 and report["annotation_schema"]["raters_per_clip"] == 20
 
 
 # --------------------------------------------------------------------------------------------------
