@@ -250,3 +250,27 @@ def test_ids_and_a_filled_template_scores(tmp_path, capsys):
     template.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["evaluate", str(template), "-b", "casebench-mini", "--bootstrap", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["splits"]["all"]["accuracy"]["n"] == 480
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_speaker_codes_and_degraded_flags_read_columnwise_match_the_reference(tmp_path, suffix):
+    # read_gold fills speaker_codes and is_degraded from the Arrow columns; the reference is pandas.factorize
+    # (codes in order of first appearance, unknown speakers "" / missing each a cluster of their own) and
+    # Python's `"@" in id`, and the properties recomputed from the Python objects agree with both
+    speakers = ["s2", "s1", "", "s2", None, "s3", "s1", None]
+    ids = ["a", "b", "c", "d@noise", "e", "f@snr10", "g", "h"]
+    gold_path = tmp_path / f"gold{suffix}"
+    df = pd.DataFrame({"id": ids, "acoustic_label": ["angry"] * 8, "speaker_id": speakers})
+    df.to_csv(gold_path, index=False) if suffix == ".csv" else df.to_parquet(gold_path)
+    gold = load_gold(gold_path, "ekman7")
+    codes, uniques = pd.factorize(pd.Series(speakers, dtype=object).replace("", None).to_numpy(dtype=object))
+    unknown = codes < 0
+    codes[unknown] = len(uniques) + np.arange(unknown.sum())
+    assert gold.speaker_codes.tolist() == codes.tolist() == [0, 1, 3, 0, 4, 2, 1, 5]
+    assert gold.is_degraded.tolist() == ["@" in i for i in ids]
+    fresh = type(gold)(ids=gold.ids, taxonomy=gold.taxonomy, speaker=gold.speaker)  # no cached values
+    assert fresh.speaker_codes.tolist() == codes.tolist()
+    assert fresh.is_degraded.tolist() == gold.is_degraded.tolist()
+    mixed = type(gold)(ids=gold.ids, taxonomy=gold.taxonomy,
+                       speaker=np.array(["s1", 7, "s1", np.nan, 7, "", "x", "x"], dtype=object))
+    assert mixed.speaker_codes.tolist() == [0, 1, 0, 3, 1, 4, 2, 2]  # pandas.factorize: s1, 7, x, then unknowns

@@ -93,13 +93,18 @@ class Gold:
         unknown is a cluster of its own (nothing says it shares a voice with any other item)."""
         if self.speaker is None:
             return None
-        import pandas as pd
+        import pyarrow as pa
 
         speaker = np.asarray(self.speaker, dtype=object)
-        codes, uniques = pd.factorize(np.where(speaker == "", None, speaker))
-        unknown = codes < 0
-        codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
-        return codes.astype(np.int64)
+        try:
+            return _factorize(pa.array(speaker, from_pandas=True))  # None and NaN are null: unknown speakers
+        except (pa.ArrowException, TypeError):  # mixed types in the column: pandas factorizes anything
+            import pandas as pd
+
+            codes, uniques = pd.factorize(np.where(speaker == "", None, speaker))
+            unknown = codes < 0
+            codes[unknown] = len(uniques) + np.arange(int(unknown.sum()))
+            return codes.astype(np.int64)
 
     def labels_of(self, target: str) -> np.ndarray | None:
         """The gold labels a categorical task scores against: ``acoustic_label`` or ``semantic_label``."""
@@ -149,10 +154,8 @@ class Gold:
     def is_degraded(self) -> np.ndarray:
         """True for degraded copies of clips (``<clip_id>@<condition>``, see casebench.degrade.SEP)."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        ids = pa.array(self.ids, type=pa.string(), from_pandas=True)  # Arrow's substring search: no Python loop
-        return pc.fill_null(pc.match_substring(ids, DEGRADED_SEP), False).to_numpy(zero_copy_only=False)
+        return _degraded(pa.array(self.ids, type=pa.string(), from_pandas=True))
 
     def mask(self, split: Split) -> np.ndarray:
         """Boolean mask of the items in ``split`` (cached: treat it as read-only). ``all``, ``conflict`` and
@@ -176,6 +179,30 @@ class Gold:
             raise ConfigError(f"split {split.name!r} selects on gold column {split.column!r}, which the gold "
                               f"table {self.source} does not have; it has {sorted(self.columns)}")
         return col.astype(str) == str(split.value)
+
+
+def _factorize(arr) -> np.ndarray:
+    """Dense int codes of an Arrow array in order of first appearance (as ``pandas.factorize`` numbers them);
+    nulls and empty strings are unknown, each a code of its own after the known ones (see
+    :attr:`Gold.speaker_codes`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+    enc = pc.dictionary_encode(arr)
+    n_known = len(enc.dictionary) - enc.dictionary.null_count  # an all-null column's dictionary is [null]
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    unknown = codes < 0
+    codes[unknown] = n_known + np.arange(int(unknown.sum()))
+    return codes
+
+
+def _degraded(ids) -> np.ndarray:
+    """True where an Arrow string array of ids names a degraded copy (Arrow's substring search, no Python loop)."""
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.match_substring(ids, DEGRADED_SEP), False).to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)
@@ -400,6 +427,7 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     row, from 1), id and column. Columnar throughout (pyarrow compute), so a million-item gold loads in
     well under a second.
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     tax = as_taxonomy(taxonomy)
@@ -417,10 +445,9 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     missing_id = pc.is_null(id_arr).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(missing_id)[:50]:
         problems.append(Problem("empty id", file=src, line=int(i) + first_line, field="id"))
-    id_list = ids.tolist()
-    if len(set(id_list)) - bool(missing_id.any()) < n - int(missing_id.sum()):  # a set beats Arrow's hash here
+    if len(pc.unique(id_arr)) - bool(missing_id.any()) < n - int(missing_id.sum()):
         seen: dict[str, int] = {}
-        for i, x in enumerate(id_list):
+        for i, x in enumerate(ids.tolist()):
             if x is not None and seen.setdefault(x, i) != i and len(problems) < 100:
                 problems.append(Problem(f"duplicate id (first on line {seen[x] + first_line})", file=src,
                                         line=i + first_line, id=x, field="id"))
@@ -468,8 +495,16 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     columns = {c: table.column(c).to_numpy(zero_copy_only=False).astype(object)
                for c in names if c not in known_cols}
     speaker = columns.get("speaker_id")
-    return Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
+    gold = Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
                 distribution=dist, vad=vad, columns=columns, source=src, fingerprint=fingerprint_gold(path))
+    # Per-item work every evaluation needs, done on the Arrow columns while we hold them (the cached properties
+    # would first turn a million Python strings back into Arrow arrays); the same values the properties compute.
+    gold.__dict__["is_degraded"] = _degraded(id_arr)
+    if speaker is not None:
+        col = table.column("speaker_id")
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):  # (a float column's NaN is no null)
+            gold.__dict__["speaker_codes"] = _factorize(col.combine_chunks())
+    return gold
 
 
 def fingerprint_gold(path: str | Path) -> str:
