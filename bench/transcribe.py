@@ -112,13 +112,14 @@ def run_plain(rows: list[dict], clip_dir: Path, threads: int, model_name: str = 
 
     w0, c0 = time.perf_counter(), time.process_time()
     model = WhisperModel(str(model_dir(model_name)), device="cpu", compute_type="int8", cpu_threads=threads)
-    hyps = []
+    hyps, langs = [], []
     for r in rows:
-        segments, _ = model.transcribe(str(clip_dir / r["file"]))
+        segments, info = model.transcribe(str(clip_dir / r["file"]))
         hyps.append("".join(s.text for s in segments).strip())
+        langs.append(info.language)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     return {"wall_s": wall, "cpu_s": cpu, "wer": corpus_wer([r["text"] for r in rows], hyps).to_dict(),
-            "texts": hyps}
+            "texts": hyps, "languages": langs}
 
 
 def run_casebench(rows: list[dict], clip_dir: Path, out: Path, threads: int, batch_size: int,
@@ -144,7 +145,8 @@ def run_casebench(rows: list[dict], clip_dir: Path, out: Path, threads: int, bat
     texts = {cid: t if isinstance(t, str) else "" for cid, t in zip(tr.clip_id, tr.text, strict=True)}
     return {"wall_s": wall, "cpu_s": cpu, "wer": report["corpus_wer"], "modes": report["modes"],
             "fallback_reasons": report["fallback_reasons"], "n_windows": report["n_windows"],
-            "texts": [texts[r["clip_id"]] for r in rows]}
+            "texts": [texts[r["clip_id"]] for r in rows],
+            "languages": [dict(zip(tr.clip_id, tr.language_detected, strict=True))[r["clip_id"]] for r in rows]}
 
 
 # Mandarin sentences: (Han text, pinyin with tone numbers) for espeak-ng's cmn-latn-pinyin voice
@@ -258,6 +260,9 @@ def main_mix(args: argparse.Namespace) -> None:
                   f"{100 * rates['en_wer']:>10.2f}{zh}")
             entry[name] = {"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
                            **{k: round(v, 4) for k, v in rates.items()}}
+            if not model_name.endswith(".en"):
+                entry[name]["language_accuracy"] = round(sum(
+                    lang == row["language"] for lang, row in zip(r["languages"], subset, strict=True)) / len(subset), 3)
         cb = res["casebench"]
         print(f"casebench decode modes: {cb['modes']}, {cb['n_windows']} windows, fallback reasons: "
               f"{cb['fallback_reasons'] or 'none'}")

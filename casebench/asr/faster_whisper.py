@@ -137,21 +137,32 @@ class FasterWhisperBackend(AsrBackend):
         return language, float(prob)
 
     def detect_languages(self, audios: Sequence[np.ndarray]) -> list[list[tuple[str, float]]]:
-        """One batched encoder pass over the audios' first 30 s, then Whisper's language-token
-        distribution per audio (faster-whisper's ``detect_language`` does the same one audio at a time)."""
+        """Whisper's language-token distribution per audio, from batched encoder passes over its first 30 s.
+
+        faster-whisper's ``detect_language`` pads every audio to 30 s; CTranslate2's encoder also takes
+        shorter inputs, so each clip's features are padded only to the next multiple of 5 s (at least 10 s)
+        and clips of one length class are encoded together: a 3-s clip costs a third of a 30-s encoder pass.
+        On the espeak-ng clips of the tests and of ``bench/transcribe.py`` the detected languages agree
+        with 30-s padding (e.g. zh 0.993 against 0.985 on a 2.7-s Mandarin clip).
+        """
         model, _ = self._model
         if not model.model.is_multilingual:
             return [[("en", 1.0)] for _ in audios]
         from faster_whisper.audio import pad_or_trim
 
-        out: list[list[tuple[str, float]]] = []
-        n_samples, n_frames = model.feature_extractor.n_samples, model.feature_extractor.nb_max_frames
-        for i in range(0, len(audios), 8):  # 8 x 30 s of features at a time bounds the memory
-            feats = np.stack([pad_or_trim(model.feature_extractor(np.asarray(a[:n_samples], dtype=np.float32))
-                                          [..., :n_frames]) for a in audios[i:i + 8]])
-            for res in model.model.detect_language(model.encode(feats)):
-                out.append([(token[2:-2], float(p)) for token, p in res])
-        return out
+        fe = model.feature_extractor
+        feats = [fe(np.asarray(a[:fe.n_samples], dtype=np.float32))[..., :fe.nb_max_frames] for a in audios]
+        step = fe.nb_max_frames // 6  # 5 s of frames
+        length = [min(fe.nb_max_frames, max(2 * step, -(-f.shape[-1] // step) * step)) for f in feats]
+        out: list[list[tuple[str, float]] | None] = [None] * len(audios)
+        for n in sorted(set(length)):
+            idx = [i for i, k in enumerate(length) if k == n]
+            for j in range(0, len(idx), 8):  # 8 clips at a time bounds the memory
+                chunk = idx[j:j + 8]
+                batch = np.stack([pad_or_trim(feats[i], n) for i in chunk])
+                for i, res in zip(chunk, model.model.detect_language(model.encode(batch)), strict=True):
+                    out[i] = [(token[2:-2], float(p)) for token, p in res]
+        return out  # type: ignore[return-value]
 
     def decode(self, audios: Sequence[np.ndarray], language: str | None) -> list[Decoded]:
         model, _ = self._model
