@@ -47,6 +47,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -277,3 +278,21 @@ def _sqlite_setup(engine, immediate: bool) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def requeue(db: Database, claimed_by: str | None = None) -> int:
+    """Put jobs back in the queue: those left ``running`` by ``claimed_by`` (a stopped server's own scorer),
+    those whose lease ran out (a worker that died), and those failed by infrastructure. Their first runs
+    recorded nothing, so each is still scored exactly once."""
+    now = utcnow()
+    back = dict(status="queued", claim=None, claimed_by=None, lease_until=None)
+    with db.write() as s:
+        n = 0
+        if claimed_by is not None:
+            n += s.execute(update(Submission).where(Submission.status == "running",
+                                                    Submission.claimed_by == claimed_by).values(**back)).rowcount
+        n += s.execute(update(Submission).where(Submission.status == "running", Submission.lease_until < now)
+                       .values(**back)).rowcount
+        n += s.execute(update(Submission).where(Submission.status == "failed", Submission.failure == "infra")
+                       .values(**back, error=None, failure=None, attempts=0)).rowcount
+        return n

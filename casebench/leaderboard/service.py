@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from casebench.errors import CasebenchError, InputError, Problem
 from casebench.leaderboard import phases
 from casebench.leaderboard.config import BoardConfig, LeaderboardConfig
-from casebench.leaderboard.db import BoardDef, Database, Phase, Submission, Token, Upload, User, utcnow
+from casebench.leaderboard.db import BoardDef, Database, Phase, Submission, Token, Upload, User, requeue, utcnow
 from casebench.leaderboard.security import hash_password, new_token, token_hash, verify_password
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -754,9 +754,7 @@ class Leaderboard:
         return out
 
     def requeue(self, claimed_by: str | None = None) -> int:
-        """See :func:`casebench.leaderboard.worker.requeue`."""
-        from casebench.leaderboard.worker import requeue
-
+        """See :func:`casebench.leaderboard.db.requeue`."""
         return requeue(self.db, claimed_by)
 
     def queue_counts(self) -> dict:

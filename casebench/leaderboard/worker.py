@@ -58,6 +58,7 @@ from casebench.leaderboard.db import (
     LadderState,
     Submission,
     Upload,
+    requeue,
     utcnow,
 )
 
@@ -506,20 +507,21 @@ class Worker:
         return path
 
     def _score(self, sid: int, claim: str, slot: int = 0) -> None:
-        from casebench.leaderboard.service import Metadata
+        from casebench.results import model_info
 
         with self.db.read() as s:
             sub = s.get(Submission, sid)
             path = self._upload_file(s, sub)
         defn = self.definition(sub.board)
-        meta = Metadata(sub.model_name, sub.model_revision, sub.model_url, sub.model_parameters,
-                        orjson.loads(sub.trained_on), sub.description)
+        # the submitter's metadata as stored (validated on upload by service.Metadata.parse)
+        model = model_info(sub.model_name, sub.model_revision or None, sub.model_url or None, sub.model_parameters,
+                           orjson.loads(sub.trained_on), sub.description or None)
         values: dict
         out = None
         try:
             if defn is None:
                 raise JobFailed(f"board {sub.board!r} is not served any more", False)
-            out = orjson.loads(self._run(slot, score_job, defn, path, meta.model_info()))
+            out = orjson.loads(self._run(slot, score_job, defn, path, model))
             values = {"status": "done", "results": orjson.dumps(out["results"]).decode(), "error": None,
                       "failure": None, "score_count": Submission.score_count + 1}
         except JobFailed as e:
@@ -643,21 +645,3 @@ def run_worker(db_url: str, processes: int = 2, drain_s: float = 30.0, poll_s: f
             signal.signal(sig, h)
         db.dispose()
     return w
-
-
-def requeue(db: Database, claimed_by: str | None = None) -> int:
-    """Put jobs back in the queue: those left ``running`` by ``claimed_by`` (a stopped server's own scorer),
-    those whose lease ran out (a worker that died), and those failed by infrastructure. Their first runs
-    recorded nothing, so each is still scored exactly once."""
-    now = utcnow()
-    back = dict(status="queued", claim=None, claimed_by=None, lease_until=None)
-    with db.write() as s:
-        n = 0
-        if claimed_by is not None:
-            n += s.execute(update(Submission).where(Submission.status == "running",
-                                                    Submission.claimed_by == claimed_by).values(**back)).rowcount
-        n += s.execute(update(Submission).where(Submission.status == "running", Submission.lease_until < now)
-                       .values(**back)).rowcount
-        n += s.execute(update(Submission).where(Submission.status == "failed", Submission.failure == "infra")
-                       .values(**back, error=None, failure=None, attempts=0)).rowcount
-        return n
