@@ -11,6 +11,10 @@ Conventions in the Markdown source (HTML comments, invisible when rendered, visi
 * ``<!-- docs-test: before: COMMANDS -->`` right before a block: COMMANDS run first, standing in for what
   the reader already has (their own predictions file, say). ``$DOCS_MINI_EXAMPLES`` is the folder of
   casebench-mini's example predictions.
+* ``<!-- docs-test: leaderboard BOARDS -->`` right before a block: the test starts a real
+  ``casebench leaderboard serve --benchmarks BOARDS`` on a free port of 127.0.0.1 (once per document), makes
+  an account with an API token, and runs the block with ``http://127.0.0.1:8000`` pointing at that server
+  and ``cbt_...`` replaced by the token.
 
 Keep both rare: every ``needs`` is a command the suite does not check.
 """
@@ -31,7 +35,22 @@ from casebench.benchmarks import get_benchmark
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("tutorial-*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
-DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs|before:)\s*(.*?)\s*-->\s*$", re.S)
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs|before:|leaderboard)\s*(.*?)\s*-->\s*$", re.S)
+# Starts one real leaderboard per document (BOARDS filled in) and makes a user with an API token.
+LEADERBOARD = """if [ -z "$DOCS_LB_PORT" ]; then
+  DOCS_LB_PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token --password-stdin \\
+    --data-dir docs-leaderboard --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  casebench leaderboard serve --benchmarks {boards} --port $DOCS_LB_PORT --data-dir docs-leaderboard \\
+    --bootstrap 50 > docs-leaderboard.log 2>&1 &
+  DOCS_LB_PID=$!
+  trap 'kill $DOCS_LB_PID' EXIT
+  for _ in $(seq 240); do
+    python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \\
+      "http://127.0.0.1:$DOCS_LB_PORT/" 2>/dev/null && break
+    sleep 0.5
+  done
+fi"""
 
 
 @dataclass
@@ -42,6 +61,7 @@ class Block:
     code: str
     needs: str | None      # why the block is not run
     before: str            # setup commands standing in for what the reader has
+    leaderboard: str = ""  # boards of the local leaderboard the block talks to
 
 
 def bash_blocks(document: str) -> list[Block]:
@@ -55,8 +75,9 @@ def bash_blocks(document: str) -> list[Block]:
         d = DIRECTIVE.search(preceding[preceding.rfind("\n\n") + 1:] if "\n\n" in preceding else preceding)
         needs = d.group(2) if d and d.group(1) == "needs" else None
         before = d.group(2) if d and d.group(1) == "before:" else ""
+        boards = d.group(2) if d and d.group(1) == "leaderboard" else ""
         blocks.append(Block(document, len(blocks) + 1, text[:m.start(2)].count("\n") + 1, m.group(2), needs,
-                            before))
+                            before, boards))
     return blocks
 
 
@@ -67,10 +88,14 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
     for b in blocks:
         if b.needs:
             continue
-        for cmd in b.before.splitlines():
+        setup = b.before.splitlines() + (LEADERBOARD.format(boards=b.leaderboard).splitlines() if b.leaderboard else [])
+        for cmd in setup:
             lines.append(cmd)
             where[len(lines)] = (b, b.line - 1)
         for i, cmd in enumerate(b.code.splitlines()):
+            if b.leaderboard:
+                cmd = cmd.replace("http://127.0.0.1:8000", "http://127.0.0.1:$DOCS_LB_PORT")
+                cmd = cmd.replace("cbt_...", "$DOCS_TOKEN")
             lines.append(cmd)
             where[len(lines)] = (b, b.line + i)
     return "\n".join(lines) + "\n", where
@@ -126,3 +151,21 @@ def test_a_failing_line_is_named(tmp_path):
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_document_runs(document, tmp_path):
     run_document(document, tmp_path)
+
+
+@pytest.mark.slow
+def test_leaderboard_directive_submits_to_a_real_local_server(tmp_path, monkeypatch):
+    md = tmp_path / "doc.md"
+    md.write_text('<!-- docs-test: before: cp "$DOCS_MINI_EXAMPLES/voice-model.jsonl" preds.jsonl -->\n'
+                  "```bash\ntrue\n```\n\n<!-- docs-test: leaderboard casebench-mini -->\n```bash\n"
+                  "export CASEBENCH_TOKEN=cbt_...\n"
+                  "casebench submit preds.jsonl --benchmark casebench-mini --server http://127.0.0.1:8000 "
+                  "--model-name m --wait\n"
+                  "```\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    blocks = bash_blocks("doc.md")
+    assert blocks[1].leaderboard == "casebench-mini" and "$DOCS_LB_PORT" in script(blocks)[0]
+    (tmp_path / "run").mkdir()
+    run_document("doc.md", tmp_path / "run")
+    log = (tmp_path / "run" / "work" / "docs-leaderboard.log").read_text()
+    assert "POST /api/submissions HTTP/1.1\" 20" in log and "GET /api/submissions/1 HTTP/1.1\" 200" in log
