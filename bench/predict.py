@@ -19,7 +19,10 @@ Wall time is shown with CPU time (process time; for whole processes, the caseben
 Ray's workers run under the raylet, not as children, so the Ray run's CPU time is its driver's only), which
 moves less when other work shares the machine.
 
-Usage: python bench/predict.py [--n 200] [--out out/bench-predict] [--batch-size 16] [--skip-engines]
+Usage: python bench/predict.py [--n 200] [--engine-n 1000] [--out out/bench-predict] [--batch-size 16]
+[--skip-engines] [--skip-features]. The engines run on a larger set (--engine-n test clips): with 5-s windows a
+few hundred clips take seconds locally, less than Ray's own start-up (actors, model loading), which a user
+pays once per run; Ray is for runs where that start-up is small beside the work.
 Goals (issue 12): batched >= 3x the one-clip loop; the Ray engine on 2 CPUs within 1.3x of local.
 """
 
@@ -117,24 +120,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/bench-predict"))
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engine-n", type=int, default=1000)
     ap.add_argument("--skip-engines", action="store_true")
+    ap.add_argument("--skip-features", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    spec = build(args.out, args.n)
-    feat = features(spec, args.n, args.batch_size, args.threads)
-    print(f"feature extraction, {feat['n_clips']} clips ({feat['audio_s']} s of audio), {args.threads} threads:")
-    for name in ("loop", "batched_30s", "batched", "loop_clip"):
-        r = feat[name]
-        print(f"  {name:12s} window={r['window']:4s} batch={r['batch']:<3d} {r['n']:4d} clips "
-              f"{r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU  {r['clips_per_s']:6.2f} clips/s")
-    print(f"  predict's default (window=clip, batched) / one-clip 30-s loop: {feat['speedup']:.2f}x (goal >= 3x); "
-          f"30-s windows batched / loop: {feat['speedup_30s_batched']:.2f}x")
-    print(f"  max |feature diff|: 30-s loop vs batches {feat['max_abs_diff_30s_loop_vs_batched']:.1e}; "
-          f"window=clip alone vs in batches {feat['max_abs_diff_clip_alone_vs_batched']:.1e}")
-    result = {"features": feat}
+    result = {}
+    if not args.skip_features:
+        spec = build(args.out, args.n)
+        result["features"] = features(spec, args.n, args.batch_size, args.threads)
+        report_features(result["features"], args.threads)
     if not args.skip_engines:
+        spec = build(args.out, args.engine_n)
         eng = engines(spec, args.out, args.batch_size)
-        print("whole processes (fit on the train voices + predict the test clips):")
+        print(f"whole processes (fit on the train voices + predict {eng['local']['n_predicted']} test clips):")
         for e in ("local", "ray"):
             r = eng[e]
             cpu = "CPU of the driver" if e == "ray" else "CPU"
@@ -144,6 +143,18 @@ def main() -> None:
               f"max |prob diff| {eng['max_abs_prob_diff']:.1e}")
         result["engines"] = eng
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def report_features(feat: dict, threads: int) -> None:
+    print(f"feature extraction, {feat['n_clips']} clips ({feat['audio_s']} s of audio), {threads} threads:")
+    for name in ("loop", "batched_30s", "batched", "loop_clip"):
+        r = feat[name]
+        print(f"  {name:12s} window={r['window']:4s} batch={r['batch']:<3d} {r['n']:4d} clips "
+              f"{r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU  {r['clips_per_s']:6.2f} clips/s")
+    print(f"  predict's default (window=clip, batched) / one-clip 30-s loop: {feat['speedup']:.2f}x (goal >= 3x); "
+          f"30-s windows batched / loop: {feat['speedup_30s_batched']:.2f}x")
+    print(f"  max |feature diff|: 30-s loop vs batches {feat['max_abs_diff_30s_loop_vs_batched']:.1e}; "
+          f"window=clip alone vs in batches {feat['max_abs_diff_clip_alone_vs_batched']:.1e}")
 
 
 if __name__ == "__main__":

@@ -366,9 +366,9 @@ def write_mixed_example(out_dir: str | os.PathLike, *, n_clips: int = 48, n_rate
     ``"joy:4;trust:2"``; plus valence and arousal (1-5) following the dominant class. Returns counts and paths.
 
     >>> import tempfile
-    >>> info = write_mixed_example(tempfile.mkdtemp(), n_clips=6, n_raters=3)
+    >>> info = write_mixed_example(tempfile.mkdtemp(), n_clips=9, n_raters=3)
     >>> info["clips"], info["ratings"] > 0, info["languages"]
-    (6, True, ['en', 'yue', 'zh'])
+    (9, True, ['en', 'yue', 'zh'])
     """
     import csv
     from pathlib import Path
