@@ -330,19 +330,9 @@ class RayTranscriber:
 def _run_ray(batches: Sequence[Batch], *, backend: str, model: str | None, backend_kwargs: dict,
              packing: PackingConfig, config_hash: str, concurrency: int | None, num_cpus: float | None,
              ray_address: str | None) -> Iterable[BatchResult]:
-    try:
-        import ray
-    except ImportError as e:
-        from casebench.errors import MissingDependencyError
+    from casebench.scale import ray_pool
 
-        raise MissingDependencyError(f"--engine ray needs Ray Data ({e}): pip install 'ray[data]' "
-                                     "(or pip install 'casebench[scale]')") from e
-    if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False)
-    num_cpus = num_cpus or 1
-    if concurrency is None:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+    ray, num_cpus, concurrency = ray_pool(ray_address, num_cpus, concurrency)
     backend_kwargs = dict(backend_kwargs)
     backend_kwargs.setdefault("cpu_threads", max(1, int(num_cpus)))
     if not batches:

@@ -272,21 +272,11 @@ class RayWorker:
 
 def _map_ray(worker: Any, method: str, batches: Sequence[list[Clip]], *, concurrency: int | None = None,
              num_cpus: float | None = None, ray_address: str | None = None) -> Iterator[BatchOut]:
-    try:
-        import ray
-    except ImportError as e:
-        from casebench.errors import MissingDependencyError
+    from casebench.scale import ray_pool
 
-        raise MissingDependencyError(f"--engine ray needs Ray Data ({e}): pip install 'ray[data]' "
-                                     "(or pip install 'casebench[scale]')") from e
     if not batches:
         return
-    if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False)
-    num_cpus = num_cpus or 1
-    if concurrency is None:
-        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+    ray, num_cpus, concurrency = ray_pool(ray_address, num_cpus, concurrency)
     ctx = ray.data.DataContext.get_current()
     bars, ctx.enable_progress_bars = ctx.enable_progress_bars, False  # predict shows its own
     try:

@@ -1,0 +1,36 @@
+"""Scale-out on Ray, in one place for every step with ``--engine ray`` (``transcribe``, ``predict``).
+
+:func:`ray_pool` connects to the cluster at ``ray_address`` or ``RAY_ADDRESS`` (``ray://head:10001`` for a remote
+cluster), or starts a local Ray; an already initialised Ray is used as is. It sizes the actor pool: one actor
+per ``num_cpus`` CPUs of the cluster unless ``concurrency`` is given. Ray is imported here only, when a step
+asks for it, so ``casebench --help`` never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from casebench.errors import MissingDependencyError
+
+
+def ray_pool(ray_address: str | None = None, num_cpus: float | None = None,
+             concurrency: int | None = None) -> tuple[Any, float, int]:
+    """The ``ray`` module (initialised), the CPUs per actor and the number of actors.
+
+    Raises:
+        MissingDependencyError: Ray Data is not installed.
+    """
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the steps stream their batches with Ray Data
+    except ImportError as e:
+        raise MissingDependencyError(f"--engine ray needs Ray Data ({e}): pip install 'ray[data]' "
+                                     "(or pip install 'casebench[scale]')") from e
+    if not ray.is_initialized():
+        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=False)
+    num_cpus = num_cpus or 1
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+    return ray, num_cpus, concurrency
