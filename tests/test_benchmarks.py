@@ -57,6 +57,25 @@ def test_adhoc_gold_table(tmp_path):
     assert "notes" in g.columns
 
 
+def test_adhoc_gold_knows_the_corpora_it_was_published_from(tmp_path):
+    """A model trained on the workspace a gold was published from is not zero-shot on it: the corpora come from
+    the gold's corpus column and its lineage sidecar (what casebench publish writes)."""
+    import json
+
+    from casebench.results import zero_shot
+
+    p = tmp_path / "my-corpus-test-gold.csv"
+    pd.DataFrame({"id": ["a", "b"], "acoustic_label": ["angry", "sad"]}).to_csv(p, index=False)
+    assert adhoc_benchmark(p, "ekman7").corpora == ()
+    (tmp_path / "my-corpus-test-gold.csv.lineage.json").write_text(json.dumps(
+        [{"workspace": "/nowhere", "name": "my-corpus", "step": "publish", "tables": {}}]))
+    b = adhoc_benchmark(p, "ekman7")
+    assert b.corpora == ("my-corpus",)
+    assert zero_shot(b, ["My_Corpus"]) == (False, ["my-corpus"]) and zero_shot(b, ["other"]) == (True, [])
+    (tmp_path / "my-corpus-test-gold.csv.lineage.json").write_text("{not json")
+    assert adhoc_benchmark(p, "ekman7").corpora == ()  # unreadable provenance never blocks scoring
+
+
 def test_gold_table_errors_name_file_line_id_and_column(tmp_path):
     p = tmp_path / "gold.csv"
     p.write_text("id,acoustic_label\na,angry\nb,angy\na,sad\n")

@@ -330,7 +330,10 @@ def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str |
 
     Categorical when ``acoustic_label`` is present, distribution when every taxonomy class has a column,
     dimensional when any of valence/arousal/dominance is; conflict/congruent splits when ``semantic_label``
-    is present; one ``cross-corpus`` split per value of a ``corpus`` column.
+    is present; one ``cross-corpus`` split per value of a ``corpus`` column. The benchmark's ``corpora`` are
+    the values of that column and the workspaces the gold was published from (its ``<gold>.lineage.json``,
+    written by ``casebench publish``), so a model that declares one of them in ``trained_on`` is marked not
+    zero-shot.
     """
     tax = as_taxonomy(taxonomy)
     gold = load_gold(gold_path, tax)
@@ -348,14 +351,32 @@ def adhoc_benchmark(gold_path: str | Path, taxonomy: str | Taxonomy, name: str |
     splits = [Split("all", "all")]
     if gold.semantic is not None and gold.acoustic is not None:
         splits += [Split("conflict", "conflict"), Split("congruent", "congruent")]
+    corpora = set(_lineage_names(gold_path))
     if "corpus" in gold.columns:
-        corpora = sorted(set(gold.columns["corpus"].astype(str)))
-        splits += [Split(c, "cross-corpus", "corpus", c) for c in corpora]
+        column = sorted(set(gold.columns["corpus"].astype(str)))
+        splits += [Split(c, "cross-corpus", "corpus", c) for c in column]
+        corpora |= set(column)
     if gold.is_degraded.any() and "split" in gold.columns:
         conditions = sorted(set(gold.columns["split"][gold.is_degraded].astype(str)))
         splits += [Split(c, "subset", "split", c) for c in conditions]  # one split per degraded condition
     return Benchmark(name=name or Path(gold_path).stem, version="adhoc", taxonomy=tax,
-                     gold_path=Path(gold_path).resolve(), tasks=tuple(tasks), splits=tuple(splits))
+                     gold_path=Path(gold_path).resolve(), tasks=tuple(tasks), splits=tuple(splits),
+                     corpora=tuple(sorted(corpora)))
+
+
+def _lineage_names(gold_path: str | Path) -> list[str]:
+    """The names of the workspaces a gold file was built from, from its lineage sidecar (none when absent or
+    unreadable: the lineage is provenance, never required to score)."""
+    import json
+
+    p = Path(gold_path)
+    side = p.with_name(p.name + ".lineage.json")  # casebench.workspace.lineage_path
+    try:
+        records = json.loads(side.read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    records = records if isinstance(records, list) else [records]
+    return [str(r["name"]) for r in records if isinstance(r, dict) and r.get("name")]
 
 
 STRING_COLUMNS = ("id", "clip_id", "acoustic_label", "semantic_label", "speaker_id", "corpus", "gender")
