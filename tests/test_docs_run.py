@@ -101,7 +101,7 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
     return "\n".join(lines) + "\n", where
 
 
-def run_document(document: str, tmp_path: Path) -> None:
+def run_document(document: str, tmp_path: Path) -> subprocess.CompletedProcess:
     blocks = bash_blocks(document)
     assert blocks, f"{document} has no bash blocks"
     text, where = script(blocks)
@@ -117,7 +117,7 @@ def run_document(document: str, tmp_path: Path) -> None:
     proc = subprocess.run(["bash", str(tmp_path / "doc.sh")], cwd=work, env=env, capture_output=True, text=True,
                           timeout=1500)
     if proc.returncode == 0:
-        return
+        return proc
     failed = re.findall(r"@@docs-test-failed (\d+)", proc.stderr)
     if failed and int(failed[-1]) in where:
         block, line = where[int(failed[-1])]
@@ -150,7 +150,7 @@ def test_a_failing_line_is_named(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_document_runs(document, tmp_path):
-    run_document(document, tmp_path)
+    assert run_document(document, tmp_path).returncode == 0  # a failure names document, block, line and command
 
 
 @pytest.mark.slow
