@@ -124,7 +124,7 @@ def _clusters(gold: Gold, unit: str) -> np.ndarray | None:
 @np.errstate(invalid="ignore", divide="ignore")  # undefined resamples become NaN, counted
 def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=None, dist=None, vad=None,
           n_boot: int = 1000, seed: int = 0, unit: str = "auto", with_per_class: bool = False,
-          samples_out: dict | None = None, target: str = "acoustic_label") -> dict:
+          samples_out: dict | None = None, target: str = "acoustic_label", margins_out: dict | None = None) -> dict:
     """Score prediction arrays (aligned with ``gold.ids``) on every split: ``{split: {metric: entry}}``.
 
     Args:
@@ -139,12 +139,14 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
         samples_out: when a dict, filled with ``{split: {metric: bootstrap draws}}`` (for
             :func:`cross_corpus_mean`), from the draws :mod:`casebench.scoring` returns.
         target: the categorical task's gold label (``acoustic_label`` or ``semantic_label``).
+        margins_out: when a dict, filled with ``{split: scoring.Scores}`` of the categorical task, with their
+            ``margin`` (for :func:`baselines`: the constant baseline's counts on the same resamples).
     """
     k = len(gold.taxonomy)
     boot_all = Bootstrap(n_boot, seed, _clusters(gold, unit))
     out: dict[str, dict] = {}
     for split in splits:
-        parts = _score_split(gold, split, tasks, label, dist, vad, k, boot_all, target)
+        parts = _score_split(gold, split, tasks, label, dist, vad, k, boot_all, target, margins_out is not None)
         res: dict[str, dict] = {}
         draws: dict[str, np.ndarray] = {}
         for kind, sc in parts.items():
@@ -152,6 +154,8 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
                 res["by_dimension"] = {d: x.entries() for d, x in sc.items()}
                 continue
             entries = sc.entries()
+            if kind == "categorical" and margins_out is not None:
+                margins_out[split.name] = sc
             if kind == "categorical" and with_per_class:
                 y = gold.labels_of(target)
                 cm_support = np.bincount(y[gold.mask(split) & (y >= 0)], minlength=k)
@@ -165,7 +169,7 @@ def score(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, label=No
 
 
 def _score_split(gold: Gold, split: Split, tasks, label, dist, vad, k: int, boot_all: Bootstrap,
-                 target: str = "acoustic_label") -> dict:
+                 target: str = "acoustic_label", keep_margin: bool = False) -> dict:
     """``{family kind: scoring.Scores}`` of one split (and ``by_dimension``: {dimension: Scores})."""
     mask = gold.mask(split)
     res: dict = {}
@@ -176,7 +180,7 @@ def _score_split(gold: Gold, split: Split, tasks, label, dist, vad, k: int, boot
             other = gold.semantic if target == "acoustic_label" else gold.acoustic
             res["categorical"] = scoring.categorical(labels[m], label[m], None if other is None else other[m], k,
                                                      split.kind, boot_all.subset(m), target_name=target,
-                                                     per_class=True)
+                                                     per_class=True, keep_margin=keep_margin)
     if "distribution" in tasks and gold.distribution is not None:
         m = mask & np.isfinite(gold.distribution).all(1)
         if m.any():
@@ -201,26 +205,50 @@ def baseline_prior(benchmark: Benchmark | None, gold: Gold) -> scoring.Prior:
 
 
 def baselines(gold: Gold, splits: Sequence[Split], tasks: Sequence[str], *, n_boot: int, seed: int,
-              unit: str, prior: scoring.Prior | None = None, target: str = "acoustic_label") -> dict:
+              unit: str, prior: scoring.Prior | None = None, target: str = "acoustic_label",
+              margins: dict | None = None) -> dict:
     """The constant reference system, scored on the same items: it predicts the prior's majority class, mean
     distribution and mean V/A/D. ``{prior.name: {split: {metric: entry}}}``: ``train prior``, or, when
-    ``prior`` is None or comes from the test labels, ``test prior (oracle)``."""
+    ``prior`` is None or comes from the test labels, ``test prior (oracle)``.
+
+    ``margins``: a model's categorical scores per split from :func:`score` (``margins_out``) with the same
+    gold, splits, ``n_boot``, ``seed``, ``unit`` and ``target``; the categorical baseline is then derived from
+    them (:func:`casebench.scoring.constant_categorical`: the same resamples, the same numbers as scoring a
+    constant prediction array) instead of resampled a second time. Only for a cluster (speaker) bootstrap or
+    none: an item bootstrap draws a multinomial over the cells that occur, so a constant system's draws there
+    are not the model's."""
     prior = prior or scoring.prior_from_gold(gold, "test")
     n = len(gold)
     arrays: dict = {}
     run = []
+    derived = False
     if "categorical" in tasks and gold.labels_of(target) is not None and prior.label is not None:
-        arrays["label"] = np.full(n, prior.label)
-        run.append("categorical")
+        if margins is None:
+            arrays["label"] = np.full(n, prior.label)
+            run.append("categorical")
+        else:
+            derived = True
     if "distribution" in tasks and gold.distribution is not None and prior.distribution is not None:
         arrays["dist"] = np.tile(prior.distribution, (n, 1))
         run.append("distribution")
     if "dimensional" in tasks and gold.vad and prior.vad:
         arrays["vad"] = {d: np.full(n, prior.vad.get(d, np.nan)) for d in gold.vad}
         run.append("dimensional")
-    if not run:
+    if not run and not derived:
         return {}
-    res = score(gold, splits, run, n_boot=n_boot, seed=seed, unit=unit, target=target, **arrays)
+    res = score(gold, splits, run, n_boot=n_boot, seed=seed, unit=unit, target=target, **arrays) if run else {}
+    if derived:
+        other = gold.semantic if target == "acoustic_label" else gold.acoustic
+        k = len(gold.taxonomy)
+        out = {}
+        for split in splits:
+            entries = {}
+            sc = margins.get(split.name)
+            if sc is not None:
+                entries = scoring.constant_categorical(sc.margin, prior.label, sc.n, sc.n_clusters, k, split.kind,
+                                                       other is not None, target_name=target).entries()
+            out[split.name] = {**entries, **res.get(split.name, {})}  # categorical first, as score() orders
+        res = out
     for split_scores in res.values():
         split_scores.pop("by_dimension", None)
     return {prior.name: res}
@@ -319,8 +347,10 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     task = benchmark.task("categorical")
     target = task.target if task is not None else "acoustic_label"
     samples: dict = {}
+    # under a cluster bootstrap the constant baseline's resamples are the model's: derived, not drawn again
+    margins: dict | None = {} if with_baselines and _clusters(gold, unit) is not None else None
     scores = score(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, with_per_class=True,
-                   samples_out=samples, target=target, **arrays)
+                   samples_out=samples, target=target, margins_out=margins, **arrays)
     extra: dict = {"per_class": {}, "confusion": {}, "split_counts": split_counts(gold, benchmark.splits)}
     cross = [s.name for s in benchmark.splits if s.kind == "cross-corpus"]
     if cross:
@@ -352,7 +382,7 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     if with_baselines:
         prior = baseline_prior(benchmark, gold)
         base = baselines(gold, benchmark.splits, tasks, n_boot=n_boot, seed=seed, unit=unit, prior=prior,
-                         target=target)
+                         target=target, margins=margins if "categorical" in tasks else None)
         extra["baseline_prior"] = baseline_info(prior)
     boot_unit = "item" if _clusters(gold, unit) is None else "speaker"
     extra["warnings"] = scoring.interval_warnings(scores, boot_unit)

@@ -342,11 +342,12 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str], renormalize: bool
     id_col = table.column("id")
     if not pa.types.is_string(id_col.type):
         return None
-    ids = id_col.to_numpy(zero_copy_only=False)
-    if (ids == gold.ids).all():
+    # ids stay in Arrow: one comparison (the usual file, in gold order) or one hash lookup, no Python strings
+    gold_ids = gold.ids_arrow
+    if id_col.equals(pa.chunked_array([gold_ids], pa.string())):
         gidx = np.arange(n, dtype=np.int64)
     else:
-        found = pc.index_in(id_col, value_set=pa.array(gold.ids, pa.string()))
+        found = pc.index_in(id_col, value_set=gold_ids)
         if found.null_count or pc.count_distinct(found).as_py() != n:
             return None
         gidx = found.to_numpy(zero_copy_only=False).astype(np.int64)
@@ -387,7 +388,8 @@ def _columnar(data: bytes, gold: Gold, require: Sequence[str], renormalize: bool
             if not np.isfinite(values[name]).all():
                 return None
     pos = np.arange(n)
-    rec = _Records(pos + 1, ids, {name: (pos, None) for name in FIELDS if name in names})
+    # nothing is reported after this point, so the records' ids (for messages) stay an Arrow column
+    rec = _Records(pos + 1, id_col, {name: (pos, None) for name in FIELDS if name in names})
     return rec, gidx, values, notes
 
 
@@ -530,7 +532,7 @@ class _Records:
     """Prediction lines: line numbers, raw ids, and per field (record positions, raw values)."""
 
     lines: np.ndarray
-    ids: list
+    ids: list  # (the clean columnar path: the Arrow id column)
     cols: dict[str, tuple[np.ndarray, list]]
 
     def where(self, r: int) -> dict:

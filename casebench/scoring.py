@@ -5,7 +5,8 @@ breakdowns in :mod:`casebench.fairness`, the robustness summary, the leaderboard
 baselines) computes its numbers here, from the one metric registry (:data:`casebench.metrics.METRICS`):
 
 * :func:`categorical` — the categorical and conflict families from the count tensor ``T[target, predicted,
-  other label]`` (index K = unknown / no prediction);
+  other label]`` (index K = unknown / no prediction); :func:`constant_categorical` — a constant system's
+  from another system's tensor summed over the prediction axis (same items, same resamples);
 * :func:`distribution` and :func:`dimensional` — from summed per-item statistics;
 * :func:`paired_categorical` — two systems' tensors drawn from *one* resample of the joint cells (a paired
   bootstrap), built in blocks of resamples so memory stays bounded whatever the number of classes;
@@ -36,7 +37,7 @@ import numpy as np
 from casebench.metrics import METRICS, family
 from casebench.metrics import categorical as cat_metrics
 from casebench.metrics import dimensional as dim_metrics
-from casebench.stats import Bootstrap, percentile_ci
+from casebench.stats import Bootstrap, occurring, percentile_ci
 
 MIN_CLUSTERS = 10
 """Fewer clusters (speakers, or items under an item bootstrap) than this and an interval gets a warning."""
@@ -58,6 +59,10 @@ class Scores:
     #: categorical with ``per_class``: ``precision``/``recall``/``f1`` -> (K+1,) values and (n_boot, K+1) draws
     per_class: dict[str, np.ndarray] = field(default_factory=dict)
     per_class_draws: dict[str, np.ndarray] = field(default_factory=dict)
+    #: categorical with ``keep_margin``: counts summed over the prediction axis, (point (m*m,) by cell
+    #: ``target * m + other``, the cells that occur (U,) and their resampled counts (n_boot, U); None, None
+    #: without a bootstrap), m = K + 1
+    margin: tuple | None = None
 
     def entries(self) -> dict[str, dict]:
         """``{metric: entry}`` (see :func:`entry`)."""
@@ -146,7 +151,8 @@ def applicable(fam: str, split_kind: str, *, has_semantic: bool, target: str) ->
 
 
 def categorical(target: np.ndarray, pred: np.ndarray, other: np.ndarray | None, k: int, split_kind: str,
-                boot: Bootstrap, *, target_name: str = "acoustic_label", per_class: bool = False) -> Scores:
+                boot: Bootstrap, *, target_name: str = "acoustic_label", per_class: bool = False,
+                keep_margin: bool = False) -> Scores:
     """Categorical (and, where they apply, conflict) metrics of predictions ``pred`` against ``target``.
 
     Args:
@@ -158,23 +164,70 @@ def categorical(target: np.ndarray, pred: np.ndarray, other: np.ndarray | None, 
         boot: the resampling plan of these items.
         target_name: ``acoustic_label`` or ``semantic_label`` (conflict metrics need the voice as target).
         per_class: also per-class ``precision``/``recall``/``f1`` as (K,) values and (n_boot, K) draws.
+        keep_margin: keep the counts summed over the prediction axis in ``Scores.margin`` (point and resampled,
+            the same draws), from which :func:`constant_categorical` scores a constant system without resampling.
     """
-    metrics = [*family("categorical"), *applicable("conflict", split_kind, has_semantic=other is not None,
-                                                   target=target_name)]
     n, m = int(target.size), k + 1
-    size = m ** 3
     codes = count_codes(target, pred, other, k)
-    point = np.bincount(codes, minlength=size).astype(float).reshape(m, m, m)
-    values = _categorical_values(point, metrics, per_class)
+    point = np.bincount(codes, minlength=m ** 3).astype(float)
+    used, counts = boot.counts_used(codes) if boot.n_boot and n else (None, None)
+    out = _categorical_scores(point, used, counts, n, _units(boot, n), k, split_kind, other is not None,
+                              target_name, per_class)
+    if keep_margin:
+        margin = point.reshape(m, m, m).sum(1).ravel()  # cell t * m + s
+        out.margin = (margin, None, None)
+        if used is not None:
+            ts = (used // (m * m)) * m + used % m
+            ts_used, local = occurring(ts)
+            onehot = np.zeros((used.size, ts_used.size))
+            onehot[np.arange(used.size), local] = 1.0
+            out.margin = (margin, ts_used, counts @ onehot)  # sums of integer counts: exact
+    return out
+
+
+def constant_categorical(margin: tuple, label: int, n: int, n_clusters: int | None, k: int, split_kind: str,
+                         has_other: bool, *, target_name: str = "acoustic_label") -> Scores:
+    """Scores of a system predicting ``label`` for every item, from another system's :attr:`Scores.margin` on
+    the same items: its count tensor is that margin placed in column ``label``, and so is each resampled one
+    (the same resamples). The same numbers as :func:`categorical` on a constant prediction array, without a
+    second resampling pass, under a cluster bootstrap (or none); an item bootstrap draws a multinomial over
+    the cells that occur, so there a constant system scored on its own gets other draws.
+
+    >>> t, o = np.array([0, 1, 1, 2, 2, 2]), np.array([0, 0, 1, 2, 1, 2])
+    >>> b = Bootstrap(50, 0, np.array([0, 0, 1, 1, 2, 2]))
+    >>> model = categorical(t, np.array([0, 1, 2, 2, 0, 1]), o, 3, "all", b, keep_margin=True)
+    >>> const = constant_categorical(model.margin, 2, 6, 3, 3, "all", True)
+    >>> direct = categorical(t, np.full(6, 2), o, 3, "all", b)
+    >>> const.entries() == direct.entries()
+    True
+    """
+    m = k + 1
+    margin, ts_used, ts_counts = margin
+    point = np.zeros(m ** 3)
+    t, s = np.divmod(np.arange(m * m), m)
+    point[(t * m + label) * m + s] = margin
+    used = None if ts_used is None else (ts_used // m * m + label) * m + ts_used % m  # increasing, like ts_used
+    return _categorical_scores(point, used, ts_counts, n, n_clusters, k, split_kind, has_other, target_name,
+                               False)
+
+
+def _categorical_scores(point: np.ndarray, used: np.ndarray | None, counts: np.ndarray | None, n: int,
+                        n_clusters: int | None, k: int, split_kind: str, has_other: bool, target_name: str,
+                        per_class: bool) -> Scores:
+    """Scores from the point count tensor (flat) and the resampled counts of the cells ``used`` (or None)."""
+    metrics = [*family("categorical"), *applicable("conflict", split_kind, has_semantic=has_other,
+                                                   target=target_name)]
+    m = k + 1
+    size = m ** 3
+    values = _categorical_values(point.reshape(m, m, m), metrics, per_class)
     pc = ("precision", "recall", "f1")
     out = Scores({name: float(v) for name, v in values.items() if name not in pc}, n=n,
-                 n_clusters=_units(boot, n), per_class={name: values[name] for name in pc if name in values})
-    if not boot.n_boot or n == 0:
+                 n_clusters=n_clusters, per_class={name: values[name] for name in pc if name in values})
+    if counts is None:
         return out
-    used, counts = boot.counts_used(codes)
     out.n_distinct = distinct_rows(counts)
     draws: dict[str, list] = {}
-    for sl in _blocks(boot.n_boot, size):
+    for sl in _blocks(counts.shape[0], size):
         t = _dense(counts[sl], used, size).reshape(-1, m, m, m)
         for name, v in _categorical_values(t, metrics, per_class).items():
             draws.setdefault(name, []).append(v)

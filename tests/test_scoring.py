@@ -205,3 +205,44 @@ def test_categorical_blocks_give_the_same_draws_as_one_dense_tensor(monkeypatch)
     blocked = scoring.categorical(y, p, s, 7, "conflict", Bootstrap(100, 4))
     for m in whole.draws:
         np.testing.assert_array_equal(whole.draws[m], blocked.draws[m])
+
+
+@pytest.mark.parametrize("clusters", [None, np.arange(400) % 25], ids=["items", "speakers"])
+@pytest.mark.parametrize("kind", ["all", "conflict", "congruent"])
+def test_constant_baseline_from_the_model_margin_equals_scoring_the_constant(clusters, kind):
+    # reference: categorical() on a constant prediction array (what the baseline computed before): values,
+    # draws, distinct resamples and entries must be equal to the last digit, other label unknown included
+    rng = np.random.default_rng(5)
+    y, p, s = rng.integers(0, 7, 400), rng.integers(-1, 7, 400), rng.integers(-1, 7, 400)
+    # an item bootstrap draws a multinomial over the cells that occur: the constant's cells are other draws
+    # than the model's, so evaluate derives the baseline only under a cluster bootstrap (and n_boot = 0)
+    for n_boot in (0, 200) if clusters is not None else (0,):
+        model = scoring.categorical(y, p, s, 7, kind, Bootstrap(n_boot, 3, clusters), keep_margin=True)
+        for label in (0, 4, 6):
+            direct = scoring.categorical(y, np.full(400, label), s, 7, kind, Bootstrap(n_boot, 3, clusters))
+            derived = scoring.constant_categorical(model.margin, label, model.n, model.n_clusters, 7, kind, True)
+            assert derived.entries() == direct.entries()
+            assert derived.n_distinct == direct.n_distinct
+            assert derived.draws.keys() == direct.draws.keys()
+            for m in direct.draws:
+                np.testing.assert_array_equal(derived.draws[m], direct.draws[m])
+
+
+def test_evaluate_baseline_derived_from_the_model_equals_its_own_pass(tmp_path):
+    from casebench.evaluate import baselines, prediction_arrays, score, scored_tasks
+    from casebench.predictions import parse_predictions
+
+    rng = np.random.default_rng(1)
+    gold = _gold(300, 20)
+    preds = [{"id": i, "label": EKMAN[rng.integers(0, 7)]} for i in gold["id"]]
+    for target in ("acoustic_label", "semantic_label"):
+        bench, path = _write(tmp_path, gold, preds, tasks=f"[{{kind: categorical, target: {target}}}]")
+        g = bench.load_gold()
+        p = parse_predictions(path, g)
+        tasks = scored_tasks(bench, p)
+        margins: dict = {}
+        score(g, bench.splits, tasks, n_boot=300, seed=2, unit="auto", target=target, margins_out=margins,
+              **prediction_arrays(p, g, tasks))
+        own = baselines(g, bench.splits, tasks, n_boot=300, seed=2, unit="auto", target=target)
+        derived = baselines(g, bench.splits, tasks, n_boot=300, seed=2, unit="auto", target=target, margins=margins)
+        assert json.dumps(derived) == json.dumps(own)

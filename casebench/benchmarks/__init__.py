@@ -84,6 +84,14 @@ class Gold:
         return len(self.ids)
 
     @functools.cached_property
+    def ids_arrow(self):
+        """The ids as one Arrow string array (``read_gold`` keeps the one it read): the predictions parser
+        matches ids with Arrow, without a million Python strings. Raises ArrowException for non-string ids."""
+        import pyarrow as pa
+
+        return pa.array(self.ids, pa.string())
+
+    @functools.cached_property
     def id_index(self) -> dict[str, int]:
         return {x: i for i, x in enumerate(self.ids.tolist())}
 
@@ -521,6 +529,7 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     # Per-item work every evaluation needs, done on the Arrow columns while we hold them (the cached properties
     # would first turn a million Python strings back into Arrow arrays); the same values the properties compute.
     gold.__dict__["is_degraded"] = _degraded(id_arr)
+    gold.__dict__["ids_arrow"] = id_arr.combine_chunks()
     if speaker is not None:
         col = table.column("speaker_id")
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):  # (a float column's NaN is no null)
