@@ -73,25 +73,25 @@ class Bootstrap:
     def _cluster_copies(self, dtype=np.float64) -> np.ndarray:
         """(n_boot, G) copies of each cluster. They depend only on the seed and the cluster layout, so every
         metric of a split shares one draw (paired across metrics), and repeated scoring against the same
-        gold (a leaderboard) reuses it from a small cache."""
+        gold (a leaderboard) reuses it from a small cache (one entry per dtype asked for)."""
         g = int(self.clusters.max()) + 1 if self.clusters.size else 0
         key = (self.seed, self.n_boot, self.clusters.size, g)  # the draw depends on nothing else
-        if dtype is not np.float64:
-            cached = _COPIES_CACHE.get((*key, dtype))
-            if cached is None:
-                cached = _COPIES_CACHE[(*key, dtype)] = self._cluster_copies().astype(dtype)
-            return cached
-        copies = _COPIES_CACHE.get(key)
-        if copies is None:
+        copies = _COPIES_CACHE.get((*key, np.dtype(dtype).str))
+        if copies is not None:
+            return copies
+        # the same copies in another dtype are exact small integers: converted, not drawn again
+        have = next((v for k, v in _COPIES_CACHE.items() if k[:4] == key), None)
+        if have is None and g:
             rng = np.random.default_rng([self.seed, g, self.clusters.size])
             # G clusters drawn uniformly with replacement, counted per resample: Multinomial(G, 1/G) copies,
             # ~30x faster than rng.multinomial's one binomial per category for thousands of speakers
-            draws = rng.integers(0, g, size=(self.n_boot, g)) + (np.arange(self.n_boot) * g)[:, None] if g else None
-            copies = (np.bincount(draws.ravel(), minlength=self.n_boot * g).reshape(self.n_boot, g).astype(np.float64)
-                      if g else np.zeros((self.n_boot, 0)))
-            if len(_COPIES_CACHE) >= 32:
-                _COPIES_CACHE.pop(next(iter(_COPIES_CACHE)))
-            _COPIES_CACHE[key] = copies
+            draws = rng.integers(0, g, size=(self.n_boot, g))
+            draws += (np.arange(self.n_boot) * g)[:, None]
+            have = np.bincount(draws.ravel(), minlength=self.n_boot * g).reshape(self.n_boot, g)
+        copies = have.astype(dtype) if have is not None else np.zeros((self.n_boot, 0), dtype)
+        if len(_COPIES_CACHE) >= 32:
+            _COPIES_CACHE.pop(next(iter(_COPIES_CACHE)))
+        _COPIES_CACHE[(*key, np.dtype(dtype).str)] = copies
         return copies
 
     def counts(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
