@@ -33,13 +33,17 @@ def test_readme_predict_and_evaluate_run_as_written_and_give_the_documented_figu
     from casebench.cli import main
 
     lines = readme_commands()
-    assert [shlex.split(x)[1] for x in lines] == ["predict", "evaluate"]
+    argv = [shlex.split(x) for x in lines]
+    assert [a[1] for a in argv] == ["predict", "evaluate"]
+    preds = argv[0][argv[0].index("--out") + 1]  # the file names the README uses
+    report = argv[1][argv[1].index("--report") + 1]
+    assert argv[1][2] == preds
     monkeypatch.chdir(tmp_path)
-    for line in lines:
-        assert main(shlex.split(line)[1:]) == 0, line
-    assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "preds.jsonl.meta.json").is_file()
+    for a in argv:
+        assert main(a[1:]) == 0, " ".join(a)
+    assert (tmp_path / report / "index.html").is_file() and (tmp_path / f"{preds}.meta.json").is_file()
     capsys.readouterr()
-    assert main(["evaluate", "preds.jsonl", "--benchmark", "casebench-audio-mini", "--json"]) == 0
+    assert main(["evaluate", preds, "--benchmark", "casebench-audio-mini", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     s = res["splits"]
     measured = [s["conflict"]["accuracy"]["value"], s["congruent"]["accuracy"]["value"],
