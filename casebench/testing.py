@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
@@ -30,6 +31,7 @@ import os
 import random
 import wave
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -427,3 +429,27 @@ if __name__ == "__main__":  # python -m casebench.testing mixed-example DIR  (th
     print(f"{info['clips']} recordings in {info['languages']}, {info['ratings']} ratings by {info['raters']} raters: "
           f"{info['manifest']}, {info['ratings_csv']}")
 
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type) -> Iterator[str]:
+    """Serve ``handler`` (an ``http.server.BaseHTTPRequestHandler`` class) on 127.0.0.1 and a free port, in a
+    daemon thread, for tests of clients of remote APIs (chat completions, speech); yields the base URL
+    ``http://127.0.0.1:PORT`` and shuts the server down afterwards."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+#: How the browser tests start Debian's Chromium headless (Playwright's own browser download cannot run here):
+#: no sandbox as root, and no background traffic, which the closed network would refuse.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from casebench import testing
 from casebench.benchmarks import get_benchmark
 from casebench.leaderboard.config import BoardConfig, LeaderboardConfig
 
@@ -25,9 +26,8 @@ pytestmark = pytest.mark.slow
 
 MINI = get_benchmark("casebench-mini")
 EXAMPLES = MINI.gold_path.parent / "examples"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+CHROMIUM = shutil.which("chromium") or testing.CHROMIUM
+ARGS = testing.CHROMIUM_ARGS
 CI = re.compile(r"\d\.\d{3}\s+-?\d\.\d{3}–-?\d\.\d{3}")
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import re
-import threading
 
 import pandas as pd
 import pytest
@@ -18,6 +17,7 @@ from casebench.corpora.testing import make_crema_d, make_emis, make_iemocap, mak
 from casebench.errors import ConfigError, InputError
 from casebench.mine import conflict_tag, mine_conflicts, tag_clips
 from casebench.taxonomy import get_taxonomy, list_taxonomies
+from casebench.testing import local_http_server
 from casebench.text_emotion import WordsLabel, lexicon_for, lexicon_label
 from casebench.workspace import Workspace
 
@@ -160,11 +160,8 @@ class _Chat(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def chat_server():
     _Chat.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Chat)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Chat.requests
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Chat) as url:
+        yield f"{url}/v1", _Chat.requests
 
 
 def test_llm_source_labels_words_resumes_and_reports_errors(iemocap_ws, chat_server, capsys):

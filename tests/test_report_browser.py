@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from casebench import testing
 from casebench.benchmarks import get_benchmark
 from casebench.cli import main
 
@@ -20,9 +21,8 @@ pytestmark = pytest.mark.slow
 
 MINI = get_benchmark("casebench-mini")
 EXAMPLES = MINI.gold_path.parent / "examples"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+CHROMIUM = shutil.which("chromium") or testing.CHROMIUM
+ARGS = testing.CHROMIUM_ARGS
 
 
 def test_report_headline_above_the_fold(tmp_path):

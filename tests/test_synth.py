@@ -13,7 +13,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,6 +40,7 @@ from casebench.synth.texts import (
     read_csv_bank,
 )
 from casebench.taxonomy import get_taxonomy
+from casebench.testing import local_http_server
 from casebench.workspace import Workspace
 
 EKMAN = list(get_taxonomy("ekman7").labels)
@@ -356,12 +356,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def api_server():
     _Handler.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Handler.requests
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Handler) as url:
+        yield f"{url}/v1", _Handler.requests
 
 
 @pytest.mark.slow

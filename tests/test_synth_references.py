@@ -11,7 +11,6 @@ import json
 import re
 import shlex
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from casebench.errors import ConfigError, InputError
 from casebench.splits import holdout_splits, split
 from casebench.synth import synth
 from casebench.synth.references import choose_speakers, reference_pool
+from casebench.testing import local_http_server
 from casebench.workspace import Workspace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reference-synthesis.md"
@@ -235,11 +235,8 @@ class _Speech(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def speech_server():
     _Speech.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Speech)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", _Speech.requests
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Speech) as url:
+        yield f"{url}/v1", _Speech.requests
 
 
 def test_instruction_api_recipe_and_errors(speech_server, tmp_path, monkeypatch):
