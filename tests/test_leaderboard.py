@@ -365,7 +365,10 @@ def test_submitter_visibility(tmp_path):
         assert not st["scores_visible"] and "splits" not in st
         fb = st["feedback"]
         assert fb["kind"] == "ladder" and fb["metric"] == "accuracy" and fb["part"] == "public" and fb["moved"]
-        assert 0 < fb["shown"] < 1 and fb["step"] == 0.01 and round(fb["shown"], 2) == fb["shown"]
+        # the step is what the public part's 95% interval supports; the public part is drawn with a random key per
+        # board, so its size (and the step: 0.01 or 0.1 on casebench-mini) varies from one site to the next
+        assert fb["step"] in (0.01, 0.1) and 0 < fb["shown"] < 1
+        assert round(fb["shown"], 2 if fb["step"] == 0.01 else 1) == fb["shown"]
         s.login("ada")
         page = s.req("GET", f"/submissions/{sid}").text
         assert 'id="feedback"' in page and "public part" in page and f"{fb['shown']}" in page
