@@ -293,3 +293,33 @@ def test_speaker_codes_and_degraded_flags_read_columnwise_match_the_reference(tm
     mixed = type(gold)(ids=gold.ids, taxonomy=gold.taxonomy,
                        speaker=np.array(["s1", 7, "s1", np.nan, 7, "", "x", "x"], dtype=object))
     assert mixed.speaker_codes.tolist() == [0, 1, 0, 3, 1, 4, 2, 2]  # pandas.factorize: s1, 7, x, then unknowns
+
+
+def test_read_gold_keeps_ids_in_arrow_until_asked_and_converts_columns_like_pyarrow(tmp_path):
+    # read_gold leaves the ids in Arrow (evaluate never needs a million Python strings); the first use of
+    # `gold.ids` makes them, and length, pickling and subsets behave as for a gold built from NumPy arrays.
+    # String columns of few distinct values go through Arrow's dictionary: the reference is pyarrow's own
+    # object conversion, nulls included.
+    import pickle
+
+    import pyarrow as pa
+
+    from casebench.benchmarks import _objects
+    from casebench.leaderboard.phases import subset_gold
+
+    n = 10_000
+    ids = [f"clip-{i}" for i in range(n)]
+    speakers = [None if i % 97 == 0 else f"spk{i % 40}" for i in range(n)]
+    pd.DataFrame({"id": ids, "acoustic_label": ["angry", "sad"] * (n // 2), "speaker_id": speakers,
+                  "path": [f"audio/{i}.flac" for i in range(n)]}).to_parquet(tmp_path / "gold.parquet")
+    gold = load_gold(tmp_path / "gold.parquet", "ekman7")
+    assert "ids" not in gold.__dict__ and len(gold) == n
+    again = pickle.loads(pickle.dumps(gold))
+    assert gold.ids.tolist() == ids and "ids" in gold.__dict__
+    assert again.ids.tolist() == ids and len(again) == n
+    assert gold.columns["speaker_id"].tolist() == speakers and gold.speaker is gold.columns["speaker_id"]
+    half = subset_gold(gold, np.arange(n) % 2 == 0, "even")
+    assert half.ids.tolist() == ids[::2] and half.speaker.tolist() == speakers[::2]
+    for values in (speakers, [f"audio/{i}.flac" for i in range(n)], ["a", None] * (n // 2)):
+        col = pa.chunked_array([pa.array(values[: n // 2]), pa.array(values[n // 2:])])
+        assert _objects(col).tolist() == col.to_numpy(zero_copy_only=False).tolist() == values

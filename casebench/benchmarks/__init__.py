@@ -81,7 +81,16 @@ class Gold:
     fingerprint: str = ""
 
     def __len__(self) -> int:
-        return len(self.ids)
+        ids = self.__dict__.get("ids")
+        return len(self.ids_arrow if ids is None else ids)
+
+    def __getattr__(self, name: str):
+        # Only reached for attributes not set: ``read_gold`` leaves ``ids`` unset and keeps them in Arrow
+        # (``ids_arrow``); a million Python strings are made the first time something asks for ``ids``.
+        if name == "ids" and "ids_arrow" in self.__dict__:
+            ids = self.__dict__["ids"] = _objects(self.__dict__["ids_arrow"])
+            return ids
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @functools.cached_property
     def ids_arrow(self):
@@ -472,13 +481,12 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     n = table.num_rows
     first_line = 2 if Path(path).suffix.lower() != ".parquet" else 1
     id_arr = pc.cast(table.column(id_col), "string")
-    ids = id_arr.to_numpy(zero_copy_only=False)
     missing_id = pc.is_null(id_arr).to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(missing_id)[:50]:
         problems.append(Problem("empty id", file=src, line=int(i) + first_line, field="id"))
     if len(pc.unique(id_arr)) - bool(missing_id.any()) < n - int(missing_id.sum()):
         seen: dict[str, int] = {}
-        for i, x in enumerate(ids.tolist()):
+        for i, x in enumerate(id_arr.to_pylist()):
             if x is not None and seen.setdefault(x, i) != i and len(problems) < 100:
                 problems.append(Problem(f"duplicate id (first on line {seen[x] + first_line})", file=src,
                                         line=i + first_line, id=x, field="id"))
@@ -494,8 +502,8 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
         out = lookup[codes]
         bad = np.flatnonzero(out == -2)
         for i in bad[:50]:
-            problems.append(tax.check_label(folded[codes[i]], file=src, line=int(i) + first_line, id=ids[i],
-                                            field=col))
+            problems.append(tax.check_label(folded[codes[i]], file=src, line=int(i) + first_line,
+                                            id=id_arr[int(i)].as_py(), field=col))
         if bad.size > 50:
             problems.append(Problem(f"... {bad.size} unknown labels in column {col!r} in all", file=src))
         return out
@@ -514,7 +522,7 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
             bad = rows & ((np.nanmin(np.where(np.isnan(dist), 0, dist), axis=1) < 0) | (np.abs(sums - 1) > 1e-6))
             for i in np.flatnonzero(bad)[:50]:
                 problems.append(Problem(f"distribution sums to {sums[i]:.6g} or has a negative value", file=src,
-                                        line=int(i) + first_line, id=ids[i], field="distribution",
+                                        line=int(i) + first_line, id=id_arr[int(i)].as_py(), field="distribution",
                                         expected="non-negative values summing to 1"))
             dist[~rows] = np.nan
     vad = {d: _floats(table, d, src, problems) for d in DIMENSIONS if d in names}
@@ -523,20 +531,37 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     if problems:
         raise InputError(problems, summary=f"bad gold table {src}")
     known_cols = {id_col, "acoustic_label", "semantic_label", *tax.labels, *DIMENSIONS}
-    columns = {c: table.column(c).to_numpy(zero_copy_only=False).astype(object)
-               for c in names if c not in known_cols}
+    columns = {c: _objects(table.column(c)) for c in names if c not in known_cols}
     speaker = columns.get("speaker_id")
-    gold = Gold(ids=ids, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
+    gold = Gold(ids=None, taxonomy=tax, acoustic=acoustic, semantic=semantic, speaker=speaker,
                 distribution=dist, vad=vad, columns=columns, source=src, fingerprint=fingerprint_gold(path))
     # Per-item work every evaluation needs, done on the Arrow columns while we hold them (the cached properties
     # would first turn a million Python strings back into Arrow arrays); the same values the properties compute.
     gold.__dict__["is_degraded"] = _degraded(id_arr)
     gold.__dict__["ids_arrow"] = id_arr.combine_chunks()
+    del gold.ids  # made from ids_arrow when first asked for (see Gold.__getattr__): evaluate never needs them
     if speaker is not None:
         col = table.column("speaker_id")
         if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):  # (a float column's NaN is no null)
             gold.__dict__["speaker_codes"] = _factorize(col.combine_chunks())
     return gold
+
+
+def _objects(col) -> np.ndarray:
+    """An Arrow column as a NumPy object array (nulls: None for strings, NaN for numbers). A string column of
+    few distinct values (speaker, corpus, gender) converts its distinct values once and indexes them: half the
+    time of converting a million strings one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return col.to_numpy(zero_copy_only=False).astype(object)
+    head = col.slice(0, 4096)
+    if len(col) > 8192 and pc.count_distinct(head, mode="all").as_py() < len(head) // 4:
+        enc = pc.dictionary_encode(col).combine_chunks()
+        uniques = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
+        return uniques[pc.fill_null(enc.indices, len(uniques) - 1).to_numpy(zero_copy_only=False)]
+    return col.to_numpy(zero_copy_only=False).astype(object)
 
 
 def fingerprint_gold(path: str | Path) -> str:
