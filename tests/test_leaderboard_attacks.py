@@ -142,8 +142,13 @@ def test_digit_coded_probabilities_fail(tmp_path):
                 dist[pos[IDS[i]]] = list(probs[IDS[i]].values())
             raws.append(float(item_losses("distribution", gold_pub, {"dist": dist}).mean()))
         assert len(set(raws)) == 3  # at full precision each coding gives its own value: the channel exists
-        assert all(v == views[0] for v in views)  # rounded to the CI: the coded digits are gone
-        assert views[0]["step"] >= 0.001 and "n" not in views[0]
+        # rounded to the CI: the coded digits are gone. The public part is drawn with a random key, so now and
+        # then (about 3% of keys at steps of 0.001) a rounding boundary falls between the codings' values: the
+        # views then differ by one step, one bit, never the three items' distributions (docs/leaderboard-security.md)
+        step = views[0]["step"]
+        assert step >= 0.001 and all(v["step"] == step and "n" not in v for v in views)
+        assert max(raws) - min(raws) < step / 10
+        assert max(v["value"] for v in views) - min(v["value"] for v in views) <= step + 1e-12
         assert s.req("GET", "/api/boards/casebench-mini/test").json()["rows"] == []
     finally:
         s.close()
