@@ -32,6 +32,7 @@ import random
 import wave
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -453,3 +454,47 @@ def local_http_server(handler: type) -> Iterator[str]:
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+_STANDIN = r'''#!{python}
+import argparse, json, os, sys
+import numpy as np, soundfile as sf
+p = argparse.ArgumentParser()
+TOOL = {tool!r}
+if TOOL == "f5":
+    p.add_argument("--model"); p.add_argument("--ref_audio", required=True); p.add_argument("--ref_text", default="")
+    p.add_argument("--gen_text", required=True); p.add_argument("--output_dir", required=True)
+    p.add_argument("--output_file", required=True)
+else:
+    p.add_argument("--model_name", required=True); p.add_argument("--text", required=True)
+    p.add_argument("--speaker_wav", required=True); p.add_argument("--language_idx", required=True)
+    p.add_argument("--out_path", required=True)
+a = p.parse_args()
+ref = a.ref_audio if TOOL == "f5" else a.speaker_wav
+x, sr = sf.read(ref)
+text = a.gen_text if TOOL == "f5" else a.text
+out = os.path.join(a.output_dir, a.output_file) if TOOL == "f5" else a.out_path
+t = np.arange(int(0.05 * len(text) * 24000)) / 24000
+y = np.sqrt(np.mean(x ** 2)) * 1.4 * np.sin(2 * np.pi * 180 * t) * (np.floor(t / 0.1) % 3 != 0)
+sf.write(out, y, 24000, subtype="PCM_16")
+if os.environ.get("STANDIN_LOG"):
+    with open(os.environ["STANDIN_LOG"], "a") as f:
+        f.write(json.dumps({{"tool": TOOL, "argv": sys.argv[1:], "ref_sr": sr}}) + "\n")
+'''
+
+
+def write_tts_standins(bin_dir: str | os.PathLike) -> Path:
+    """Write stand-ins for the reference-prompted TTS programs of docs/reference-synthesis.md into ``bin_dir``
+    (``f5-tts_infer-cli`` and coqui's ``tts``; put it first on PATH). Each parses its tool's real flags, reads
+    the reference WAV (and text) and writes a WAV whose loudness follows the reference and whose length follows
+    the text, so the recipes run without the models; with ``STANDIN_LOG`` set, each call appends its arguments
+    there as a JSON line. Returns ``bin_dir``."""
+    import sys
+
+    bin_dir = Path(bin_dir)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, tool in (("f5-tts_infer-cli", "f5"), ("tts", "xtts")):
+        script = bin_dir / name
+        script.write_text(_STANDIN.format(python=sys.executable, tool=tool), encoding="utf-8")
+        script.chmod(0o755)
+    return bin_dir

@@ -1,28 +1,42 @@
-"""Every ```bash block of README.md and docs/tutorial-*.md runs, in order, as written.
+"""Every ```bash block of README.md, leaderboard/README.md and docs/*.md runs, in order, as written.
 
 Each document runs as one bash script (``set -eo pipefail``) in its own temporary directory, with the
-``casebench`` under test first on PATH, so a document and the CLI cannot drift. A failure names the
-document, the block and the line of the document, with the command's output.
+``casebench`` under test first on PATH and ``$HOME`` a fresh folder, so a document and the CLI cannot drift. A
+failure names the document, the block and the line of the document, with the command's output. A fence holding
+``casebench`` commands must be a ```bash block (or a ``<!-- recipe: NAME -->`` of docs/reference-synthesis.md,
+which tests/test_synth_references.py runs against stand-ins of the TTS programs).
 
 Conventions in the Markdown source (HTML comments, invisible when rendered, visible to anyone editing):
 
 * ``<!-- docs-test: needs WHAT -->`` right before a block: the block is not run, because it needs something
-  a test cannot have (a corpus on disk, a remote model server, a token for a public board); WHAT says why.
-* ``<!-- docs-test: before: COMMANDS -->`` right before a block: COMMANDS run first, standing in for what
-  the reader already has (their own predictions file, say). ``$DOCS_MINI_EXAMPLES`` is the folder of
-  casebench-mini's example predictions.
+  a test cannot have (root on a fresh machine, a Hugging Face Hub account, a paid remote API); WHAT says why.
+* ``<!-- docs-test: before: COMMANDS -->`` right before a block: COMMANDS (one or more lines) run first,
+  standing in for what the reader already has (their own predictions file, a corpus on disk, raters'
+  ratings). ``$DOCS_MINI_EXAMPLES`` is the folder of casebench-mini's example predictions, ``$DOCS_REPO`` the
+  checkout (for files a reader has in theirs, such as leaderboard/example.toml).
 * ``<!-- docs-test: leaderboard BOARDS -->`` right before a block: the test starts a real
-  ``casebench leaderboard serve --benchmarks BOARDS`` on a free port of 127.0.0.1 (once per document), makes
-  an account with an API token, and runs the block with ``http://127.0.0.1:8000`` pointing at that server
-  and ``cbt_...`` replaced by the token.
+  ``casebench leaderboard serve --benchmarks BOARDS`` (data in ``docs-leaderboard/``) before it.
+* ``<!-- docs-test: serve -->`` right before a block: its ``casebench leaderboard serve ...`` line (one line)
+  runs in the background, as a reader runs it in a second terminal, on a free port; the test waits until it
+  answers, stops the document's earlier server first and every server at the end. A serve line anywhere else
+  is an error (it would never return).
+* ``<!-- docs-test: labelstudio -->`` right before a block: the block may start the real Label Studio of
+  ``.venv-labelstudio`` with ``casebench labelstudio start``; the test seeds its data folder with an already
+  migrated database (seconds instead of minutes) and runs ``casebench labelstudio stop`` at the end.
 
-Keep both rare: every ``needs`` is a command the suite does not check.
+Once a document has a leaderboard running (``leaderboard`` or ``serve``), ``http://127.0.0.1:8000`` and the
+example public board ``https://board.example.org`` in its later blocks point at that server, and ``cbt_...``
+is replaced by the API token of a user the test makes. Several directives may stand before one block, one
+comment each, on the lines right above it. Keep ``needs`` rare: every ``needs`` is a command the suite does not
+check.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,24 +47,58 @@ import pytest
 from casebench.benchmarks import get_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("tutorial-*.md"))]
+DOCUMENTS = ["README.md", "leaderboard/README.md",
+             *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")
+                     if re.search(r"^```bash$", p.read_text(encoding="utf-8"), re.M))]
+# Documents that show no command a reader could run as it stands (only diagrams, formats and placeholders
+# such as `--db URL`); test_command_fences_are_bash_blocks still checks that none of their fences is a command.
+NO_COMMANDS = ["docs/design.md", "docs/leaderboard-security.md", "docs/performance.md"]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
-DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs|before:|leaderboard)\s*(.*?)\s*-->\s*$", re.S)
-# Starts one real leaderboard per document (BOARDS filled in) and makes a user with an API token.
-LEADERBOARD = """if [ -z "$DOCS_LB_PORT" ]; then
-  DOCS_LB_PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token --password-stdin \\
-    --data-dir docs-leaderboard --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
-  casebench leaderboard serve --benchmarks {boards} --port $DOCS_LB_PORT --data-dir docs-leaderboard \\
-    --bootstrap 50 > docs-leaderboard.log 2>&1 &
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs\b|before:|leaderboard\b|serve\b|labelstudio\b)\s*(.*?)\s*-->", re.S)
+RECIPE = re.compile(r"<!--\s*recipe:\s*[\w-]+\s*-->\s*$")
+SERVE = re.compile(r"^\s*casebench\s+leaderboard\s+serve\b")
+PUBLIC_BOARD = ("http://127.0.0.1:8000", "https://board.example.org")
+# Helpers every document script starts with. docs_serve runs a leaderboard server in the background on a free
+# port (stopping the document's earlier one), waits until it answers and makes the user `docs` with an API token
+# in the server's data folder (the arguments after the server command: --data-dir/--config, if any).
+PRELUDE = r"""set -eo pipefail
+trap 'echo "@@docs-test-failed $LINENO" >&2' ERR
+DOCS_LB_PID= DOCS_LB_PORT= DOCS_TOKEN= DOCS_LS=
+docs_cleanup() {
+  set +e
+  if [ -n "$DOCS_LB_PID" ]; then kill "$DOCS_LB_PID" 2>/dev/null; wait "$DOCS_LB_PID" 2>/dev/null; fi
+  if [ -n "$DOCS_LS" ]; then casebench labelstudio stop > /dev/null 2>&1; fi
+}
+trap docs_cleanup EXIT
+docs_free_port() {
+  python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+docs_serve() {  # docs_serve "STORE OPTIONS" casebench leaderboard serve ARGS...
+  local store=$1; shift
+  if [ -n "$DOCS_LB_PID" ]; then kill "$DOCS_LB_PID"; wait "$DOCS_LB_PID" 2>/dev/null || true; fi
+  DOCS_LB_PORT=$(docs_free_port)
+  "$@" --port "$DOCS_LB_PORT" >> docs-leaderboard.log 2>&1 &
   DOCS_LB_PID=$!
-  trap 'kill $DOCS_LB_PID' EXIT
-  for _ in $(seq 240); do
-    python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \\
+  for _ in $(seq 600); do
+    if ! kill -0 "$DOCS_LB_PID" 2>/dev/null; then
+      echo "the leaderboard server stopped; docs-leaderboard.log:" >&2; tail -30 docs-leaderboard.log >&2; return 1
+    fi
+    python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
       "http://127.0.0.1:$DOCS_LB_PORT/" 2>/dev/null && break
     sleep 0.5
   done
-fi"""
+  if [ -z "$DOCS_TOKEN" ]; then
+    # shellcheck disable=SC2086
+    DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token --password-stdin $store \
+      --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  fi
+}
+docs_labelstudio() {  # a migrated database for `casebench labelstudio start` (the first start then takes seconds)
+  local d=${CASEBENCH_LABEL_STUDIO_DIR:-$HOME/.local/share/casebench/label-studio}
+  mkdir -p "$d/data"
+  [ -e "$d/data/label_studio.sqlite3" ] || cp "$DOCS_LS_TEMPLATE" "$d/data/label_studio.sqlite3"
+  DOCS_LS=1
+}"""
 
 
 @dataclass
@@ -62,6 +110,20 @@ class Block:
     needs: str | None      # why the block is not run
     before: str            # setup commands standing in for what the reader has
     leaderboard: str = ""  # boards of the local leaderboard the block talks to
+    serve: bool = False    # its `casebench leaderboard serve` line runs in the background
+    labelstudio: bool = False  # it may start Label Studio
+
+
+def directives(text: str, fence_start: int) -> list[tuple[str, str]]:
+    """The docs-test comments on the lines right above the fence at ``fence_start``, as (kind, argument)."""
+    found = []
+    rest = text[:fence_start].rstrip()
+    while True:
+        m = next(reversed(list(DIRECTIVE.finditer(rest))), None)
+        if m is None or rest[m.end():].strip() or (rest[:m.start()] and not rest[:m.start()].endswith("\n")):
+            return found[::-1]
+        found.append((m.group(1), m.group(2)))
+        rest = rest[:m.start()].rstrip()
 
 
 def bash_blocks(document: str) -> list[Block]:
@@ -71,51 +133,86 @@ def bash_blocks(document: str) -> list[Block]:
     for m in FENCE.finditer(text):
         if m.group(1) not in ("bash", "sh", "shell"):
             continue
-        preceding = text[:m.start()].rstrip()
-        d = DIRECTIVE.search(preceding[preceding.rfind("\n\n") + 1:] if "\n\n" in preceding else preceding)
-        needs = d.group(2) if d and d.group(1) == "needs" else None
-        before = d.group(2) if d and d.group(1) == "before:" else ""
-        boards = d.group(2) if d and d.group(1) == "leaderboard" else ""
-        blocks.append(Block(document, len(blocks) + 1, text[:m.start(2)].count("\n") + 1, m.group(2), needs,
-                            before, boards))
+        found = dict(directives(text, m.start()))
+        blocks.append(Block(document, len(blocks) + 1, text[:m.start(2)].count("\n") + 1, m.group(2),
+                            found.get("needs"), found.get("before:", ""), found.get("leaderboard", ""),
+                            "serve" in found, "labelstudio" in found))
     return blocks
+
+
+def serve_line(cmd: str) -> str:
+    """``casebench leaderboard serve ARGS  # note`` -> docs_serve with the server's store options."""
+    args = shlex.split(cmd, comments=True)
+    store = [f"{a} {shlex.quote(b)}" for a, b in zip(args, args[1:], strict=False)
+             if a in ("--data-dir", "--config", "-c")]
+    return f"docs_serve {shlex.quote(' '.join(store))} {cmd.strip()}"
 
 
 def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
     """One bash script of the runnable blocks, and script line -> (block, document line)."""
-    lines = ["set -eo pipefail", "trap 'echo \"@@docs-test-failed $LINENO\" >&2' ERR"]
+    lines = PRELUDE.splitlines()
     where: dict[int, tuple[Block, int]] = {}
+    server = False  # a leaderboard runs: later blocks' board address and token point at it
     for b in blocks:
         if b.needs:
             continue
-        setup = b.before.splitlines() + (LEADERBOARD.format(boards=b.leaderboard).splitlines() if b.leaderboard else [])
+        setup = b.before.splitlines()
+        if b.labelstudio:
+            setup.append("docs_labelstudio")
+        if b.leaderboard:
+            setup += ["if [ -z \"$DOCS_LB_PID\" ]; then",
+                      "  DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token "
+                      "--password-stdin --data-dir docs-leaderboard --json | python -c 'import json, sys; "
+                      "print(json.load(sys.stdin)[\"token\"])')",
+                      f"  docs_serve '--data-dir docs-leaderboard' casebench leaderboard serve --benchmarks "
+                      f"{b.leaderboard} --data-dir docs-leaderboard --bootstrap 50",
+                      "fi"]
         for cmd in setup:
             lines.append(cmd)
             where[len(lines)] = (b, b.line - 1)
+        server = server or bool(b.leaderboard) or b.serve
         for i, cmd in enumerate(b.code.splitlines()):
-            if b.leaderboard:
-                cmd = cmd.replace("http://127.0.0.1:8000", "http://127.0.0.1:$DOCS_LB_PORT")
+            if SERVE.match(cmd):
+                assert b.serve, (f"{b.document} line {b.line + i}: a `leaderboard serve` line never returns; "
+                                 "put <!-- docs-test: serve --> before its block")
+                assert not cmd.rstrip().endswith("\\"), f"{b.document} line {b.line + i}: one-line serve only"
+                cmd = serve_line(cmd)
+            if server:
+                for address in PUBLIC_BOARD:
+                    cmd = cmd.replace(address, "http://127.0.0.1:$DOCS_LB_PORT")
                 cmd = cmd.replace("cbt_...", "$DOCS_TOKEN")
             lines.append(cmd)
             where[len(lines)] = (b, b.line + i)
     return "\n".join(lines) + "\n", where
 
 
-def run_document(document: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_document(document: str, tmp_path: Path, ls_template: Path | None = None) -> subprocess.CompletedProcess:
     blocks = bash_blocks(document)
     assert blocks, f"{document} has no bash blocks"
     text, where = script(blocks)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEBENCH_", "HF_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEBENCH_", "HF_", "LABEL_STUDIO_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                PYTHONPATH=f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}", HOME=str(tmp_path / "home"),
                DOCS_MINI_EXAMPLES=str(get_benchmark("casebench-mini").gold_path.parent / "examples"),
+               DOCS_REPO=str(ROOT), DOCS_LS_TEMPLATE=str(ls_template or ""),
                HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="120")
+    env.pop("LOCAL_FILES_DOCUMENT_ROOT", None)
     (tmp_path / "home").mkdir()
     work = tmp_path / "work"
     work.mkdir()
     (tmp_path / "doc.sh").write_text(text)
-    proc = subprocess.run(["bash", str(tmp_path / "doc.sh")], cwd=work, env=env, capture_output=True, text=True,
-                          timeout=1500)
+    proc = subprocess.Popen(["bash", str(tmp_path / "doc.sh")], cwd=work, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=850)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the script and the servers it started in the background
+        out, err = proc.communicate()
+        err += "\n@@docs-test: timed out after 850 s"
+    finally:
+        if any(b.labelstudio for b in blocks):  # `labelstudio start` detaches; the script's trap may not have run
+            subprocess.run(["casebench", "labelstudio", "stop"], env=env, capture_output=True, timeout=120)
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if proc.returncode == 0:
         return proc
     failed = re.findall(r"@@docs-test-failed (\d+)", proc.stderr)
@@ -134,6 +231,43 @@ def test_directives_parse_and_every_document_has_blocks():
         assert blocks, document
         for b in blocks:
             assert b.needs is None or len(b.needs) > 10, f"{document} block {b.number}: say what it needs"
+    assert set(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")) <= set(DOCUMENTS) | set(NO_COMMANDS)
+
+
+def test_several_directives_stand_before_one_block():
+    text = ("Some prose.\n\n<!-- docs-test: labelstudio -->\n<!-- docs-test: before: echo a\n  echo b -->\n"
+            "```bash\ntrue\n```\n\n<!-- docs-test: serve -->\nprose in between\n```bash\ntrue\n```\n")
+    first, second = FENCE.finditer(text)
+    assert directives(text, first.start()) == [("labelstudio", ""), ("before:", "echo a\n  echo b")]
+    assert directives(text, second.start()) == []
+
+
+def test_command_fences_are_bash_blocks():
+    """A fence a reader would copy commands from is a ```bash block, so the test above runs it."""
+    documents = ["README.md", "leaderboard/README.md", "annotation/README.md", "data_cards/README.md",
+                 *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+    wrong = []
+    for document in documents:
+        if not (ROOT / document).is_file():
+            continue
+        text = (ROOT / document).read_text(encoding="utf-8")
+        for m in FENCE.finditer(text):
+            commands = [line for line in m.group(2).splitlines() if line.strip() and not line.startswith("#")]
+            if (m.group(1) not in ("bash", "sh", "shell") and commands
+                    and re.match(r"\$?\s*(casebench|python|pip|bash)\s", commands[0])
+                    and not RECIPE.search(text[:m.start()].rstrip())):
+                wrong.append(f"{document} line {text[:m.start()].count(chr(10)) + 1}: {commands[0][:60]}")
+    assert not wrong, "command fences that are not ```bash blocks:\n" + "\n".join(wrong)
+
+
+def test_serve_lines_run_in_the_background_and_need_the_directive():
+    served = Block("d.md", 1, 3, "casebench leaderboard serve --benchmarks casebench-mini --data-dir lb   # note\n"
+                   "curl http://127.0.0.1:8000/ -H 'Authorization: Bearer cbt_...'\n", None, "", serve=True)
+    text, _ = script([served])
+    assert "docs_serve '--data-dir lb' casebench leaderboard serve --benchmarks casebench-mini --data-dir lb" in text
+    assert "curl http://127.0.0.1:$DOCS_LB_PORT/ -H 'Authorization: Bearer $DOCS_TOKEN'" in text
+    with pytest.raises(AssertionError, match="docs-test: serve"):
+        script([Block("d.md", 1, 3, "casebench leaderboard serve\n", None, "")])
 
 
 def test_a_failing_line_is_named(tmp_path):
@@ -149,8 +283,10 @@ def test_a_failing_line_is_named(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("document", DOCUMENTS)
-def test_document_runs(document, tmp_path):
-    assert run_document(document, tmp_path).returncode == 0  # a failure names document, block, line and command
+def test_document_runs(document, tmp_path, request):
+    starts_label_studio = any(b.labelstudio and not b.needs for b in bash_blocks(document))
+    template = request.getfixturevalue("label_studio_template_db") if starts_label_studio else None
+    assert run_document(document, tmp_path, template).returncode == 0  # a failure names document, block, line
 
 
 @pytest.mark.slow

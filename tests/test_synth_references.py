@@ -10,7 +10,6 @@ import io
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,39 +25,10 @@ from casebench.errors import ConfigError, InputError
 from casebench.splits import holdout_splits, split
 from casebench.synth import synth
 from casebench.synth.references import choose_speakers, reference_pool
-from casebench.testing import local_http_server
+from casebench.testing import local_http_server, write_tts_standins
 from casebench.workspace import Workspace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reference-synthesis.md"
-
-# A stand-in for a reference-prompted TTS command line: parses the tool's real flags, reads the reference
-# WAV (and text), writes a WAV whose loudness follows the reference and whose length follows the text. It
-# logs its arguments so the test can check what it was given.
-_STANDIN = r'''#!{python}
-import argparse, json, os, sys
-import numpy as np, soundfile as sf
-p = argparse.ArgumentParser()
-TOOL = {tool!r}
-if TOOL == "f5":
-    p.add_argument("--model"); p.add_argument("--ref_audio", required=True); p.add_argument("--ref_text", default="")
-    p.add_argument("--gen_text", required=True); p.add_argument("--output_dir", required=True)
-    p.add_argument("--output_file", required=True)
-else:
-    p.add_argument("--model_name", required=True); p.add_argument("--text", required=True)
-    p.add_argument("--speaker_wav", required=True); p.add_argument("--language_idx", required=True)
-    p.add_argument("--out_path", required=True)
-a = p.parse_args()
-ref = a.ref_audio if TOOL == "f5" else a.speaker_wav
-x, sr = sf.read(ref)
-text = a.gen_text if TOOL == "f5" else a.text
-out = os.path.join(a.output_dir, a.output_file) if TOOL == "f5" else a.out_path
-t = np.arange(int(0.05 * len(text) * 24000)) / 24000
-y = np.sqrt(np.mean(x ** 2)) * 1.4 * np.sin(2 * np.pi * 180 * t) * (np.floor(t / 0.1) % 3 != 0)
-sf.write(out, y, 24000, subtype="PCM_16")
-with open(os.environ["STANDIN_LOG"], "a") as f:
-    f.write(json.dumps({{"tool": TOOL, "argv": sys.argv[1:], "ref_sr": sr}}) + "\n")
-'''
-
 
 @pytest.fixture(scope="module")
 def crema_ws(tmp_path_factory):
@@ -72,11 +42,7 @@ def crema_ws(tmp_path_factory):
 def tools(tmp_path, monkeypatch):
     """f5-tts_infer-cli and tts stand-ins on PATH; returns the log file."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, tool in (("f5-tts_infer-cli", "f5"), ("tts", "xtts")):
-        script = bin_dir / name
-        script.write_text(_STANDIN.format(python=sys.executable, tool=tool), encoding="utf-8")
-        script.chmod(0o755)
+    write_tts_standins(bin_dir)
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
     monkeypatch.setenv("STANDIN_LOG", str(log))

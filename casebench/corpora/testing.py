@@ -112,17 +112,39 @@ _IEMOCAP_EVAL = {
 }
 
 
-def make_iemocap(root: Path) -> Path:
+# Lines for the generated dialogs of make_iemocap(..., generated=True): IEMOCAP code -> what is said.
+_IEMOCAP_LINES = {"ang": "I am furious, this is outrageous.", "dis": "That is disgusting, how gross.",
+                  "exc": "This is wonderful, I am thrilled!", "fea": "I am scared, something terrible is coming.",
+                  "hap": "I am so happy and glad today.", "neu": "The meeting is on Tuesday at noon.",
+                  "sad": "I feel so sad and lonely.", "sur": "What a surprise, I am astonished!"}
+
+
+def make_iemocap(root: Path, generated: bool = False) -> Path:
     """IEMOCAP (shared/CORPORA.md "IEMOCAP — verified"): ``IEMOCAP_full_release/SessionN/dialog/
     EmoEvaluation/<dialog>.txt`` (tab-separated block heads, rater lines), per-rater sub-folders that must not
     be read, ``.anvil`` files, ``dialog/transcriptions/<dialog>.txt`` with an unlabelled ``_FXX0`` turn,
     ``sentences/wav/<dialog>/<utterance>.wav``. Returns ``IEMOCAP_full_release``.
 
     ``Ses01F_impro01_M000`` is spoken by the man in a dialog the woman leads (speaker Ses01M); one labelled
-    utterance has no wav.
+    utterance has no wav. ``generated=True`` adds one dialog ``Ses0NF_impro09`` per session in which both
+    speakers say one line in each of eight emotions: the woman words that carry the voice's emotion, the man
+    every other line the words of the next emotion (conflicts to mine). Ten speakers, as in the real corpus,
+    so that speaker-disjoint splits of the import can hold every class.
     """
     rel = root / "IEMOCAP_full_release"
-    for (session, dialog), blocks in _IEMOCAP_EVAL.items():
+    dialogs = dict(_IEMOCAP_EVAL)
+    texts: dict[str, str] = {}
+    if generated:
+        codes = list(_IEMOCAP_LINES)
+        for n in range(1, 6):
+            blocks = []
+            for g in "FM":
+                for i, code in enumerate(codes):
+                    utt = f"Ses0{n}F_impro09_{g}{i:03d}"
+                    blocks.append((utt, code, (3.0, 3.0, 3.0), [f"C-E1:\t{code};\t()"]))
+                    texts[utt] = _IEMOCAP_LINES[codes[(i + (g == "M" and i % 2 == 0)) % len(codes)]]
+            dialogs[(f"Session{n}", f"Ses0{n}F_impro09")] = blocks
+    for (session, dialog), blocks in dialogs.items():
         ev = rel / session / "dialog" / "EmoEvaluation"
         ev.mkdir(parents=True, exist_ok=True)
         lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
@@ -141,8 +163,8 @@ def make_iemocap(root: Path) -> Path:
         (cat / f"{dialog}_e1_cat.txt").write_text(f"{blocks[0][0]} :Neutral state; ()\n", encoding="utf-8")
         tr = rel / session / "dialog" / "transcriptions"
         tr.mkdir(parents=True, exist_ok=True)
-        turns = [f"{utt} [{3 * i + 1:07.4f}-{3 * i + 3.1:07.4f}]: Line number {i} of {dialog}."
-                 for i, (utt, *_) in enumerate(blocks)]
+        turns = [f"{utt} [{3 * i + 1:07.4f}-{3 * i + 3.1:07.4f}]: "
+                 + texts.get(utt, f"Line number {i} of {dialog}.") for i, (utt, *_) in enumerate(blocks)]
         turns.append(f"{dialog}_FXX0 [000.0000-000.5000]: [LAUGHTER]")
         tr.joinpath(f"{dialog}.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
     return rel
