@@ -336,6 +336,7 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     """
     from casebench.predictions import parse_predictions
     from casebench.results import build_results
+    from casebench.results_model import check
     from casebench.workspace import check_benchmark
 
     stale = check_benchmark(benchmark, allow_stale=allow_stale)
@@ -389,6 +390,9 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     if "cross_corpus_mean" in extra:
         extra["warnings"] += scoring.interval_warnings({"cross_corpus_mean": extra["cross_corpus_mean"]},
                                                        boot_unit, where="mean")
+    extra["warnings"] += scoring.group_warnings(extra.get("groups") or {})
+    if "robustness" in extra:
+        extra["warnings"] += scoring.robustness_warnings(extra["robustness"])
     if with_baselines and extra["baseline_prior"]["oracle"]:
         extra["warnings"].append("the constant baseline 'test prior (oracle)' is computed from the test labels "
                                  "(the benchmark has no train table or train prior): it is an oracle, not a "
@@ -398,6 +402,7 @@ def evaluate(predictions: str | Path, benchmark: Benchmark, *, n_boot: int = 100
     if stale:
         results["staleness"] = {"allow_stale": True, "problems": stale}
         results.setdefault("warnings", []).extend(f"stale (--allow-stale): {p}" for p in stale)
+    check(results)  # the typed model of a results file (casebench.results_model): what is written is valid
     return results
 
 

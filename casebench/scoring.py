@@ -12,7 +12,9 @@ baselines) computes its numbers here, from the one metric registry (:data:`caseb
   bootstrap), built in blocks of resamples so memory stays bounded whatever the number of classes;
 * :func:`entry` — the JSON entry of a value and its draws: ``{"value", "ci_low", "ci_high", "n",
   "n_clusters", "n_distinct_resamples"}``; :func:`interval_warnings` — the results' ``warnings`` when an
-  interval rests on fewer than :data:`MIN_CLUSTERS` clusters or :data:`MIN_DISTINCT` distinct resamples;
+  interval rests on fewer than :data:`MIN_CLUSTERS` clusters or :data:`MIN_DISTINCT` distinct resamples
+  (one per split), :func:`group_warnings` and :func:`robustness_warnings` the same for group breakdowns and
+  degraded conditions (one message per breakdown, naming the groups or conditions);
 * :class:`Prior` and :func:`prior_from_gold` / :func:`prior_from_spec` — the one constant prior (majority class,
   mean distribution, mean V/A/D) used by the constant baselines here and by the train-prior reference
   system in :mod:`casebench.baselines`.
@@ -366,6 +368,30 @@ def paired_entries(a: Scores, b: Scores, n: int) -> dict:
     return out
 
 
+def support(entries) -> tuple[int, int | None] | None:
+    """(fewest clusters, fewest distinct resamples) over the entries that have an interval, or None when none
+    has one (no bootstrap)."""
+    entries = [e for e in entries if isinstance(e, Mapping) and e.get("n_clusters") is not None]
+    if not entries:
+        return None
+    distinct = [e["n_distinct_resamples"] for e in entries if e.get("n_distinct_resamples") is not None]
+    return min(e["n_clusters"] for e in entries), (min(distinct) if distinct else None)
+
+
+def thin(entries) -> tuple[int, int | None] | None:
+    """:func:`support` of intervals that rest on fewer than :data:`MIN_CLUSTERS` clusters or
+    :data:`MIN_DISTINCT` distinct resamples (None when they do not: they are not thin)."""
+    s = support(entries)
+    return s if s is not None and (s[0] < MIN_CLUSTERS or (s[1] is not None and s[1] < MIN_DISTINCT)) else None
+
+
+def _clusters_word(unit: str, one: bool = False) -> str:
+    return ("speaker cluster" if unit == "speaker" else "item") + ("" if one else "s")
+
+
+_ROUGH = "they understate the uncertainty; treat them as rough"
+
+
 def interval_warnings(scores: Mapping[str, Mapping], unit: str, where: str = "split") -> list[str]:
     """Messages for the results' ``warnings``: one per split whose intervals rest on fewer than
     :data:`MIN_CLUSTERS` clusters or :data:`MIN_DISTINCT` distinct resamples.
@@ -377,21 +403,106 @@ def interval_warnings(scores: Mapping[str, Mapping], unit: str, where: str = "sp
     """
     out = []
     for name, metrics in scores.items():
-        entries = [e for e in metrics.values() if isinstance(e, dict) and e.get("n_clusters") is not None]
-        if not entries:
+        s = thin(metrics.values())
+        if s is None:
             continue
-        clusters = min(e["n_clusters"] for e in entries)
-        distinct = min(e["n_distinct_resamples"] for e in entries if e.get("n_distinct_resamples") is not None)
+        clusters, distinct = s
         parts = []
         if clusters < MIN_CLUSTERS:
-            parts.append(f"{clusters} {'speaker clusters' if unit == 'speaker' else 'items'} (fewer than "
-                         f"{MIN_CLUSTERS})")
-        if distinct < MIN_DISTINCT:
+            parts.append(f"{clusters} {_clusters_word(unit, clusters == 1)} (fewer than {MIN_CLUSTERS})")
+        if distinct is not None and distinct < MIN_DISTINCT:
             parts.append(f"{distinct} distinct resamples (fewer than {MIN_DISTINCT})")
-        if parts:
-            out.append(f"{where} {name!r}: 95% intervals rest on {' and '.join(parts)}: they understate the "
-                       "uncertainty; treat them as rough")
+        out.append(f"{where} {str(name)!r}: 95% intervals rest on {' and '.join(parts)}: {_ROUGH}")
     return out
+
+
+MAX_LISTED = 20
+"""A breakdown warning names at most this many groups or conditions (and says how many more)."""
+
+
+def breakdown_warning(what: str, members: Mapping[str, Sequence[Mapping]], unit: str, noun: str,
+                      derived: str | None = None) -> str | None:
+    """One message for the results' ``warnings`` about a breakdown (groups of a column, robustness
+    conditions): which of its ``members`` (name -> that member's metric entries) have intervals resting on
+    fewer than :data:`MIN_CLUSTERS` clusters or :data:`MIN_DISTINCT` distinct resamples (the first
+    :data:`MAX_LISTED`, then how many more; each with its clusters when they differ), with the range of
+    clusters and distinct resamples; None when no member's are thin.
+    ``derived`` names intervals computed from the members' draws (gaps), rough where a member's are.
+
+    >>> e = lambda c, d: [{"value": .5, "ci_low": .4, "ci_high": .6, "n": 30, "n_clusters": c,
+    ...                    "n_distinct_resamples": d}]
+    >>> breakdown_warning("groups by 'gender'", {"f": e(2, 40), "m": e(25, 1000), "x": e(4, 300)}, "speaker",
+    ...                   "group")  # doctest: +NORMALIZE_WHITESPACE
+    "groups by 'gender': the 95% intervals of 2 of 3 groups rest on 2-4 speaker clusters (fewer than 10) or 40
+     distinct resamples (fewer than 100): 'f' (2 speakers), 'x' (4 speakers); they understate the uncertainty;
+     treat them as rough"
+    """
+    rough = {str(name): s for name, entries in members.items() if (s := thin(entries)) is not None}
+    if not rough:
+        return None
+    with_ci = sum(support(entries) is not None for entries in members.values())
+
+    def span(values: list[int]) -> str:
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    few_clusters = {n: s[0] for n, s in rough.items() if s[0] < MIN_CLUSTERS}
+    few_distinct = [s[1] for s in rough.values() if s[1] is not None and s[1] < MIN_DISTINCT]
+    parts = []
+    if few_clusters:
+        counts = list(few_clusters.values())
+        parts.append(f"{span(counts)} {_clusters_word(unit, max(counts) == 1)} (fewer than {MIN_CLUSTERS})")
+    if few_distinct:
+        parts.append(f"{span(few_distinct)} distinct resamples (fewer than {MIN_DISTINCT})")
+    both = len(few_clusters) == len(few_distinct) == len(rough)
+    # each member's clusters when they differ (the number a reader wants: how few speakers a group has)
+    show = len(set(few_clusters.values())) > 1
+    unit_short = "speakers" if unit == "speaker" else "items"
+    names = list(rough)[:MAX_LISTED]
+    listed = [f"{n!r} ({few_clusters[n]} {unit_short})" if show and n in few_clusters else f"{n!r}" for n in names]
+    if len(rough) > MAX_LISTED:
+        listed.append(f"and {len(rough) - MAX_LISTED} more")
+    head = (f"{what}: the 95% intervals of {len(rough)} of {with_ci} {noun if with_ci == 1 else noun + 's'} "
+            f"rest on {(' and ' if both else ' or ').join(parts)}")
+    text = f"{head}: {', '.join(listed)}"
+    if derived:
+        text += f"; so do the {derived} that involve them"
+    return f"{text}; {_ROUGH}"
+
+
+def entries_of(tree) -> list[Mapping]:
+    """Every metric entry (a mapping with ``value`` and ``n``) anywhere in a nested part of the results."""
+    if isinstance(tree, Mapping):
+        if "value" in tree and "n" in tree:
+            return [tree]
+        return [e for v in tree.values() for e in entries_of(v)]
+    if isinstance(tree, list):
+        return [e for v in tree for e in entries_of(v)]
+    return []
+
+
+def group_warnings(groups: Mapping[str, Mapping]) -> list[str]:
+    """One message per ``results["groups"]`` column whose groups have thin intervals (see
+    :func:`breakdown_warning`)."""
+    out = []
+    for column, b in groups.items():
+        members = {g: entries_of([v.get("metrics"), v.get("recall")]) for g, v in b["groups"].items()}
+        rough = {g for g, entries in members.items() if thin(entries) is not None}
+        gaps = [k for k in ("largest_gap", "recall_gaps")
+                if any(rough & {v.get("best"), v.get("worst")} for v in (b.get(k) or {}).values())]
+        derived = " and ".join({"largest_gap": "largest-gap", "recall_gaps": "recall-gap"}[k] for k in gaps)
+        msg = breakdown_warning(f"groups by {str(column)!r}", members, b.get("unit", "item"), "group",
+                                f"{derived} intervals" if derived else None)
+        out += [msg] if msg else []
+    return out
+
+
+def robustness_warnings(robustness: Mapping) -> list[str]:
+    """The message for ``results["robustness"]`` when conditions have thin intervals (clean, degraded and
+    drop entries of each condition; see :func:`breakdown_warning`)."""
+    members = {name: entries_of([c.get("clean"), c.get("degraded"), c.get("drop")])
+               for name, c in robustness["conditions"].items()}
+    msg = breakdown_warning("robustness", members, robustness.get("unit", "item"), "condition")
+    return [msg] if msg else []
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -246,3 +246,77 @@ def test_evaluate_baseline_derived_from_the_model_equals_its_own_pass(tmp_path):
         own = baselines(g, bench.splits, tasks, n_boot=300, seed=2, unit="auto", target=target)
         derived = baselines(g, bench.splits, tasks, n_boot=300, seed=2, unit="auto", target=target, margins=margins)
         assert json.dumps(derived) == json.dumps(own)
+
+
+def _breakdown_gold(n_speakers=40, per_speaker=10, seed=0):
+    """A gold of 40 speakers: ``language`` 'fr' for 2 of them, 'en' for the rest; ``room`` one per speaker;
+    degraded copies ``@snr5`` of the first 4 speakers' items and ``@snr20`` of every item."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per_speaker
+    spk = np.repeat(np.arange(n_speakers), per_speaker)
+    a = rng.integers(0, 7, n)
+    clean = pd.DataFrame({"id": [f"c{i}" for i in range(n)], "acoustic_label": [EKMAN[i] for i in a],
+                          "speaker_id": [f"s{s:02d}" for s in spk],
+                          "language": np.where(spk < 2, "fr", "en"), "room": [f"r{s:02d}" for s in spk]})
+    snr5 = clean[spk < 4].assign(id=lambda d: d["id"] + "@snr5")
+    snr20 = clean.assign(id=lambda d: d["id"] + "@snr20")
+    gold = pd.concat([clean, snr5, snr20], ignore_index=True)
+    right = rng.random(len(gold)) < 0.6
+    preds = [{"id": i, "label": lab if ok else "neutral"}
+             for i, lab, ok in zip(gold["id"], gold["acoustic_label"], right, strict=True)]
+    return gold, preds
+
+
+def test_group_and_condition_intervals_warn_once_per_breakdown(tmp_path, capsys):
+    gold, preds = _breakdown_gold()
+    bench, path = _write(tmp_path, gold, preds)
+    res = evaluate(path, bench, n_boot=200, group_by=["language", "room"])
+    # every entry with an interval, wherever it sits, says what it rests on
+    entries = scoring.entries_of(res)
+    for part in ("splits", "per_class", "baselines", "groups", "robustness"):
+        assert scoring.entries_of(res[part]), part
+    assert all(e["n_clusters"] is not None and e["n_distinct_resamples"] is not None
+               for e in entries if e["ci_low"] is not None)
+    fr = res["groups"]["language"]["groups"]["fr"]["metrics"]["uar"]
+    assert fr["n_clusters"] == 2 and res["groups"]["language"]["groups"]["en"]["metrics"]["uar"]["n_clusters"] == 38
+    assert res["robustness"]["conditions"]["snr5"]["drop"]["uar"]["n_clusters"] == 4
+
+    warnings = res["warnings"]
+    language = [w for w in warnings if w.startswith("groups by 'language'")]
+    assert len(language) == 1
+    assert "1 of 2 groups" in language[0] and "2 speaker clusters (fewer than 10)" in language[0]
+    assert "'fr'" in language[0] and "'en'" not in language[0]
+    # 40 one-speaker groups: one message naming the first 20 and counting the rest, not 40 lines
+    room = [w for w in warnings if "room" in w]
+    assert len(room) == 1 and "40 of 40 groups rest on 1 speaker cluster (fewer" in room[0]
+    assert "'r00'" in room[0] and "'r19'" in room[0] and "'r20'" not in room[0] and "and 20 more" in room[0]
+    assert "largest-gap" not in language[0]  # 'fr' (20 items) is not ranked: no gap involves it
+    robust = [w for w in warnings if w.startswith("robustness")]
+    assert len(robust) == 1 and "1 of 2 conditions" in robust[0] and "'snr5'" in robust[0]
+    assert "'snr20'" not in robust[0] and "4 speaker clusters" in robust[0]
+    assert not any(w.startswith("split ") for w in warnings)  # the splits rest on 40 speakers
+
+    # the terminal and the HTML report show them
+    assert main(["evaluate", str(path), "-b", str(bench.spec_path), "--bootstrap", "200", "--group-by",
+                 "language,room", "--report", str(tmp_path / "rep")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: groups by 'language'" in out and "warning: robustness: the 95% intervals of 1 of 2" in out
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "groups by &#39;room&#39;: the 95% intervals of 40 of 40 groups" in html  # HTML-escaped quotes
+    assert "robustness: the 95% intervals of 1 of 2 conditions" in html
+
+
+def test_a_ranked_thin_group_marks_the_gaps_too():
+    e = {"value": .5, "ci_low": .4, "ci_high": .6, "n": 40, "n_clusters": 3, "n_distinct_resamples": 500}
+    ok = {**e, "n_clusters": 30}
+    group = {"n": 40, "n_speakers": 3, "ranked": True, "reason": None, "metrics": {"uar": e}, "recall": {}}
+    other = {**group, "metrics": {"uar": ok}, "n_speakers": 30}
+    breakdown = {"unit": "speaker", "groups": {"a": group, "b": other},
+                 "largest_gap": {"uar": {"best": "b", "worst": "a", "diff": ok}}, "recall_gaps": {}}
+    (msg,) = scoring.group_warnings({"gender": breakdown})
+    assert msg.startswith("groups by 'gender': the 95% intervals of 1 of 2 groups rest on 3 speaker clusters")
+    assert "so do the largest-gap intervals that involve them" in msg
+    assert scoring.group_warnings({"gender": {**breakdown, "groups": {"a": other, "b": other}}}) == []
+    # without a bootstrap no entry has an interval: nothing to warn about
+    bare = {"value": .5, "ci_low": None, "ci_high": None, "n": 40}
+    assert scoring.breakdown_warning("x", {"a": [bare]}, "speaker", "group") is None

@@ -132,3 +132,80 @@ def test_results_validate_against_the_model_and_the_committed_schema(tmp_path):
     msg = str(e.value)
     assert "field 'warnigns': unknown key (did you mean 'warnings'?)" in msg
     assert "field 'splits.all.accuracy.ci_hgh': unknown key" in msg
+
+
+def _degraded_mini(tmp_path, n_speakers=12):
+    """casebench-mini's first speakers with an ``@snr5`` copy of each item, and the voice model's predictions
+    (the copies' labels every third item turned to 'neutral')."""
+    import pandas as pd
+
+    bench = get_benchmark("casebench-mini")
+    gold = pd.read_csv(bench.gold_path)
+    gold = gold[gold["speaker_id"].isin(sorted(gold["speaker_id"].unique())[:n_speakers])]
+    both = pd.concat([gold, gold.assign(id=gold["id"] + "@snr5")], ignore_index=True)
+    both.to_csv(tmp_path / "gold.csv", index=False)
+    preds = {json.loads(line)["id"]: json.loads(line)
+             for line in (bench.gold_path.parent / "examples" / "voice-model.jsonl").read_text().splitlines()}
+    lines = []
+    for k, i in enumerate(both["id"]):
+        p = dict(preds[i.split("@")[0]], id=i)
+        if "@" in i and k % 3 == 0:
+            p["label"] = "neutral"
+        lines.append(json.dumps(p))
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    spec = tmp_path / "b.yaml"
+    spec.write_text(yaml.safe_dump({"name": "deg", "version": "1", "taxonomy": "ekman7", "gold": "gold.csv",
+                                    "group_by": ["gender"], "tasks": [{"kind": "categorical"}]}))
+    return load_spec(spec), tmp_path / "p.jsonl"
+
+
+def test_every_part_of_the_results_is_typed(tmp_path):
+    """The model holds every key evaluate writes (a dump of the validated model is the document itself), and a
+    misspelled key anywhere, groups and robustness included, is refused with its dotted path and a hint."""
+    import orjson
+
+    from casebench.evaluate import evaluate
+    from casebench.results import dumps, load
+    from casebench.results_model import Results
+
+    bench, preds = _degraded_mini(tmp_path)
+    res = orjson.loads(dumps(evaluate(preds, bench, n_boot=50)))
+    assert res["groups"]["gender"]["groups"] and res["robustness"]["conditions"]["snr5"]["drop"]
+    assert Results.model_validate(res).model_dump(mode="json", exclude_unset=True) == res
+    bad = orjson.loads(dumps(res))
+    bad["groups"]["gender"]["groups"]["female"]["metrics"]["uar"]["ci_hgh"] = 0.5
+    bad["groups"]["gender"]["largest_gap"]["uar"]["wrost"] = "male"
+    bad["robustness"]["conditions"]["snr5"]["drop"]["uar"]["pvalue"] = 0.1
+    bad["robustness"]["snr_curves"] = {"white": {"conditions": [], "snr_db": [], "auc": {}, "uarr": []}}
+    bad["per_class"]["all"]["angry"]["suport"] = 3
+    bad["split_info"]["all"]["knd"] = "all"
+    bad["conflict_breakdown"] = [{"acoustic": "sad", "semantic": "happy", "n": 1, "voice": 1, "text": 0,
+                                  "other": 0, "txt": 0}]
+    bad["model"]["trained_onn"] = []
+    del bad["splits"]["all"]["uar"]["n_clusters"]
+    (tmp_path / "bad.json").write_bytes(orjson.dumps(bad))
+    with pytest.raises(SpecError) as e:
+        load(tmp_path / "bad.json")
+    msg = str(e.value)
+    for field, hint in (("groups.gender.groups.female.metrics.uar.ci_hgh", "ci_high"),
+                        ("groups.gender.largest_gap.uar.wrost", "worst"),
+                        ("robustness.conditions.snr5.drop.uar.pvalue", "p_value"),
+                        ("per_class.all.angry.suport", "support"), ("split_info.all.knd", "kind"),
+                        ("conflict_breakdown.0.txt", "text"), ("model.trained_onn", "trained_on")):
+        assert f"field '{field}': unknown key (did you mean '{hint}'?)" in msg
+    assert "field 'robustness.snr_curves.white': unknown key 'uarr'" in msg and "(did you mean 'uar'?)" in msg
+    assert "field 'splits.all.uar': an entry with an interval needs n_clusters and n_distinct_resamples" in msg
+
+
+def test_evaluate_checks_what_it_writes(tmp_path, monkeypatch):
+    """A part casebench builds wrong is caught before it is returned or written, not when a file is loaded."""
+    from pydantic import ValidationError
+
+    from casebench import fairness
+    from casebench.evaluate import evaluate
+
+    bench, preds = _degraded_mini(tmp_path)
+    real = fairness.group_breakdown
+    monkeypatch.setattr(fairness, "group_breakdown", lambda *a, **kw: {**real(*a, **kw), "worst_grup": {}})
+    with pytest.raises(ValidationError, match="worst_grup"):
+        evaluate(preds, bench, n_boot=0)
