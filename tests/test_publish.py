@@ -9,7 +9,6 @@ way a consumer does (``datasets.load_dataset`` on the folder, arrays out); the o
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -287,89 +286,17 @@ def test_unreadable_or_changed_audio_publishes_nothing(ws, tmp_path):
 # ---------------------------------------------------------------------------------------------- upload
 
 
-class FakeHub:
-    """The Hub endpoints that create_repo + upload_folder call (LFS "basic" transfer), answering like the Hub
-    and recording what arrives. Installed as huggingface_hub's httpx transport: everything above the HTTP
-    call (preupload, LFS batch, hashing, commit payload) is the real huggingface_hub code."""
-
-    def __init__(self):
-        self.requests, self.repos, self.lfs, self.commits, self.validated = [], {}, {}, [], []
-
-    def __call__(self, request):
-        import httpx2
-
-        path, method, body = request.url.path, request.method, request.read()
-        self.requests.append((method, path, request.headers.get("authorization")))
-        if method == "POST" and path == "/api/repos/create":
-            data = json.loads(body)
-            self.repos[f"{data['organization']}/{data['name']}"] = data
-            return httpx2.Response(200, json={"url": f"{request.url.scheme}://{request.url.host}/datasets/"
-                                                     f"{data['organization']}/{data['name']}"})
-        if method == "POST" and path == "/api/validate-yaml":
-            content = json.loads(body)["content"]
-            self.validated.append(yaml.safe_load(content.split("---\n")[1]))
-            return httpx2.Response(200, json={"warnings": [], "errors": []})
-        if method == "POST" and "/preupload/" in path:
-            files = json.loads(body)["files"]
-            return httpx2.Response(200, json={"files": [
-                {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith((".parquet", ".png")) else "regular",
-                 "shouldIgnore": False, "oid": None} for f in files]})
-        if method == "POST" and path.endswith(".git/info/lfs/objects/batch"):
-            objects = json.loads(body)["objects"]
-            return httpx2.Response(200, json={"transfer": "basic", "objects": [
-                {"oid": o["oid"], "size": o["size"], "authenticated": True,
-                 "actions": {"upload": {"href": f"http://hub.test/lfs-upload/{o['oid']}", "header": {}}}}
-                for o in objects]})
-        if method == "PUT" and path.startswith("/lfs-upload/"):
-            oid = path.rsplit("/", 1)[1]
-            if hashlib.sha256(body).hexdigest() != oid:
-                return httpx2.Response(400, json={"error": "sha256 mismatch"})
-            self.lfs[oid] = body
-            return httpx2.Response(200)
-        if method == "POST" and "/commit/" in path:
-            lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
-            files = {}
-            for line in lines:
-                if line["key"] == "file":
-                    files[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
-                elif line["key"] == "lfsFile":
-                    files[line["value"]["path"]] = self.lfs[line["value"]["oid"]]
-            self.commits.append({"path": path, "header": lines[0]["value"], "files": files})
-            return httpx2.Response(200, json={"commitUrl": "http://hub.test/datasets/org/emo/commit/c0ffee",
-                                              "commitOid": "c0ffee"})
-        return httpx2.Response(404, json={"error": f"no route {method} {path}"})
-
-
-@pytest.fixture()
-def fake_hub(monkeypatch):
-    import httpx2
-    import huggingface_hub
-    from huggingface_hub import constants
-
-    hub = FakeHub()
-    monkeypatch.setattr(constants, "ENDPOINT", "http://hub.test")
-    # with hf_xet installed, LFS files would go through Xet's own (Rust) client: use the HTTP LFS protocol
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    huggingface_hub.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub),
-                                                             follow_redirects=True))
-    yield hub
-    from huggingface_hub.utils._http import default_client_factory
-
-    huggingface_hub.set_client_factory(default_client_factory)
-
-
 def test_upload_with_only_the_network_replaced(ws, tmp_path, fake_hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     out = tmp_path / "pub"
     result = pub.publish(ws, out, card=CARD, n_boot=0, repo_id="org/emo", private=True)
-    assert result["upload"]["repo_id"] == "org/emo" and result["upload"]["commit_oid"] == "c0ffee"
-    assert fake_hub.repos["org/emo"]["type"] == "dataset" and fake_hub.repos["org/emo"]["visibility"] == "private"
+    repo = fake_hub.repos["org/emo"]
+    assert result["upload"]["repo_id"] == "org/emo" and result["upload"]["commit_oid"] == repo["refs"]["main"]
+    assert repo["type"] == "dataset" and repo["private"] and repo["created"]["visibility"] == "private"
     authed = [auth for m, p, auth in fake_hub.requests if p.startswith(("/api/repos", "/api/datasets", "/datasets"))]
     assert len(authed) >= 4 and set(authed) == {"Bearer hf_test_token"}
     [commit] = fake_hub.commits
-    assert commit["path"] == "/api/datasets/org/emo/commit/main"
+    assert (commit["repo"], commit["branch"]) == ("org/emo", "main")
     local = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*")
              if p.is_file() and p.name != pub.LINEAGE_FILE}  # the lineage (local paths) stays local
     assert commit["files"] == local  # every file, byte for byte (parquet and png through LFS)

@@ -390,7 +390,8 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
                     "abstained": {"file": abstained_path(out).name, "n": n_abstained_all,
                                   "note": "clips the model answered without a prediction; not in the predictions file: "
                                           "evaluate --allow-missing scores them as wrong"} if n_abstained_all else None,
-                    "source": clips.source, "engine": engine, "batch_size": batch_size,
+                    "source": clips.source, **({"dataset": clips.dataset} if clips.dataset else {}),
+                    "engine": engine, "batch_size": batch_size,
                     "casebench_version": _version(),
                     "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     **(extra_meta or {})}

@@ -59,12 +59,15 @@ class Clips:
             labels, else None.
         corpora: the corpora the clips come from (a ``corpus`` column's values, else the source's name):
             what a probe fitted on them records as ``trained_on``.
+        dataset: for a published dataset, what pins it, for the metadata sidecar: ``{"path": folder}``, or
+            ``{"hub": id, "revision": asked, "commit": resolved}`` for a Hub dataset.
     """
 
     clips: list[Clip]
     source: str
     labels: Gold | None = None
     corpora: list[str] = field(default_factory=list)
+    dataset: dict | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -227,26 +230,53 @@ def _workspace_gold(lab, tax, src: str) -> Gold:
 
 
 def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
-    """Download (or reuse from the cache) the ``data/`` shards and card of a Hub dataset; ConfigError when
-    offline or unreachable."""
+    """The local snapshot folder of a Hub dataset at ``revision`` (a branch, tag or commit; None: the default
+    branch): its ``data/`` shards and card, downloaded into the Hugging Face cache (``HF_HUB_CACHE``) or reused
+    from it. The folder is named by the commit it holds (``.../snapshots/<commit>``). With ``HF_HUB_OFFLINE=1``
+    (or no network) a revision already in the cache is used without asking the Hub.
+
+    Raises:
+        ConfigError: naming the repo and the revision: no such dataset (or a private or gated one the token
+            cannot read), no such revision, a token the Hub refuses, offline and not in the cache (or cached
+            only in part), any other Hub or network failure.
+    """
     try:
+        from huggingface_hub import errors as hf_errors
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     except ImportError as e:
         from casebench.errors import MissingDependencyError
 
         raise MissingDependencyError(f"a Hub dataset needs huggingface_hub ({e}): pip install "
                                      "'casebench[publish]'") from None
+    what = f"dataset {repo_id!r} at revision {revision or 'main'!r}"
+    token_hint = ("if it is private or gated, set HF_TOKEN (or run `hf auth login`) with a token that can read it; "
+                  "otherwise check the id (ORG/NAME as on huggingface.co/datasets)")
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
                                       allow_patterns=["data/*", "README.md"]))
-    except LocalEntryNotFoundError:
-        raise ConfigError(f"dataset {repo_id!r} (revision {revision}) is not in the local Hugging Face cache and "
-                          "the Hub cannot be reached (offline: HF_HUB_OFFLINE is set, or no network); run once "
-                          "online, or pass a published folder (--dataset PATH)") from None
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        raise ConfigError(f"cannot fetch dataset {repo_id!r} (revision {revision}) from the Hugging Face Hub: "
-                          f"{str(e).splitlines()[0]}") from None
+    except hf_errors.RevisionNotFoundError:
+        raise ConfigError(f"{what}: the Hub has dataset {repo_id!r} but no revision {revision!r} (a branch, tag or "
+                          "commit of the dataset repo)") from None
+    except hf_errors.GatedRepoError:
+        raise ConfigError(f"{what}: the dataset is gated and this token has not been granted access; accept its "
+                          "conditions on the Hub, then set HF_TOKEN") from None
+    except hf_errors.RepositoryNotFoundError:
+        raise ConfigError(f"{what}: no such dataset on the Hugging Face Hub, or one this token cannot see; "
+                          + token_hint) from None
+    except hf_errors.LocalEntryNotFoundError as e:  # offline (or unreachable) and not (fully) in the cache
+        partial = "partly in" if type(e).__name__ == "IncompleteSnapshotError" else "not in"
+        raise ConfigError(f"{what} is {partial} the local Hugging Face cache and the Hub cannot be reached "
+                          "(offline: HF_HUB_OFFLINE is set, or no network); run once online, or pass a published "
+                          "folder (--dataset PATH)") from None
+    except hf_errors.HfHubHTTPError as e:
+        status = e.response.status_code if getattr(e, "response", None) is not None else None
+        if status == 401:
+            raise ConfigError(f"{what}: the Hub refused the token (401: "
+                              f"{getattr(e, 'server_message', None) or 'invalid credentials'}); "
+                              "check HF_TOKEN, or unset it for a public dataset") from None
+        raise ConfigError(f"cannot fetch {what} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot fetch {what} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
 
 
 def dataset_clips(path_or_id: str | os.PathLike, *, revision: str | None = None, split: str = "test",
@@ -260,11 +290,16 @@ def dataset_clips(path_or_id: str | os.PathLike, *, revision: str | None = None,
 
     folder = Path(path_or_id).expanduser()
     name = str(path_or_id)
-    if not folder.is_dir():
+    if folder.is_dir():
+        pinned = {"path": str(folder.resolve())}
+        corpus = folder.resolve().name
+    else:
         if folder.exists() or str(path_or_id).startswith((".", "/", "~")) or str(path_or_id).count("/") != 1:
             raise ConfigError(f"--dataset {name!r}: not a folder written by `casebench publish`, nor a Hub "
                               "dataset id (owner/name)")
         folder = fetch_hub_dataset(name, revision)
+        pinned = {"hub": name, "revision": revision, "commit": folder.name}  # snapshots/<commit>
+        corpus = name
     data = folder / "data"
     shards = sorted(data.glob("*-*-of-*.parquet")) if data.is_dir() else []
     if not shards:
@@ -297,7 +332,7 @@ def dataset_clips(path_or_id: str | os.PathLike, *, revision: str | None = None,
         rows.append(table)
     labels = _dataset_gold(rows, taxonomy, by_split[split][0]) if taxonomy is not None else None
     rev = f"@{revision}" if revision else ""
-    return Clips(clips, f"dataset {name}{rev} (split {split})", labels, [folder.name if folder.is_dir() else name])
+    return Clips(clips, f"dataset {name}{rev} (split {split})", labels, [corpus], pinned)
 
 
 def _dataset_gold(tables: Sequence, tax, shard: Path) -> Gold | None:
