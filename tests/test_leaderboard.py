@@ -724,3 +724,89 @@ def test_infrastructure_failures_cost_nothing_and_come_back(tmp_path):
         w.stop()
     done = lb.submission(sub.id)
     assert done.status == "done" and done.score_count == 1 and done.failure is None
+
+
+def _workspace_benchmark(tmp_path):
+    """casebench-mini's gold and spec, recorded as published from a small workspace (its lineage sidecar)."""
+    import json
+
+    import yaml
+
+    from casebench.workspace import Workspace, lineage, lineage_path
+
+    ws = Workspace.create(tmp_path / "ws", "demo")
+    ws.write_table("labels", [{"clip_id": "c1", "acoustic_label": "sad"}])
+    ws.write_table("splits", [{"clip_id": "c1", "split": "test"}], built_from=ws.versions(["clips", "labels"]))
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    gold = folder / "gold.csv"
+    gold.write_bytes(MINI.gold_path.read_bytes())
+    spec = yaml.safe_load(MINI.spec_path.read_text())
+    spec.update(name="mini-ws", gold="gold.csv")
+    (folder / "bench.yaml").write_text(yaml.safe_dump(spec))
+
+    def publish():  # what `casebench publish` records beside the gold
+        rec = lineage(ws, ["labels", "splits"], step="publish", command=f"casebench publish {ws.root} OUT")
+        lineage_path(gold).write_text(json.dumps([rec]))
+
+    publish()
+    return ws, folder / "bench.yaml", publish
+
+
+def test_a_board_whose_gold_goes_stale_while_served_says_so(tmp_path, monkeypatch):
+    from casebench.leaderboard import service
+
+    monkeypatch.setattr(service, "STALE_CHECK_S", 0.0)  # check on every request
+    ws, spec, publish = _workspace_benchmark(tmp_path)
+    site = Site(tmp_path, boards=[BoardConfig(str(spec), quota_per_day=0)])
+    try:
+        first = site.wait(site.api_submit(benchmark="mini-ws", model_name="m1").json()["id"])
+        assert first["status"] == "done"
+        api = site.req("GET", "/api/boards/mini-ws/dev").json()
+        assert api["board"]["stale"] == [] and 'id="stale-notice"' not in site.req("GET", "/b/mini-ws/dev").text
+
+        # the organisers re-aggregate while the board is served: the gold no longer matches its lineage
+        ws.write_table("labels", [{"clip_id": "c1", "acoustic_label": "happy"}])
+        api = site.req("GET", "/api/boards/mini-ws/dev").json()
+        problems = api["board"]["stale"]
+        assert problems[0].startswith("labels.parquet changed after split")
+        assert "re-run `casebench split <server>`" in problems[0]
+        assert problems[1].startswith("labels.parquet changed after publish (gold <server> was built from")
+        assert [m["stale"] for m in site.req("GET", "/api/boards").json()] == [problems]
+        page = site.req("GET", "/b/mini-ws/dev").text
+        assert 'id="stale-notice"' in page and "no longer matches the data it was built from" in page
+        assert "stale-mark" in site.req("GET", "/").text
+        # uploads are still taken and scored; the results say they were scored on a stale gold
+        second = site.wait(site.api_submit(benchmark="mini-ws", model_name="m2", path=TEXT).json()["id"])
+        assert second["status"] == "done"
+        assert any(w.startswith("stale (--allow-stale): labels.parquet changed after split")
+                   for w in second["warnings"])
+        site.login("ada")
+        sub_page = site.req("GET", f"/submissions/{second['id']}").text
+        assert 'id="stale-notice"' in sub_page and "stale (--allow-stale)" in sub_page
+        board = site.req("GET", "/api/boards/mini-ws/dev").json()
+        assert any(w.startswith("stale (--allow-stale)") for w in board["warnings"])
+
+        # re-split and re-publish: the notice goes away
+        ws.write_table("splits", [{"clip_id": "c1", "split": "test"}], built_from=ws.versions(["clips", "labels"]))
+        publish()
+        assert site.req("GET", "/api/boards/mini-ws/dev").json()["board"]["stale"] == []
+        # a workspace that cannot be read any more is reported, not raised
+        (ws.root / "tables" / "labels.parquet").rename(ws.root / "tables" / "labels.parquet.bak")
+        (ws.root / "tables" / "labels.parquet").mkdir()
+        r = site.req("GET", "/api/boards/mini-ws/dev")
+        assert r.status_code == 200 and r.json()["board"]["stale"][0].startswith("the gold's lineage could not be")
+        assert site.req("GET", "/b/mini-ws/dev").status_code == 200
+        # no server path leaves: the workspace is "<server>" in every page and API answer
+        assert not [t for t in site.seen if str(ws.root) in t or str(tmp_path) in t]
+    finally:
+        site.close()
+
+
+def test_scorer_warnings_reach_the_submission_page(site):
+    sid = site.api_submit(model_name="voice").json()["id"]
+    done = site.wait(sid)
+    assert any("speaker clusters" in w for w in done["warnings"])  # mini-acted: 5 speakers in the dev phase
+    site.login("ada")
+    page = site.req("GET", f"/submissions/{sid}").text
+    assert 'id="warnings"' in page and "speaker clusters" in page

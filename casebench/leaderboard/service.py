@@ -15,6 +15,11 @@ Accepting a submission (:meth:`Leaderboard.accept`) is the only way into the que
 Hidden labels: the gold of every board is loaded here and in the scoring worker only. Nothing derived
 from it per item ever leaves: results of a test phase are redacted (:func:`redact`) and shown only as
 :func:`can_see_scores` allows.
+
+Staleness: ``leaderboard serve`` refuses a stale gold/spec at start; a board whose gold goes stale while it
+is served (its workspace re-aggregated or re-split) keeps serving and scoring, and says so:
+:meth:`Leaderboard.stale` (checked at most every :data:`STALE_CHECK_S` seconds) feeds a notice on the board
+and submission pages and ``stale`` in ``/api/boards`` (server paths replaced by ``<server>``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -43,6 +49,8 @@ from casebench.leaderboard.security import hash_password, new_token, token_hash,
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MIN_PASSWORD = 8
 MAX_PROBLEMS_SHOWN = 100
+STALE_CHECK_S = 10.0
+"""How long a board's staleness check is reused (it hashes the workspace tables the gold was built from)."""
 # Results keys a test phase never shows (aggregates that, compared across submissions, hint at item labels).
 REDACTED_KEYS = ("per_class", "confusion", "conflict_breakdown", "per_dimension")
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -184,11 +192,24 @@ def sanitize_problems(err: InputError, display_name: str, scrub: list[str]) -> t
     return out, total
 
 
-def redact(results: dict, board: BoardConfig, upload_name: str) -> dict:
-    """The results object as a board shows it: the upload's own file name; for a test phase, only the
-    headline per-split metrics (no per-class, confusion, conflict breakdown or per-dimension detail)."""
+def scrub(text: str, paths) -> str:
+    """``text`` with every one of ``paths`` (server paths, longest first) replaced by ``<server>``."""
+    for path in paths:
+        if path:
+            text = text.replace(path, "<server>")
+    return text
+
+
+def redact(results: dict, board: BoardConfig, upload_name: str, paths=()) -> dict:
+    """The results object as a board shows it: the upload's own file name, server ``paths`` scrubbed from
+    warnings and staleness problems; for a test phase, only the headline per-split metrics (no per-class,
+    confusion, conflict breakdown or per-dimension detail)."""
     out = dict(results)
     out["predictions"] = {**results.get("predictions", {}), "file": upload_name}
+    if out.get("warnings"):
+        out["warnings"] = [scrub(w, paths) for w in out["warnings"]]
+    if out.get("staleness"):
+        out["staleness"] = {**out["staleness"], "problems": [scrub(p, paths) for p in out["staleness"]["problems"]]}
     if board.hidden_phase:
         for k in REDACTED_KEYS:
             out.pop(k, None)
@@ -210,6 +231,7 @@ class Leaderboard:
         self._gold: dict[str, object] = {}
         self._gold_lock = threading.Lock()
         self._items: dict[str, phases.BoardItems] = {}
+        self._stale: dict[str, tuple[float, list[str]]] = {}  # spec -> (checked at, problems)
         self.on_accept = None  # called with the submission id after a commit (wakes the worker)
         if register:
             self.register_boards()
@@ -299,12 +321,42 @@ class Leaderboard:
             return g
 
     def server_paths(self, board: BoardConfig) -> list[str]:
+        """Paths on the server a message about this board may hold (never shown: see :func:`scrub`): the
+        gold, the spec, the data folder and the workspaces the gold was built from."""
+        from casebench.workspace import benchmark_lineage
+
         spec = board.spec()
         paths = [str(spec.gold_path), str(spec.gold_path.parent), str(self.config.data_dir.resolve()),
                  str(self.config.data_dir)]
         if spec.spec_path:
             paths += [str(spec.spec_path), str(spec.spec_path.parent)]
+        try:
+            lineage = benchmark_lineage(spec.spec_path, spec.gold_path, (spec.dataset or {}).get("path"))
+        except (CasebenchError, OSError, ValueError):
+            lineage = []
+        paths += [str(rec["workspace"]) for _, rec in lineage if rec.get("workspace")]
         return sorted(set(paths), key=len, reverse=True)
+
+    def stale(self, board: BoardConfig) -> list[str]:
+        """Why the board's gold/spec no longer matches its recorded lineage (the workspace tables it was built
+        from changed since: :func:`casebench.workspace.check_benchmark`), server paths scrubbed; empty when
+        it matches. Checked at most every :data:`STALE_CHECK_S` seconds per spec; a check that cannot be made
+        (unreadable workspace) is reported as such, never raised."""
+        from casebench.workspace import check_benchmark
+
+        spec = board.spec()
+        key = str(spec.spec_path or spec.gold_path)
+        hit = self._stale.get(key)
+        if hit is not None and time.monotonic() - hit[0] < STALE_CHECK_S:
+            return hit[1]
+        try:
+            problems = check_benchmark(spec, allow_stale=True)
+        except (CasebenchError, OSError, ValueError) as e:
+            problems = [f"the gold's lineage could not be checked: {e}"]
+        paths = self.server_paths(board)
+        problems = [scrub(p, paths) for p in problems]
+        self._stale[key] = (time.monotonic(), problems)
+        return problems
 
     def revealed(self, board: BoardConfig) -> bool:
         if not board.hidden_phase:
@@ -624,7 +676,8 @@ class Leaderboard:
         """The (redacted) results object of a submission the viewer may see; 404 otherwise."""
         if not self.can_see_scores(sub, viewer) or not sub.results:
             raise ServiceError(404, "no_results", f"no visible results for submission {sub.id}")
-        return redact(orjson.loads(sub.results), self.boards[sub.board], sub.upload_name)
+        board = self.boards[sub.board]
+        return redact(orjson.loads(sub.results), board, sub.upload_name, self.server_paths(board))
 
     def status_view(self, sub: Submission, viewer: User | None) -> dict:
         """A submission's public-to-its-owner status (no scores unless visible)."""
@@ -667,7 +720,8 @@ class Leaderboard:
         return list(latest.values())
 
     def board_meta(self, board: BoardConfig) -> dict:
-        """What a board is (no scores): benchmark, phase, visibility, reveal state, quotas, splits, tasks."""
+        """What a board is (no scores): benchmark, phase, visibility, reveal state, quotas, splits, tasks, and
+        ``stale``: why its gold no longer matches its recorded lineage (:meth:`stale`; empty when it does)."""
         spec = board.spec()
         items = self._items[board.key]
         return {"key": board.key, "benchmark": spec.name, "version": spec.version, "phase": board.phase,
@@ -678,7 +732,7 @@ class Leaderboard:
                 "description": spec.description, "quota_per_day": board.quota_per_day,
                 "quota_total": board.quota_total, "splits": [s.name for s in spec.splits],
                 "tasks": [t.kind for t in spec.tasks], "taxonomy": spec.taxonomy.name,
-                "labels": list(spec.taxonomy.labels)}
+                "labels": list(spec.taxonomy.labels), "stale": self.stale(board)}
 
     def board_rows(self, board: BoardConfig, results_url: str = "/api/submissions/{id}/results.json") -> list[dict]:
         """Rows for :func:`~casebench.leaderboard.board.build_board`: every scored model revision with its
@@ -718,6 +772,8 @@ class Leaderboard:
 
                 data = build_board(board.spec(), rows, p_value=p_value, **kw)
         data["visible"] = visible
+        paths = self.server_paths(board)
+        data["warnings"] = list(dict.fromkeys(scrub(w, paths) for w in data["warnings"]))
         return data
 
     def usernames(self) -> dict[int, str]:
