@@ -76,16 +76,20 @@ def _ids(path: Path) -> list[str]:
     return sorted(json.loads(line)["id"] for line in path.read_text().splitlines())
 
 
-def _predict(model: str, out: Path, *args: str) -> int:
-    return main(["predict", model, "-b", "casebench-mini", "-o", str(out), "--no-progress", *args])
+def _predict(model: str, out: Path, *args: str, progress: bool = False) -> int:
+    return main(["predict", model, "-b", "casebench-mini", "-o", str(out), *args]
+                + ([] if progress else ["--no-progress"]))
 
 
-def test_predict_at_a_revision_records_it_and_reuses_the_cache(fake_hub, versions, model, tmp_path, monkeypatch):
+def test_predict_at_a_revision_records_it_and_reuses_the_cache(fake_hub, versions, model, tmp_path, monkeypatch,
+                                                               capsys):
     commits = _publish_two_versions(fake_hub, versions, monkeypatch)
     fake_hub.requests.clear()
 
     out = tmp_path / "v1.jsonl"
-    assert _predict(model, out, "--dataset", REPO, "--revision", "v1") == 0
+    capsys.readouterr()
+    assert _predict(model, out, "--dataset", REPO, "--revision", "v1", progress=True) == 0
+    assert "Fetching 4 files" in capsys.readouterr().err  # huggingface_hub's bar, with the run's own
     assert _ids(out) == versions["v1"]["test_ids"]  # the tagged version, not main's clips
     meta = json.loads((tmp_path / "v1.jsonl.meta.json").read_text())
     assert meta["dataset"] == {"hub": REPO, "revision": "v1", "commit": commits["v1"]}
@@ -108,6 +112,7 @@ def test_predict_at_a_revision_records_it_and_reuses_the_cache(fake_hub, version
     again = tmp_path / "v1-again.jsonl"
     assert _predict(model, again, "--dataset", REPO, "--revision", "v1") == 0
     assert again.read_text() == out.read_text()
+    assert "Fetching" not in capsys.readouterr().err  # --no-progress silences the Hub's bars too
     assert list(fake_hub.downloads) == first
     assert [(m, p) for m, p, _ in fake_hub.requests] == [("GET", f"/api/datasets/{REPO}/revision/v1")]
 

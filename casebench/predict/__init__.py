@@ -175,9 +175,12 @@ def predict(model: str, benchmark, out: str | os.PathLike, *, split: str | None 
         from casebench.errors import unknown_name
 
         raise unknown_name("engine", engine, runner.ENGINES)
-    clips = resolve_clips(bench, split=split, workspace=workspace, dataset=dataset, revision=revision)
-    m = build_model(model, bench, label_map=label_map, train=train, options={"batch_size": batch_size,
-                                                                            **(options or {})})
+    from casebench.predict.sources import hub_progress
+
+    with hub_progress(progress is True):  # a Hub dataset's download bars, as the run's own
+        clips = resolve_clips(bench, split=split, workspace=workspace, dataset=dataset, revision=revision)
+        m = build_model(model, bench, label_map=label_map, train=train, options={"batch_size": batch_size,
+                                                                                **(options or {})})
     ray_options = {"concurrency": concurrency, "num_cpus": num_cpus, "ray_address": ray_address}
     extra = {"benchmark": {"name": bench.name, "version": bench.version, "taxonomy": bench.taxonomy.name},
              "split": split}

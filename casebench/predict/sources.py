@@ -20,8 +20,10 @@ resampled with soxr to the rate the model asks for (:func:`load_clip`); a file t
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +231,20 @@ def _workspace_gold(lab, tax, src: str) -> Gold:
 # Published datasets (folders written by `casebench publish`, or the same layout on the Hub)
 
 
+#: Whether huggingface_hub may draw its download bars (``casebench predict --no-progress``/``--json``: no).
+_HUB_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("hub_progress", default=True)
+
+
+@contextlib.contextmanager
+def hub_progress(enabled: bool) -> Iterator[None]:
+    """Within the block, Hub downloads draw huggingface_hub's progress bars only if ``enabled``."""
+    token = _HUB_PROGRESS.set(enabled)
+    try:
+        yield
+    finally:
+        _HUB_PROGRESS.reset(token)
+
+
 def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
     """The local snapshot folder of a Hub dataset at ``revision`` (a branch, tag or commit; None: the default
     branch): its ``data/`` shards and card, downloaded into the Hugging Face cache (``HF_HUB_CACHE``) or reused
@@ -251,6 +267,12 @@ def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
     what = f"dataset {repo_id!r} at revision {revision or 'main'!r}"
     token_hint = ("if it is private or gated, set HF_TOKEN (or run `hf auth login`) with a token that can read it; "
                   "otherwise check the id (ORG/NAME as on huggingface.co/datasets)")
+    quiet = not _HUB_PROGRESS.get()
+    if quiet:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+        quiet = not are_progress_bars_disabled()  # restore only what was on
+        disable_progress_bars()
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
                                       allow_patterns=["data/*", "README.md"]))
@@ -277,6 +299,9 @@ def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
         raise ConfigError(f"cannot fetch {what} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot fetch {what} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
+    finally:
+        if quiet:
+            enable_progress_bars()
 
 
 def dataset_clips(path_or_id: str | os.PathLike, *, revision: str | None = None, split: str = "test",
