@@ -231,7 +231,7 @@ class Leaderboard:
         self._gold: dict[str, object] = {}
         self._gold_lock = threading.Lock()
         self._items: dict[str, phases.BoardItems] = {}
-        self._stale: dict[str, tuple[float, list[str]]] = {}  # spec -> (checked at, problems)
+        self._stale: dict[str, tuple[float, tuple, list[str]]] = {}  # spec -> (looked at, files, problems)
         self.on_accept = None  # called with the submission id after a commit (wakes the worker)
         if register:
             self.register_boards()
@@ -320,42 +320,72 @@ class Leaderboard:
                 g = self._gold[board.key] = self._items[board.key].benchmark_of("phase").load_gold()
             return g
 
+    def _lineage(self, board: BoardConfig) -> list[tuple[str, dict]]:
+        from casebench.workspace import benchmark_lineage
+
+        spec = board.spec()
+        try:
+            return benchmark_lineage(spec.spec_path, spec.gold_path, (spec.dataset or {}).get("path"))
+        except (CasebenchError, OSError, ValueError):
+            return []
+
     def server_paths(self, board: BoardConfig) -> list[str]:
         """Paths on the server a message about this board may hold (never shown: see :func:`scrub`): the
         gold, the spec, the data folder and the workspaces the gold was built from."""
-        from casebench.workspace import benchmark_lineage
-
         spec = board.spec()
         paths = [str(spec.gold_path), str(spec.gold_path.parent), str(self.config.data_dir.resolve()),
                  str(self.config.data_dir)]
         if spec.spec_path:
             paths += [str(spec.spec_path), str(spec.spec_path.parent)]
-        try:
-            lineage = benchmark_lineage(spec.spec_path, spec.gold_path, (spec.dataset or {}).get("path"))
-        except (CasebenchError, OSError, ValueError):
-            lineage = []
-        paths += [str(rec["workspace"]) for _, rec in lineage if rec.get("workspace")]
+        paths += [str(rec["workspace"]) for _, rec in self._lineage(board) if rec.get("workspace")]
         return sorted(set(paths), key=len, reverse=True)
+
+    def _lineage_files(self, board: BoardConfig) -> tuple:
+        """(path, inode, mtime, size) of every file the staleness check reads: the spec, the gold's and the published
+        folder's lineage files, and the tables of the workspaces they name. Unchanged: the answer is too."""
+        from casebench.publish import LINEAGE_FILE
+        from casebench.workspace import CONFIG_FILE, lineage_path
+
+        spec = board.spec()
+        files = [spec.gold_path, lineage_path(spec.gold_path)] + ([Path(spec.spec_path)] if spec.spec_path else [])
+        if (spec.dataset or {}).get("path"):
+            files.append(Path(spec.dataset["path"]) / LINEAGE_FILE)
+        for root in sorted({str(rec["workspace"]) for _, rec in self._lineage(board) if rec.get("workspace")}):
+            files += [Path(root) / CONFIG_FILE, *sorted((Path(root) / "tables").glob("*.parquet"))]
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out.append((str(f), st.st_ino, st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(f), None, None))
+        return tuple(out)
 
     def stale(self, board: BoardConfig) -> list[str]:
         """Why the board's gold/spec no longer matches its recorded lineage (the workspace tables it was built
         from changed since: :func:`casebench.workspace.check_benchmark`), server paths scrubbed; empty when
-        it matches. Checked at most every :data:`STALE_CHECK_S` seconds per spec; a check that cannot be made
-        (unreadable workspace) is reported as such, never raised."""
+        it matches. Looked at most every :data:`STALE_CHECK_S` seconds per spec, and checked again (tables
+        hashed) only when one of the files it reads changed; a check that cannot be made (an unreadable
+        workspace) is reported as such, never raised."""
         from casebench.workspace import check_benchmark
 
         spec = board.spec()
         key = str(spec.spec_path or spec.gold_path)
         hit = self._stale.get(key)
-        if hit is not None and time.monotonic() - hit[0] < STALE_CHECK_S:
-            return hit[1]
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < STALE_CHECK_S:
+            return hit[2]
+        files = self._lineage_files(board)
+        if hit is not None and hit[1] == files:
+            self._stale[key] = (now, files, hit[2])
+            return hit[2]
         try:
             problems = check_benchmark(spec, allow_stale=True)
         except (CasebenchError, OSError, ValueError) as e:
             problems = [f"the gold's lineage could not be checked: {e}"]
         paths = self.server_paths(board)
         problems = [scrub(p, paths) for p in problems]
-        self._stale[key] = (time.monotonic(), problems)
+        self._stale[key] = (now, files, problems)
         return problems
 
     def revealed(self, board: BoardConfig) -> bool:
