@@ -347,10 +347,10 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         out_ = df["rater_id"].isin(flagged)
         counted["flagged_rater_ratings_excluded"] = int(out_.sum())
         df = df[~out_]
-        warn.append(f"left out {int(out_.sum())} rating(s) of {len(flagged)} flagged rater(s) (exclude_flagged)")
+        warn.append(f"left out {int(out_.sum())} rating(s) of {len(flagged)} flagged rater(s) (--exclude-flagged)")
     elif flagged:
         warn.append(f"the votes of {len(flagged)} flagged rater(s) are in the labels and distributions; "
-                    "exclude_flagged (--exclude-flagged) leaves them out")
+                    "--exclude-flagged leaves them out")
     disagree: dict[str, list[int]] = {c: [0, 0] for c in CHANNELS}  # [differ, compared]
     method_name = f"majority(tie={tie})" if method == "majority" else method
     if smoothing:

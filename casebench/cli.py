@@ -16,7 +16,7 @@ import typer
 import typer.core
 from rich.console import Console
 
-from casebench.errors import CasebenchError, InputError
+from casebench.errors import CasebenchError
 
 
 class _WorkflowGroup(typer.core.TyperGroup):
@@ -35,8 +35,9 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_WorkflowGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: a message, path or label holding ':name:' (probe:banana: ...) is printed as written.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def _print_version(value: bool) -> None:
@@ -280,13 +281,17 @@ def benchmarks(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("name", "version", "taxonomy", "tasks", "splits", "description", show_lines=True)
+    table = Table("name", "version", "taxonomy", "tasks", "splits")
+    table.columns[0].no_wrap = True  # a name is what the reader types next: never cut
     for r in rows:
-        table.add_row(r["name"], r["version"], r["taxonomy"], ", ".join(r["tasks"]), ", ".join(r["splits"]),
-                      r["description"])
+        table.add_row(r["name"], r["version"], r["taxonomy"], ", ".join(r["tasks"]), ", ".join(r["splits"]))
     console.print(table)
+    for r in rows:  # the description's first sentence as a paragraph (a table column wraps it word by word)
+        first = r["description"].split(". ")[0].rstrip(".")
+        console.print(f"[bold]{escape(r['name'])}[/]: {escape(first)}.", highlight=False)
     console.print("more on one: casebench benchmarks show NAME [--ids] [--template preds.jsonl]")
 
 
@@ -309,6 +314,10 @@ def benchmarks_show(
     from casebench.benchmarks import benchmark_ids, describe, get_benchmark, prediction_template
 
     bench = get_benchmark(name)
+    if task and template is None:
+        from casebench.errors import ConfigError
+
+        raise ConfigError("--task chooses the keys of the template: give it with --template FILE")
     if template is not None:
         from casebench.workspace import atomic_write_bytes
 
@@ -591,7 +600,7 @@ def transcribe(
         "--engine", help="local (this process) or ray (Ray Data; RAY_ADDRESS or --ray-address, else a "
                          "local Ray).")] = "local",
     batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, help="30-s windows decoded together (and per journal part).")] = 4,
+        "--batch-size", min=1, help="Windows (of up to 28 s) decoded together (and per journal part).")] = 4,
     language: Annotated[str | None, typer.Option(
         "--language", help="Language of every clip (default: clips.language, else detected).")] = None,
     beam_size: Annotated[int, typer.Option("--beam-size", min=1, help="Beam size of the decoder.")] = 5,
@@ -611,7 +620,7 @@ def transcribe(
     as_json: JsonOpt = False,
 ) -> None:
     """Transcribe the clips with Whisper: text, language, word timestamps, confidences, and WER against the
-    prompt of synthesized clips, into tables/transcripts.parquet. Short clips are packed into 30-s windows.
+    prompt of synthesized clips, into tables/transcripts.parquet. Short clips are packed into windows of up to 28 s.
     Resumable: re-run after an interruption to finish."""
     from casebench.transcribe import transcribe as run
 
@@ -910,7 +919,9 @@ def leaderboard_reveal(
     benchmarks: LbBenchOpt = None, config: LbConfigOpt = None, db: LbDbOpt = None, data_dir: LbDataOpt = None,
 ) -> None:
     """Reveal (or hide again) the scores of a test phase."""
-    lb = _leaderboard(_lb_config(config, db, data_dir, benchmarks or f"{benchmark}:{phase}"))
+    cfg = _lb_config(config, db, data_dir, benchmarks or f"{benchmark}:{phase}")
+    cfg.require_database("reveal")
+    lb = _leaderboard(cfg)
     lb.reveal(f"{benchmark}/{phase}", hide=hide)
     console.print(f"{benchmark}/{phase}: scores {'hidden' if hide else 'revealed'}")
 
@@ -1946,20 +1957,24 @@ def main(argv: list[str] | None = None) -> int:
     stderr and exit code 2; anything else is a bug and keeps its traceback."""
     from rich.markup import escape
 
-    try:
-        rc = _command().main(args=argv, prog_name="casebench", standalone_mode=False)  # a typer.Exit's code
-    except CasebenchError as e:
-        if isinstance(e, InputError) and "--json" in (argv if argv is not None else sys.argv):
+    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+
+    def fail(e: CasebenchError) -> int:  # --json: the error as JSON on stdout too, so a script reads a document
+        if as_json:
             _print_json(e.to_dict())
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
+
+    try:
+        rc = _command().main(args=argv, prog_name="casebench", standalone_mode=False)  # a typer.Exit's code
+    except CasebenchError as e:
+        return fail(e)
     except OSError as e:  # a file or folder the user named cannot be read or written: one line naming it
         if os.environ.get("CASEBENCH_DEBUG"):
             raise
         from casebench.errors import path_error
 
-        err_console.print(f"[bold red]error:[/] {escape(str(path_error(e)))}", highlight=False, soft_wrap=True)
-        return 2
+        return fail(path_error(e))
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
@@ -1967,8 +1982,7 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":  # `casebench` or `casebench annotate` alone: the help
             e.show()
             return 2
-        err_console.print(f"[bold red]error:[/] {escape(usage_message(e))}", highlight=False, soft_wrap=True)
-        return 2
+        return fail(CasebenchError(usage_message(e)))
     return rc if isinstance(rc, int) else 0
 
 

@@ -59,6 +59,10 @@ class Problem:
 class CasebenchError(Exception):
     """Base class: a problem the user can fix (bad input, bad configuration, missing resource)."""
 
+    def to_dict(self) -> dict:
+        """What ``--json`` prints on stdout for this error (the message also goes to stderr)."""
+        return {"error": str(self)}
+
 
 class ConfigError(CasebenchError):
     """A setting, spec or registry name is wrong (unknown benchmark, taxonomy, bad YAML/TOML)."""
@@ -132,6 +136,9 @@ class PathError(CasebenchError):
         super().__init__(message)
         self.path = path
 
+    def to_dict(self) -> dict:
+        return {"error": str(self), **({"path": self.path} if self.path is not None else {})}
+
 
 _OS_REASONS = {
     "EACCES": "permission denied: choose a folder you can write to, or fix its permissions",
@@ -171,3 +178,38 @@ def path_error(e: OSError, path: str | os.PathLike | None = None, action: str | 
     where = f"{name}: " if name is not None else ""
     head = f"cannot {action} " if action and name is not None else ""
     return PathError(f"{head}{where}{reason}", None if name is None else str(name))
+
+
+def syntax_problem(path: str | os.PathLike, e: Exception, expected: str) -> Problem:
+    """A :class:`Problem` for a file that does not parse (YAML, TOML, JSON) or is not UTF-8, with the line
+    (and column) where the parser stopped, never the parser's multi-line dump.
+
+    >>> import yaml
+    >>> try:
+    ...     yaml.safe_load("a: [1,\\nb: 2\\n")
+    ... except yaml.YAMLError as e:
+    ...     print(syntax_problem("s.yaml", e, "a mapping"))  # doctest: +NORMALIZE_WHITESPACE
+    s.yaml:3: not valid: expected ',' or ']', but got '<stream end>'
+      (column 1; while parsing a flow sequence opened at line 1); expected a mapping
+    """
+    if isinstance(e, UnicodeDecodeError):
+        return Problem(f"byte {e.start} ({e.object[e.start:e.start + 1]!r}) is not UTF-8", file=os.fspath(path),
+                       expected=f"{expected}, UTF-8 encoded")
+    mark = getattr(e, "problem_mark", None)  # YAML
+    line = getattr(e, "lineno", None)  # JSON, TOML (Python >= 3.14)
+    column = getattr(e, "colno", None)
+    text = getattr(e, "problem", None) or getattr(e, "msg", None) or str(e)
+    if mark is not None:
+        line, column = mark.line + 1, mark.column + 1
+    elif line is None:  # tomllib before 3.14: "... (at line 2, column 7)"
+        import re
+
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+        if m:
+            line, column, text = int(m.group(1)), int(m.group(2)), text[:m.start()]
+    where = [f"column {column}"] if column is not None else []
+    context_mark = getattr(e, "context_mark", None)
+    if getattr(e, "context", None) and context_mark is not None and context_mark.line + 1 != line:
+        where.append(f"{e.context} opened at line {context_mark.line + 1}")
+    found = f"not valid: {text}" + (f" ({'; '.join(where)})" if where else "")
+    return Problem(found, expected=expected, file=os.fspath(path), line=line)

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem
+from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem, path_error
 
 #: The published folder's record of the workspace tables it was built from (local only: not uploaded).
 LINEAGE_FILE = ".casebench-lineage.json"
@@ -536,8 +536,11 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> Path:
                               "to replace it")
         if out_dir.is_dir() and not (out_dir / "README.md").is_file():
             raise ConfigError(f"{out_dir} is not a published dataset folder (no README.md); refusing to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:  # the dataset is written beside out_dir, then renamed: a failure here names out_dir, not the temp folder
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as e:
+        raise path_error(e, out_dir, action="write") from None
 
 
 def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None = None, private: bool = False,

@@ -46,7 +46,8 @@ def render(results: dict, console) -> None:
 
     b, m = results["benchmark"], results["model"]
     shot = "zero-shot" if m.get("zero_shot") else "NOT zero-shot on " + ", ".join(m["not_zero_shot_on"])
-    console.print(f"[bold]{b['name']}[/] v{b['version']} ({b['taxonomy']})  ·  model: {m.get('name') or '(unnamed)'}"
+    version = "(a --gold table)" if b["version"] == "adhoc" else f"v{b['version']}"
+    console.print(f"[bold]{b['name']}[/] {version} ({b['taxonomy']})  ·  model: {m.get('name') or '(unnamed)'}"
                   f"{' @ ' + m['revision'] if m.get('revision') else ''}  ·  {shot}")
     boot = results["bootstrap"]
     console.print(f"95% CIs: {boot['method']} bootstrap, {boot['n_resamples']} resamples over {boot['unit']}s, "
@@ -77,10 +78,8 @@ def render(results: dict, console) -> None:
         for metric, entry in metrics.items():
             base = baseline_for(results, split, metric)
             arrow = "↑" if METRICS[metric].higher_is_better else "↓"
-            flag = ""
-            if base and entry["value"] is not None and base[1]["value"] is not None:
-                better = (entry["value"] > base[1]["value"]) == METRICS[metric].higher_is_better
-                flag = "[green]beats constant[/]" if better else "[red]≤ constant[/]"
+            mark = versus_constant(entry, base[1] if base else None, METRICS[metric].higher_is_better)
+            flag = CONSOLE_MARKS.get(mark, "")  # the HTML report's rule: the whole CI against the constant
             value = fmt(entry).split(" ", 1)
             table.add_row(f"{metric} {arrow}", value[0], value[1] if len(value) > 1 else "",
                           fmt(base[1]).split(" ")[0] if base else "", flag)
@@ -135,6 +134,10 @@ HEADLINE = (
     ("conflict", "text_following_rate", "Text-following rate", "conflict clips predicted as the words' emotion"),
     ("all", "conflict_gap", "Conflict gap", "congruent accuracy minus conflict accuracy"),
 )
+
+
+CONSOLE_MARKS = {"beats": "[green]beats constant[/]", "below": "[red]below constant[/]",
+                 "tie": "CI covers constant"}
 
 
 def versus_constant(entry: dict | None, base: dict | None, higher_is_better: bool) -> str | None:

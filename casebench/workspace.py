@@ -66,7 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean, path_error, unknown_name
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, path_error, syntax_problem, unknown_name
 from casebench.taxonomy import Taxonomy, get_taxonomy
 
 if sys.version_info >= (3, 11):
@@ -729,7 +729,7 @@ class Workspace:
         try:
             config = tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+            raise ConfigError(str(syntax_problem(path, e, "a workspace configuration (TOML)"))) from None
         _check_config(config, str(path))
         return cls(root, config)
 

@@ -373,7 +373,7 @@ def test_cli_prints_flags_and_exclude_flagged(tmp_path, capsys):
     ws.write_table("annotations", df.assign(value_num=np.nan))
     assert main(["aggregate", str(ws.root)]) == 0
     out = capsys.readouterr().out.replace("\n", " ")
-    assert "warning: rater 'spam1' (acoustic): constant" in out and "(--exclude-flagged) leaves them out" in out
+    assert "warning: rater 'spam1' (acoustic): constant" in out and "; --exclude-flagged leaves them out" in out
     assert main(["aggregate", str(ws.root), "--exclude-flagged", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["raters"]["excluded"] == ["spam1", "spam2"]

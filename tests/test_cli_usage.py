@@ -327,3 +327,148 @@ def test_baseline_takes_the_workspace_positionally_and_still_knows_the_option(en
                  "--no-progress"]) == 0
     assert "--workspace is deprecated" in capsys.readouterr().err
     assert Path(env["tmp"], "b1.jsonl").read_text() == Path(env["tmp"], "b2.jsonl").read_text()
+
+
+# -- found by walking the tutorials as a new user (each test fails without its fix) ---------------------------
+
+
+def _spec(tmp_path: Path, edit=lambda text: text, name: str = "spec.yaml") -> Path:
+    """A copy of casebench-mini's spec whose gold path is absolute, edited by ``edit``."""
+    bench = get_benchmark("casebench-mini")
+    text = bench.spec_path.read_text().replace("gold: data/", f"gold: {bench.spec_path.parent}/data/")
+    path = tmp_path / name
+    path.write_text(edit(text))
+    return path
+
+
+def test_benchmarks_list_fits_a_terminal_and_names_are_whole(capsys, monkeypatch):
+    from casebench import cli
+
+    monkeypatch.setattr(cli.console, "width", 80)
+    assert main(["benchmarks"]) == 0
+    out = capsys.readouterr().out
+    assert "casebench-audio-mini " in out and "casebench-a…" not in out, out
+    assert len(out.splitlines()) < 25, out  # was ~70 lines: the description wrapped word by word in a column
+
+
+def test_console_marks_follow_the_html_report_rule(capsys):
+    """"beats constant" only when the whole CI is on the better side (as in the HTML report), never from the
+    point estimate alone; a ↓ metric is never marked "≤ constant" (read as 'below the constant', i.e. better)."""
+    assert main(["evaluate", str(EXAMPLES / "voice-model.jsonl"), "-b", "casebench-mini"]) == 0
+    out = capsys.readouterr().out
+    follow = next(line for line in out.splitlines() if line.startswith("text_following_rate"))
+    assert "CI covers constant" in follow, follow  # 0.148 [0.103, 0.196] against 0.166
+    assert "≤ constant" not in out and "below constant" in out
+
+
+def test_messages_are_printed_as_written_without_emoji_codes(tmp_path, capsys):
+    rc = main(["predict", "probe:banana", "-b", "casebench-audio-mini", "--out", str(tmp_path / "p.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "probe:banana:" in err and "\N{BANANA}" not in err, err
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("missing.yaml", "missing.yaml: no such benchmark spec file"),
+    ("sub/missing.yml", "missing.yml: no such benchmark spec file"),
+    ("folder", "folder: is a folder; expected a benchmark spec file"),
+    ("not-utf8.yaml", "not-utf8.yaml: byte 0 (b'\\xff') is not UTF-8"),
+    ("broken.yaml", "broken.yaml:22: not valid: expected ',' or ']'"),
+    ("typo-split.yaml", "split 'mini-acted' selects corpus == 'mini-actd', which no item"),
+])
+def test_a_spec_path_that_cannot_be_used_says_why(spec, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "not-utf8.yaml").write_bytes(b"\xff\xfe name: x\n")
+    _spec(tmp_path, lambda t: t + "  - [broken\n", "broken.yaml")
+    _spec(tmp_path, lambda t: t.replace("value: mini-acted", "value: mini-actd"), "typo-split.yaml")
+    rc = main(["evaluate", str(EXAMPLES / "voice-model.jsonl"), "-b", spec, "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert message in err and "unknown benchmark" not in err, err
+    if spec == "typo-split.yaml":
+        assert "did you mean 'mini-acted'?" in err
+
+
+@pytest.mark.parametrize("args", [
+    ["predict", "probe:whisper-tiny.en", "-b", "casebench-audio-mini", "--out", "p.jsonl", "--label-map", "{bad}"],
+    ["leaderboard", "serve", "--config", "{bad}"],
+])
+def test_a_config_file_that_is_not_utf8_is_a_usage_error(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad").write_bytes(b"\xff\xfe")
+    rc = main([a.format(bad=tmp_path / "bad") for a in args])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert f"{tmp_path / 'bad'}: byte 0" in err and "UTF-8" in err, err
+
+
+def test_a_yaml_label_map_error_names_the_line_in_one_message(tmp_path, capsys):
+    (tmp_path / "map.yaml").write_text("excited: happy\ncalm: [neutral\n")
+    rc = main(["predict", "probe:whisper-tiny.en", "-b", "casebench-audio-mini", "--out", str(tmp_path / "p.jsonl"),
+               "--label-map", str(tmp_path / "map.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{tmp_path / 'map.yaml'}:3: not valid" in err and '<unicode string>' not in err, err
+
+
+@pytest.mark.parametrize("args, key", [
+    (["evaluate", "{preds}", "-b", "banana", "--json"], "unknown benchmark 'banana'"),
+    (["evaluate", "{preds}", "-b", "casebench-mini", "--bootstrap", "0", "--out", "{tmp}", "--json"],
+     "is a folder"),
+    (["evaluate", "{preds}", "--json", "--no-such-option"], "no such option --no-such-option"),
+    (["benchmarks", "show", "banana", "--json"], "unknown benchmark"),
+])
+def test_json_errors_are_json_on_stdout(args, key, env, capsys):
+    rc = main([a.format(**env) for a in args])
+    out = capsys.readouterr().out
+    assert rc == 2 and key in json.loads(out)["error"], out
+
+
+def test_reveal_from_the_wrong_folder_reveals_nothing(tmp_path, capsys, monkeypatch):
+    """The default --data-dir is relative: run from another folder, reveal used to create an empty database,
+    say 'scores revealed' and exit 0 while the served board stayed hidden."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["leaderboard", "reveal", "casebench-mini"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "no leaderboard database at leaderboard-data/leaderboard.db" in err and "--data-dir" in err, err
+    assert not (tmp_path / "leaderboard-data").exists()
+
+
+def test_benchmarks_show_task_needs_a_template(capsys):
+    rc = main(["benchmarks", "show", "casebench-mini", "--task", "categorical"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "--template" in err
+
+
+def test_publish_names_the_folder_not_its_temp_copy(env, capsys, monkeypatch):
+    rc, err = run_cli(["publish", "{ws}", "{ro}/pub", "--no-progress", "--no-audio-audit", "--bootstrap", "0",
+                       "--allow-leakage", "test", *CARD], env, capsys, monkeypatch)
+    assert_one_clean_message(rc, err)
+    assert f"cannot write {env['ro']}/pub:" in err and ".tmp" not in err, err
+
+
+def test_own_gold_header_says_so(env, capsys):
+    gold = get_benchmark("casebench-mini").gold_path
+    assert main(["evaluate", env["preds"], "--gold", str(gold), "--taxonomy", "ekman7", "--bootstrap", "0"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("gold (a --gold table) (ekman7)") and "vadhoc" not in first, first
+
+
+def test_transcribe_help_states_the_packing_window():
+    from casebench.asr.packing import PackingConfig
+
+    cmd = COMMANDS["transcribe"]
+    help_text = cmd.help + next(p.help for p in cmd.params if p.name == "batch_size")
+    assert f"{PackingConfig().window_s:g} s" in help_text and "30-s" not in help_text, help_text
+
+
+def test_no_message_pairs_a_parameter_name_with_its_option():
+    """'exclude_flagged (--exclude-flagged) leaves them out': the option alone is what a user types."""
+    import re
+
+    pattern = re.compile(r"\b[a-z]+_[a-z_]+ \(--[a-z-]+\)")
+    sources = sorted(Path(__file__).parents[1].joinpath("casebench").rglob("*.py"))
+    found = [f"{p.name}:{i}: {line.strip()}" for p in sources
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, "\n".join(found)

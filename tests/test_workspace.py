@@ -116,7 +116,8 @@ def test_open_errors_name_the_path(tmp_path):
     with pytest.raises(ConfigError, match=f"{tmp_path}.*no casebench.toml"):
         Workspace.open(tmp_path)
     (tmp_path / "casebench.toml").write_text("[project\nname = 1")
-    with pytest.raises(ConfigError, match="casebench.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"casebench.toml:1: not valid: .*\(column \d+\); expected a workspace "
+                                          r"configuration \(TOML\)"):
         Workspace.open(tmp_path)
     (tmp_path / "casebench.toml").write_text('[project]\nname = "x"\ntaxonomy = "nope"\n')
     with pytest.raises(ConfigError, match="casebench.toml: \\[project\\] taxonomy: unknown taxonomy 'nope'"):

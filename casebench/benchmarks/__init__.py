@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,7 +31,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from casebench.errors import ConfigError, InputError, Problem, unknown_name
+from casebench.errors import (
+    ConfigError,
+    InputError,
+    Problem,
+    SpecError,
+    did_you_mean,
+    path_error,
+    syntax_problem,
+    unknown_name,
+)
 from casebench.taxonomy import Taxonomy, as_taxonomy
 
 TASK_KINDS = ("categorical", "distribution", "dimensional")
@@ -260,6 +270,13 @@ class Benchmark:
                               f"benchmark spec {self.spec_path or self.name} pins dataset.fingerprint {pinned}: "
                               "the gold changed since the spec was written (restore the gold, or update the spec "
                               "and the benchmark version)")
+        for split in self.splits:  # a misspelt value in the spec would score an empty split without a word
+            if split.column is not None and not gold.mask(split).any():
+                values = sorted({str(v) for v in gold.columns[split.column]})
+                hint = did_you_mean(str(split.value), values)
+                raise ConfigError(f"{self.spec_path or self.name}: split {split.name!r} selects {split.column} == "
+                                  f"{split.value!r}, which no item of the gold table {self.gold_path} has; expected "
+                                  f"one of {values[:20]}" + (f" ({hint})" if hint else ""))
         return gold
 
     def load_train(self) -> Gold:
@@ -285,9 +302,15 @@ def list_benchmarks() -> list[str]:
 def get_benchmark(name_or_path: str | Path) -> Benchmark:
     """A built-in benchmark by name, or a spec YAML by path."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return load_spec(p)
     names = list_benchmarks()
+    looks_like_path = p.suffix in (".yaml", ".yml") or os.sep in str(name_or_path)
+    if str(name_or_path) not in names and (looks_like_path or p.exists()):
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a folder; expected a benchmark spec file (YAML) or a built-in name {names}")
+        if not p.exists():
+            raise ConfigError(f"{p}: no such benchmark spec file; expected a spec YAML path or a built-in name "
+                              f"{names}")
+        return load_spec(p)
     if str(name_or_path) not in names:
         raise unknown_name("benchmark", str(name_or_path), names)
     with resources.as_file(_registry_dir() / f"{name_or_path}.yaml") as spec:
@@ -302,13 +325,14 @@ def load_spec(path: Path) -> Benchmark:
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read benchmark spec: {e}") from None
+    except OSError as e:
+        raise path_error(e, path, action="read the benchmark spec") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise SpecError(syntax_problem(path, e, "a benchmark spec (YAML)"),
+                        summary=f"bad benchmark spec {path}") from None
     spec = parse_spec(doc, str(path))
     taxonomy = as_taxonomy(spec.taxonomy)
     if spec.prior is not None:  # the prior's labels must be the taxonomy's (never dropped silently)
-        from casebench.errors import SpecError, did_you_mean
-
         bad = [Problem("not a label of " + taxonomy.name, expected=f"one of {list(taxonomy.labels)}", file=str(path),
                        field=f"prior.{part}.{label}", hint=did_you_mean(label, taxonomy.labels))
                for part in ("labels", "distribution") for label in (getattr(spec.prior, part) or {})

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from casebench.errors import ConfigError, did_you_mean
+from casebench.errors import ConfigError, did_you_mean, path_error, syntax_problem
 
 PHASES = ("dev", "test")
 VISIBILITY = ("public", "hidden", "submitter")
@@ -160,6 +160,15 @@ class LeaderboardConfig:
         """The SQLAlchemy URL: ``db_url``, else an SQLite file in ``data_dir``."""
         return self.db_url or f"sqlite:///{(self.data_dir / 'leaderboard.db').resolve()}"
 
+    def require_database(self, command: str) -> None:
+        """ConfigError when the SQLite file of ``data_dir`` does not exist: ``command`` acts on a served board,
+        and opening a new database from the wrong folder would act on nothing and say it succeeded."""
+        path = self.data_dir / "leaderboard.db"
+        if not self.db_url and not path.is_file():
+            raise ConfigError(f"no leaderboard database at {path}: `casebench leaderboard {command}` acts on the "
+                              "boards of `casebench leaderboard serve`; run it in the folder serve ran in, or pass "
+                              "the --data-dir, --db or --config that serve used")
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
@@ -223,8 +232,10 @@ class LeaderboardConfig:
         path = Path(path)
         try:
             doc = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the leaderboard config: {e}") from None
+        except OSError as e:
+            raise path_error(e, path, action="read the leaderboard config") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(str(syntax_problem(path, e, "a leaderboard config (TOML)"))) from None
         cfg = cls.from_dict(doc)
         if not cfg.data_dir.is_absolute():
             cfg.data_dir = (path.parent / cfg.data_dir).resolve()

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, path_error, syntax_problem
 
 #: Kind name -> module path (the module defines ``MODEL``, a Model subclass, and documents the kind).
 KINDS: dict[str, str] = {
@@ -64,8 +64,10 @@ def load_label_map(path: str | os.PathLike, taxonomy) -> dict[str, str | None]:
         doc = yaml.safe_load(path.read_text("utf-8"))  # JSON is YAML
     except FileNotFoundError:
         raise InputError(Problem("file not found", file=str(path), expected="a label map (YAML or JSON)")) from None
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(Problem(f"cannot read the label map: {e}", file=str(path))) from None
+    except OSError as e:
+        raise path_error(e, path, action="read the label map") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(syntax_problem(path, e, "a label map (YAML or JSON)")) from None
     if not isinstance(doc, dict) or not doc:
         raise InputError(Problem(f"found {type(doc).__name__}", file=str(path),
                                  expected="a mapping: model label -> taxonomy label (or null to drop it)"))
