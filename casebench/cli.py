@@ -206,13 +206,20 @@ def _render_groups_and_robustness(results: dict) -> None:
         ci = "" if e.get("ci_low") is None else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
         return f"{e['value']:.3f}{ci}"
 
+    from casebench import scoring
+
+    rough_note = "* rough interval: fewer than 10 clusters or 100 distinct resamples (see the warnings)"
     for column, g in (results.get("groups") or {}).items():
         table = Table("group", "n", "speakers", "UAR", "accuracy", "ranked", title=f"by {column}",
                       title_justify="left")
+        rough = False
         for name, v in g["groups"].items():
-            table.add_row(name, str(v["n"]), "-" if v["n_speakers"] is None else str(v["n_speakers"]),
+            mark = "*" if scoring.thin(scoring.entries_of([v["metrics"], v["recall"]])) else ""
+            rough = rough or bool(mark)
+            table.add_row(name + mark, str(v["n"]), "-" if v["n_speakers"] is None else str(v["n_speakers"]),
                           fmt(v["metrics"]["uar"]), fmt(v["metrics"]["accuracy"]),
                           "yes" if v["ranked"] else f"no ({v['reason']})")
+        table.caption = rough_note if rough else None
         console.print(table)
         if "uar" in g["largest_gap"]:
             gap = g["largest_gap"]["uar"]
@@ -222,10 +229,14 @@ def _render_groups_and_robustness(results: dict) -> None:
     if rob:
         table = Table("condition", "pairs", "UAR clean", "UAR degraded", "drop (paired CI)", title="robustness",
                       title_justify="left")
+        rough = False
         for name, c in rob["conditions"].items():
             if "drop" in c:
-                table.add_row(name, str(c["n_pairs"]), fmt(c["clean"]["uar"]), fmt(c["degraded"]["uar"]),
+                mark = "*" if scoring.thin(scoring.entries_of([c["clean"], c["degraded"], c["drop"]])) else ""
+                rough = rough or bool(mark)
+                table.add_row(name + mark, str(c["n_pairs"]), fmt(c["clean"]["uar"]), fmt(c["degraded"]["uar"]),
                               fmt(c["drop"]["uar"]))
+        table.caption = rough_note if rough else None
         console.print(table)
         for noise, curve in rob["snr_curves"].items():
             if curve["auc"]["uar"] is not None:

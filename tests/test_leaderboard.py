@@ -742,7 +742,7 @@ def _workspace_benchmark(tmp_path):
     gold = folder / "gold.csv"
     gold.write_bytes(MINI.gold_path.read_bytes())
     spec = yaml.safe_load(MINI.spec_path.read_text())
-    spec.update(name="mini-ws", gold="gold.csv")
+    spec.update(name="mini-ws", gold="gold.csv", group_by=["gender"])
     (folder / "bench.yaml").write_text(yaml.safe_dump(spec))
 
     def publish():  # what `casebench publish` records beside the gold
@@ -764,6 +764,9 @@ def test_a_board_whose_gold_goes_stale_while_served_says_so(tmp_path, monkeypatc
         assert first["status"] == "done"
         api = site.req("GET", "/api/boards/mini-ws/dev").json()
         assert api["board"]["stale"] == [] and 'id="stale-notice"' not in site.req("GET", "/b/mini-ws/dev").text
+        # the spec's group_by: the groups' thin intervals (50 resamples) are named on the board and the page
+        assert any(w.startswith("groups by 'gender': the 95% intervals of 2 of 2 groups") for w in api["warnings"])
+        assert "groups by &#39;gender&#39;" in site.req("GET", "/b/mini-ws/dev").text
 
         # the organisers re-aggregate while the board is served: the gold no longer matches its lineage
         ws.write_table("labels", [{"clip_id": "c1", "acoustic_label": "happy"}])
@@ -784,6 +787,7 @@ def test_a_board_whose_gold_goes_stale_while_served_says_so(tmp_path, monkeypatc
         site.login("ada")
         sub_page = site.req("GET", f"/submissions/{second['id']}").text
         assert 'id="stale-notice"' in sub_page and "stale (--allow-stale)" in sub_page
+        assert "groups by &#39;gender&#39;" in sub_page
         board = site.req("GET", "/api/boards/mini-ws/dev").json()
         assert any(w.startswith("stale (--allow-stale)") for w in board["warnings"])
 

@@ -301,6 +301,9 @@ def test_group_and_condition_intervals_warn_once_per_breakdown(tmp_path, capsys)
                  "language,room", "--report", str(tmp_path / "rep")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "warning: groups by 'language'" in out and "warning: robustness: the 95% intervals of 1 of 2" in out
+    # the group and condition tables mark the thin rows
+    assert "│ fr* " in out and "│ en " in out and "│ snr5* " in out and "│ snr20 " in out
+    assert "* rough interval: fewer than 10 clusters or 100 distinct resamples" in out
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "groups by &#39;room&#39;: the 95% intervals of 40 of 40 groups" in html  # HTML-escaped quotes
     assert "robustness: the 95% intervals of 1 of 2 conditions" in html
