@@ -323,3 +323,14 @@ def test_a_ranked_thin_group_marks_the_gaps_too():
     # without a bootstrap no entry has an interval: nothing to warn about
     bare = {"value": .5, "ci_low": None, "ci_high": None, "n": 40}
     assert scoring.breakdown_warning("x", {"a": [bare]}, "speaker", "group") is None
+
+
+def test_warnings_name_ad_hoc_splits_plainly(tmp_path):
+    """An ad-hoc benchmark's splits come from gold values (numpy strings): warnings quote them as written."""
+    from casebench.benchmarks import adhoc_benchmark
+
+    gold = _gold(n=120, speakers=12).assign(corpus=lambda d: np.where(np.arange(len(d)) < 60, "a", "b"))
+    _, path = _write(tmp_path, gold, [{"id": i, "label": "sad"} for i in gold["id"]])
+    res = evaluate(path, adhoc_benchmark(tmp_path / "gold.csv", "ekman7"), n_boot=50)
+    assert "split 'a': 95% intervals rest on" in " ".join(res["warnings"])
+    assert not [w for w in res["warnings"] if "np.str_" in w]
