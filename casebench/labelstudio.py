@@ -1087,7 +1087,8 @@ def task_data(ws: Workspace, kind: ProjectKind, *, document_root: str | os.PathL
             t = ws.read_df("transcripts")
             texts = dict(zip(t["clip_id"], t["text"], strict=True))
         for i, row in enumerate(clips.itertuples(index=False)):
-            text = texts.get(row.clip_id) or _none(getattr(row, "text_prompt", None))
+            # a failed transcription has a null text (NaN once in pandas): the prompt stands in for it
+            text = _none(texts.get(row.clip_id)) or _none(getattr(row, "text_prompt", None))
             if not text:
                 problems.append(Problem(f"row {i}: no transcript", file=clip_file, id=row.clip_id, field="text",
                                         expected="a transcripts row (casebench transcribe) or clips.text_prompt"))

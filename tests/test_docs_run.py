@@ -15,7 +15,8 @@ Conventions in the Markdown source (HTML comments, invisible when rendered, visi
   ratings). ``$DOCS_MINI_EXAMPLES`` is the folder of casebench-mini's example predictions, ``$DOCS_REPO`` the
   checkout (for files a reader has in theirs, such as leaderboard/example.toml).
 * ``<!-- docs-test: leaderboard BOARDS -->`` right before a block: the test starts a real
-  ``casebench leaderboard serve --benchmarks BOARDS`` (data in ``docs-leaderboard/``) before it.
+  ``casebench leaderboard serve --benchmarks BOARDS`` (data in ``docs-leaderboard/``) before it, unless the
+  document's server already has those boards.
 * ``<!-- docs-test: serve -->`` right before a block: its ``casebench leaderboard serve ...`` line (one line)
   runs in the background, as a reader runs it in a second terminal, on a free port; the test waits until it
   answers, stops the document's earlier server first and every server at the end. A serve line anywhere else
@@ -63,7 +64,7 @@ PUBLIC_BOARD = ("http://127.0.0.1:8000", "https://board.example.org")
 # in the server's data folder (the arguments after the server command: --data-dir/--config, if any).
 PRELUDE = r"""set -eo pipefail
 trap 'echo "@@docs-test-failed $LINENO" >&2' ERR
-DOCS_LB_PID= DOCS_LB_PORT= DOCS_TOKEN= DOCS_LS=
+DOCS_LB_PID= DOCS_LB_PORT= DOCS_LB_STORE= DOCS_LB_BOARDS= DOCS_TOKEN= DOCS_LS=
 docs_cleanup() {
   set +e
   if [ -n "$DOCS_LB_PID" ]; then kill "$DOCS_LB_PID" 2>/dev/null; wait "$DOCS_LB_PID" 2>/dev/null; fi
@@ -75,6 +76,7 @@ docs_free_port() {
 }
 docs_serve() {  # docs_serve "STORE OPTIONS" casebench leaderboard serve ARGS...
   local store=$1; shift
+  DOCS_LB_BOARDS=
   if [ -n "$DOCS_LB_PID" ]; then kill "$DOCS_LB_PID"; wait "$DOCS_LB_PID" 2>/dev/null || true; fi
   DOCS_LB_PORT=$(docs_free_port)
   "$@" --port "$DOCS_LB_PORT" >> docs-leaderboard.log 2>&1 &
@@ -87,10 +89,11 @@ docs_serve() {  # docs_serve "STORE OPTIONS" casebench leaderboard serve ARGS...
       "http://127.0.0.1:$DOCS_LB_PORT/" 2>/dev/null && break
     sleep 0.5
   done
-  if [ -z "$DOCS_TOKEN" ]; then
+  if [ -z "$DOCS_TOKEN" ] || [ "$store" != "$DOCS_LB_STORE" ]; then  # one user per database
     # shellcheck disable=SC2086
     DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token --password-stdin $store \
       --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+    DOCS_LB_STORE=$store
   fi
 }
 docs_labelstudio() {  # a migrated database for `casebench labelstudio start` (the first start then takes seconds)
@@ -160,12 +163,10 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
         if b.labelstudio:
             setup.append("docs_labelstudio")
         if b.leaderboard:
-            setup += ["if [ -z \"$DOCS_LB_PID\" ]; then",
-                      "  DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token "
-                      "--password-stdin --data-dir docs-leaderboard --json | python -c 'import json, sys; "
-                      "print(json.load(sys.stdin)[\"token\"])')",
+            setup += [f"if [ \"$DOCS_LB_BOARDS\" != '{b.leaderboard}' ]; then",
                       f"  docs_serve '--data-dir docs-leaderboard' casebench leaderboard serve --benchmarks "
                       f"{b.leaderboard} --data-dir docs-leaderboard --bootstrap 50",
+                      f"  DOCS_LB_BOARDS='{b.leaderboard}'",
                       "fi"]
         for cmd in setup:
             lines.append(cmd)

@@ -333,6 +333,24 @@ def test_import_csv_keeps_multi_label_values_and_weight_columns(tmp_path, capsys
         assert f"bad.csv:{line}" in err and what in err
 
 
+def test_semantic_tasks_take_the_prompt_where_transcription_failed(tmp_path):
+    """A transcripts row with a null text (a transcription that failed the quality checks) falls back to the
+    clip's text_prompt, and a clip with neither is named; never a NaN in the task JSON (issue 15)."""
+    ws = make_workspace(tmp_path, n_clips=3, with_transcripts=True)
+    t = ws.read_df("transcripts")
+    t.loc[t["clip_id"] == "clip-0001", "text"] = None
+    ws.write_table("transcripts", t)
+    data = {d["clip_id"]: d for d in L.task_data(ws, "semantic")}
+    clips = ws.read_df("clips").set_index("clip_id")
+    assert data["clip-0001"]["transcript"] == clips.loc["clip-0001", "text_prompt"]
+    json.dumps(list(data.values()), allow_nan=False)
+    c = ws.read_df("clips")
+    c.loc[c["clip_id"] == "clip-0001", "text_prompt"] = None
+    ws.write_table("clips", c)
+    with pytest.raises(InputError, match="clip-0001"):
+        L.task_data(ws, "semantic")
+
+
 def test_init_labels_and_raters_write_the_annotation_schema(tmp_path):
     from casebench.annotation_schema import AnnotationSchema
     from casebench.workspace import Workspace
