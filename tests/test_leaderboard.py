@@ -822,3 +822,27 @@ def test_scorer_warnings_reach_the_submission_page(site):
     site.login("ada")
     page = site.req("GET", f"/submissions/{sid}").text
     assert 'id="warnings"' in page and "speaker clusters" in page
+
+
+def test_a_test_phase_keeps_per_class_recall_per_group_back(capsys):
+    import json
+
+    # issue 14: per-class views only on public phases. A spec's group_by adds per-class recall per group (and
+    # recall gaps), whose supports count each class within each group: a test phase leaves them out and says so,
+    # keeping the groups' headline metrics, worst group and largest gap; the redacted results still validate
+    from casebench.cli import main
+    from casebench.leaderboard.service import redact
+    from casebench.results_model import validate
+
+    assert main(["evaluate", str(VOICE), "-b", "casebench-mini", "--group-by", "gender", "--bootstrap", "50",
+                 "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["groups"]["gender"]["groups"]["female"]["recall"] and results["groups"]["gender"]["recall_gaps"]
+    shown = redact(results, BoardConfig("casebench-mini", phase="test"), "voice.jsonl")
+    gender = shown["groups"]["gender"]
+    assert all(g["recall"] == {} for g in gender["groups"].values()) and gender["recall_gaps"] == {}
+    assert gender["worst_group"]["accuracy"]["value"] == results["groups"]["gender"]["worst_group"]["accuracy"]["value"]
+    assert "groups.*.recall_gaps" in shown["redacted"] and "per_class" not in shown
+    validate(shown)
+    public = redact(results, BoardConfig("casebench-mini", phase="dev"), "voice.jsonl")
+    assert public["groups"] == results["groups"] and "redacted" not in public

@@ -203,7 +203,7 @@ def scrub(text: str, paths) -> str:
 def redact(results: dict, board: BoardConfig, upload_name: str, paths=()) -> dict:
     """The results object as a board shows it: the upload's own file name, server ``paths`` scrubbed from
     warnings and staleness problems; for a test phase, only the headline per-split metrics (no per-class,
-    confusion, conflict breakdown or per-dimension detail)."""
+    confusion, conflict breakdown or per-dimension detail) and group scores without per-class recall."""
     out = dict(results)
     out["predictions"] = {**results.get("predictions", {}), "file": upload_name}
     if out.get("warnings"):
@@ -214,7 +214,13 @@ def redact(results: dict, board: BoardConfig, upload_name: str, paths=()) -> dic
         for k in REDACTED_KEYS:
             out.pop(k, None)
         out["predictions"].pop("missing_ids", None)
-        out["redacted"] = list(REDACTED_KEYS)
+        redacted = list(REDACTED_KEYS)
+        if out.get("groups"):  # per-class recall per group (and its gaps) count classes within groups: kept back
+            out["groups"] = {col: {**b, "recall_gaps": {},
+                                   "groups": {g: {**v, "recall": {}} for g, v in b["groups"].items()}}
+                             for col, b in out["groups"].items()}
+            redacted += ["groups.*.groups.*.recall", "groups.*.recall_gaps"]
+        out["redacted"] = redacted
     return out
 
 
