@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import re
@@ -49,7 +50,15 @@ from typing import Any
 import numpy as np
 
 from casebench import audio
-from casebench.errors import CasebenchError, ConfigError, InputError, Problem, did_you_mean
+from casebench.errors import (
+    CasebenchError,
+    ConfigError,
+    InputError,
+    Problem,
+    did_you_mean,
+    read_user_text,
+    separator_hint,
+)
 from casebench.progress import progress_bar
 from casebench.workspace import Workspace, atomic_write_text, clip_id_for
 
@@ -117,7 +126,7 @@ def read_manifest(path: Path) -> list[Item]:
     rows: list[tuple[int, dict[str, Any]]] = []
     problems: list[Problem] = []
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        for i, line in enumerate(path.read_text("utf-8-sig").splitlines(), start=1):
+        for i, line in enumerate(read_user_text(path, "a manifest (JSON Lines)").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -132,13 +141,14 @@ def read_manifest(path: Path) -> list[Item]:
                 continue
             rows.append((i, obj))
     else:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with io.StringIO(read_user_text(path, "a manifest (CSV)"), newline="") as f:
             reader = csv.DictReader(f)
             if "path" not in [h.strip() for h in reader.fieldnames or []]:
                 raise InputError(Problem(f"no 'path' column in the header {reader.fieldnames}",
                                          file=str(path), line=1, field="path",
                                          expected="a header row with a path column",
-                                         hint=did_you_mean("path", reader.fieldnames or [])))
+                                         hint=separator_hint(reader.fieldnames or [])
+                                         or did_you_mean("path", reader.fieldnames or [])))
             reader.fieldnames = [h.strip() for h in reader.fieldnames]
             rows = [(reader.line_num, row) for row in reader]
     items = []

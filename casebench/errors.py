@@ -213,3 +213,29 @@ def syntax_problem(path: str | os.PathLike, e: Exception, expected: str) -> Prob
         where.append(f"{e.context} opened at line {context_mark.line + 1}")
     found = f"not valid: {text}" + (f" ({'; '.join(where)})" if where else "")
     return Problem(found, expected=expected, file=os.fspath(path), line=line)
+
+
+def read_user_text(path: str | os.PathLike, expected: str) -> str:
+    """The text of a file the user named (a UTF-8 BOM dropped, line endings kept for the csv module); a
+    missing, unreadable or non-UTF-8 file is an :class:`InputError` naming it and what was expected."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(Problem("file not found", expected=expected, file=os.fspath(path))) from None
+    except OSError as e:
+        raise path_error(e, path, action="read") from None
+    except UnicodeDecodeError as e:
+        problem = syntax_problem(path, e, expected)
+        if e.object[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode Text" and other UTF-16 exports
+            problem = Problem(problem.found, expected=problem.expected, file=problem.file,
+                              hint="the file is UTF-16: save it as UTF-8 (Excel: CSV UTF-8)")
+        raise InputError(problem) from None
+
+
+def separator_hint(header: Sequence[str]) -> str | None:
+    """For a CSV header read as one field holding ';', tab or '|': say to save the file with commas."""
+    if len(header) == 1:
+        sep = next((s for s in (";", "\t", "|") if s in header[0]), None)
+        if sep is not None:
+            return f"the fields are separated by {sep!r}, not commas: save the file as comma-separated CSV"
+    return None

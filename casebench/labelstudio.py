@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import io
 import json
 import math
 import os
@@ -74,7 +75,7 @@ from casebench.annotation_schema import (  # noqa: F401 - re-exported: the schem
     parse_label_set,
     weight_control,
 )
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, read_user_text, separator_hint
 from casebench.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -619,18 +620,14 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
     source = source or f"csv:{path.name}"
     problems: list[Problem] = []
     rows: list[dict] = []
-    try:
-        f = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - closed below
-    except OSError as e:
-        raise InputError(Problem(f"cannot open the file ({e})", file=str(path))) from e
-    with f:
+    with io.StringIO(read_user_text(path, "a CSV file of ratings"), newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
             raise InputError(Problem(f"header {header}", file=str(path), line=1,
                                      expected=f"columns {list(CSV_COLUMNS)} (optional: {list(CSV_OPTIONAL)})",
-                                     hint=f"missing {missing}"))
+                                     hint=separator_hint(header) or f"missing {missing}"))
         unknown = [c for c in header if c not in CSV_COLUMNS + CSV_OPTIONAL]
         if unknown:
             raise InputError(Problem(f"unknown column(s) {unknown}", file=str(path), line=1,
@@ -638,9 +635,10 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
                                      hint=did_you_mean(unknown[0], CSV_COLUMNS + CSV_OPTIONAL)))
         try:
             records = list(reader)
-        except (csv.Error, UnicodeDecodeError) as e:
+        except csv.Error as e:
             raise InputError(Problem(f"not readable as CSV ({e})", file=str(path))) from e
     weighted: dict[tuple, dict] = {}  # one-label-per-row ratings (the weight column), merged by key
+    first_line: dict[tuple, int] = {}  # one rating per clip, rater and dimension (without an annotation_id)
     for i, rec in enumerate(records):
         line = i + 2
         clip = (rec.get("clip_id") or "").strip()
@@ -704,6 +702,13 @@ def parse_long_csv(path: str | os.PathLike, schema: AnnotationSchema, *,
                                         expected="each label once per clip, rater and dimension", **where))
             held["weights"][parsed["value"]] = parsed["row_weight"]
             continue
+        if row["annotation_id"] is None:  # the table's key: caught here, the message names this file's lines
+            first = first_line.setdefault((clip, row["rater_id"], dim), line)
+            if first != line:
+                problems.append(Problem(f"a second rating by rater {row['rater_id']!r} (first on line {first})",
+                                        field="rater_id", expected="one rating per clip, rater and dimension "
+                                        "(or an annotation_id column telling the ratings apart)", **where))
+                continue
         rows.append(row)
     for held in weighted.values():
         strongest, shares = normalise_weights(held["weights"], schema.taxonomy)

@@ -472,3 +472,48 @@ def test_no_message_pairs_a_parameter_name_with_its_option():
     found = [f"{p.name}:{i}: {line.strip()}" for p in sources
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, "\n".join(found)
+
+
+UTF16 = "clip_id,path,text\n".encode("utf-16")  # what Excel's "Unicode Text" export starts with
+
+
+@pytest.mark.parametrize("args, name", [
+    (["annotate", "import-csv", "{ws}", "{bad}"], "ratings.csv"),
+    (["collect", "{ws}", "{bad}"], "manifest.csv"),
+    (["collect", "{ws}", "{bad}"], "manifest.jsonl"),
+    (["synth", "{ws}", "--texts", "{bad}"], "texts.csv"),
+])
+def test_a_utf16_or_binary_table_is_named_not_a_traceback(args, name, env, capsys, tmp_path):
+    bad = tmp_path / name
+    bad.write_bytes(UTF16 if name.endswith(".csv") else b'{"path": "a.wav"}\n\xff\n')
+    rc = main([a.format(**env, bad=bad) for a in args])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert f"{bad}: byte" in err and "not UTF-8" in err, err
+    if name.endswith(".csv"):
+        assert "the file is UTF-16" in err
+
+
+@pytest.mark.parametrize("args, header", [
+    (["annotate", "import-csv", "{ws}", "{bad}"], "clip_id;rater_id;dimension;value"),
+    (["collect", "{ws}", "{bad}"], "path;speaker"),
+    (["synth", "{ws}", "--texts", "{bad}"], "text;semantic_emotion"),
+    (["evaluate", "{preds}", "--gold", "{bad}", "--taxonomy", "ekman7"], "id;acoustic_label"),
+])
+def test_a_semicolon_separated_csv_says_so(args, header, env, capsys, tmp_path):
+    bad = tmp_path / "table.csv"
+    bad.write_text(f"{header}\nx;y;z;w\n")
+    rc = main([a.format(**env, bad=bad) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and "separated by ';', not commas" in err, err
+
+
+def test_import_csv_names_the_line_of_a_second_rating(env, capsys, tmp_path):
+    """A rater rating a clip twice in the CSV was reported as a duplicate key at a row of annotations.parquet."""
+    csv_file = tmp_path / "twice.csv"
+    csv_file.write_text("clip_id,rater_id,dimension,value\nclip-0001,r9,acoustic_emotion,angry\n"
+                        "clip-0001,r9,acoustic_emotion,sad\n")
+    rc = main(["annotate", "import-csv", env["ws"], str(csv_file)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{csv_file}:3: id 'clip-0001': field 'rater_id'" in err and "(first on line 2)" in err, err
+    assert "annotations.parquet" not in err

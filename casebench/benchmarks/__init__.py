@@ -38,6 +38,7 @@ from casebench.errors import (
     SpecError,
     did_you_mean,
     path_error,
+    separator_hint,
     syntax_problem,
     unknown_name,
 )
@@ -500,7 +501,8 @@ def read_gold(path: str | Path, taxonomy: str | Taxonomy) -> Gold:
     names = table.column_names
     id_col = "id" if "id" in names else "clip_id" if "clip_id" in names else None
     if id_col is None:
-        raise InputError(Problem("no 'id' column", file=src, expected=f"an 'id' column; found {names}"))
+        raise InputError(Problem("no 'id' column", file=src, expected=f"an 'id' column; found {names}",
+                                 hint=separator_hint(names)))
     problems: list[Problem] = []
     n = table.num_rows
     first_line = 2 if Path(path).suffix.lower() != ".parquet" else 1

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from casebench import resources
-from casebench.errors import ConfigError, InputError, Problem, did_you_mean
+from casebench.errors import ConfigError, InputError, Problem, did_you_mean, read_user_text, separator_hint
 from casebench.taxonomy import Taxonomy, as_taxonomy
 
 #: Adjective for each ekman7 emotion, used in prompts ("sentences that sound {adjective}").
@@ -172,7 +173,7 @@ def read_csv_bank(path: str | os.PathLike, taxonomy: str | Taxonomy = "ekman7", 
                                  "semantic_emotion"))
     problems: list[Problem] = []
     raw: dict[str, list[Sentence]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with io.StringIO(read_user_text(path, "a CSV with columns text, semantic_emotion"), newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in reader.fieldnames or []]
         reader.fieldnames = header
@@ -180,7 +181,7 @@ def read_csv_bank(path: str | os.PathLike, taxonomy: str | Taxonomy = "ekman7", 
         if missing:
             raise InputError([Problem(f"no column {c!r} in the header {header}", file=str(path), line=1,
                                       field=c, expected="a header row with text and semantic_emotion",
-                                      hint=did_you_mean(c, header)) for c in missing])
+                                      hint=separator_hint(header) or did_you_mean(c, header)) for c in missing])
         line = 1
         try:
             for row in reader:
