@@ -238,3 +238,28 @@ def test_the_stand_in_refuses_every_other_host(fake_hub):
     assert any("huggingface.co" in u for u in fake_hub.unexpected)
     assert any("example.org" in u for u in fake_hub.unexpected)
     fake_hub.unexpected.clear()
+
+
+def test_a_resumed_run_reads_the_commit_it_started_on(fake_hub, versions, model, tmp_path, monkeypatch, capsys):
+    """A run stopped half-way pins the dataset commit in its sidecar; going on at a revision that now names
+    other data (v2 holds v1's test ids with other audio) is refused, as is adding to a finished file."""
+    commits = _publish_two_versions(fake_hub, versions, monkeypatch)
+    out = tmp_path / "p.jsonl"
+    assert _predict(model, out, "--dataset", REPO, "--revision", "v1", "--limit", "2") == 0
+    assert len(out.read_text().splitlines()) == 2
+    side = json.loads((tmp_path / "p.jsonl.meta.json").read_text())
+    assert side["dataset"]["commit"] == commits["v1"] and side["predictions"]["sha256"] is None
+    from casebench.predict.runner import sidecar_model
+
+    assert sidecar_model(out) == (None, f"ignored the metadata sidecar {tmp_path / 'p.jsonl.meta.json'}: the run "
+                                        "writing p.jsonl has not finished")
+    capsys.readouterr()
+    assert _predict(model, out, "--dataset", REPO) == 2  # main: v2, whose test split holds v1's ids
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"commit {commits['v1'][:12]} (revision v1)" in err and f"commit {commits['main'][:12]}" in err
+    assert f"--revision {commits['v1']}" in err
+    assert len(out.read_text().splitlines()) == 2  # untouched
+    assert _predict(model, out, "--dataset", REPO, "--revision", commits["v1"]) == 0
+    assert _ids(out) == versions["v1"]["test_ids"]
+    assert json.loads((tmp_path / "p.jsonl.meta.json").read_text())["dataset"]["commit"] == commits["v1"]
+    assert _predict(model, out, "--dataset", REPO, "--revision", "main") == 2  # a finished file, too

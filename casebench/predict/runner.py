@@ -10,7 +10,9 @@ Metadata. At the end of a run ``<out>.meta.json`` records the model (``name``, `
 ``parameters``, ``trained_on``: the shape of :func:`casebench.results.model_info`), the benchmark, the
 source of the audio, the engine and the sha256 of the finished predictions file. ``casebench evaluate``
 and ``casebench submit`` read it (:func:`sidecar_model`) when it matches the file they are given; options
-given on their command line win.
+given on their command line win. A run on a published dataset writes a first sidecar before any line, with
+the dataset's pin (Hub commit, or folder) and ``"complete": false``: a resumed run must read the same data
+(:func:`check_same_dataset`), since a branch may have moved in between.
 
 Engines. ``local`` runs the batches in this process. ``ray`` runs the same batches on Ray Data, as
 :mod:`casebench.transcribe` does: ``from_items`` of the planned batches (clips pickled), ``map_batches``
@@ -167,6 +169,9 @@ def sidecar_model(predictions: str | os.PathLike, sha256: str | None = None) -> 
         return None, None
     try:
         meta = json.loads(side.read_text("utf-8"))
+        if isinstance(meta, dict) and meta.get("complete") is False:  # pinned a dataset, then stopped
+            return None, (f"ignored the metadata sidecar {side}: the run writing {Path(predictions).name} has "
+                          "not finished")
         model = meta["model"]
         recorded = meta["predictions"]["sha256"]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -181,6 +186,42 @@ def sidecar_model(predictions: str | os.PathLike, sha256: str | None = None) -> 
                       "file (sha256 differs)")
     keys = ("name", "revision", "url", "parameters", "trained_on", "description")
     return {k: model.get(k) for k in keys}, f"model metadata from {side.name}"
+
+
+def _dataset_text(pin: dict) -> str:
+    if "hub" in pin:
+        return (f"Hub dataset {pin['hub']} at commit {str(pin.get('commit'))[:12]} (revision "
+                f"{pin.get('revision') or 'main'})")
+    return f"dataset folder {pin.get('path')}"
+
+
+def check_same_dataset(out: Path, clips: Clips, *, resuming: bool) -> None:
+    """A run that adds to ``out`` must read the published dataset its lines came from: the same Hub commit
+    (a branch may have moved since), or the same folder, as recorded in the sidecar (written at the start
+    of a run on a dataset, see :func:`run`).
+
+    Raises:
+        ConfigError: naming both, when they differ.
+    """
+    side = sidecar_path(out)
+    if not (resuming and clips.dataset and side.is_file()):
+        return
+    try:
+        before = json.loads(side.read_text("utf-8")).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(before, dict):
+        return
+
+    def key(pin: dict):
+        return (pin.get("hub"), pin.get("commit")) if "hub" in pin else pin.get("path")
+
+    if key(before) != key(clips.dataset):
+        same = (f"--dataset {before['hub']} --revision {before.get('commit')}" if "hub" in before
+                else f"--dataset {before.get('path')}")
+        raise ConfigError(f"--out {out} holds predictions on {_dataset_text(before)}; this run reads "
+                          f"{_dataset_text(clips.dataset)}. Finish it on the same data ({same}), or give "
+                          "another --out")
 
 
 def merge_model(explicit: dict | None, sidecar: dict | None) -> dict | None:
@@ -338,7 +379,14 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
             raise InputError(Problem(f"{len(stray)} id(s) already in the file are not clips of {clips.source}: "
                                      f"{stray[:5]}", file=str(out), expected="a predictions file of the same clips",
                                      hint="give another --out, or the same benchmark, split and source as before"))
+        check_same_dataset(out, clips, resuming=bool(done_ids))
         pending = [c for c in clips.clips if c.id not in done_ids]
+        if clips.dataset and pending and not (done_ids and sidecar_path(out).is_file()):  # pin it before any line
+            from casebench.workspace import atomic_write_text
+
+            atomic_write_text(sidecar_path(out), json.dumps(
+                {"dataset": clips.dataset, "source": clips.source, "complete": False,
+                 "predictions": {"file": out.name, "sha256": None}}, indent=2) + "\n")
         if limit is not None:
             pending = pending[:limit]
         total = len(pending)
