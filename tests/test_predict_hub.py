@@ -263,3 +263,26 @@ def test_a_resumed_run_reads_the_commit_it_started_on(fake_hub, versions, model,
     assert _ids(out) == versions["v1"]["test_ids"]
     assert json.loads((tmp_path / "p.jsonl.meta.json").read_text())["dataset"]["commit"] == commits["v1"]
     assert _predict(model, out, "--dataset", REPO, "--revision", "main") == 2  # a finished file, too
+
+
+@pytest.mark.slow
+def test_a_probe_fits_on_the_hub_datasets_train_split(fake_hub, versions, tmp_path, monkeypatch):
+    """probe:whisper-tiny.en (the bundled encoder) on a spec whose audio is a Hub dataset: fitted on the
+    dataset's train split and labels, it records the dataset (not its cache folder) as its training corpus."""
+    commits = _publish_two_versions(fake_hub, versions, monkeypatch)
+    ws = versions["v1"]["workspace"]
+    labels = ws.read_df("labels").set_index("clip_id")
+    ids = versions["v1"]["test_ids"]
+    (tmp_path / "gold.csv").write_text("id,acoustic_label\n" + "".join(
+        f"{i},{labels.loc[i, 'acoustic_label']}\n" for i in ids))
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(f"name: hubbench\nversion: '1'\ntaxonomy: {ws.taxonomy.name}\ngold: gold.csv\n"
+                    f"dataset: {{hub: {REPO}, revision: v1}}\ntasks: [{{kind: categorical}}]\n")
+    out = tmp_path / "probe.jsonl"
+    assert main(["predict", "probe:whisper-tiny.en", "-b", str(spec), "-o", str(out), "--no-progress"]) == 0
+    assert _ids(out) == ids
+    meta = json.loads((tmp_path / "probe.jsonl.meta.json").read_text())
+    splits = ws.read_df("splits")
+    assert meta["model"]["trained_on"] == [REPO]
+    assert meta["model"]["notes"][0].startswith(f"probe fitted on {int((splits['split'] == 'train').sum())} clip(s)")
+    assert meta["dataset"] == {"hub": REPO, "revision": "v1", "commit": commits["v1"]}
