@@ -222,6 +222,19 @@ def test_offline_with_a_warm_cache(fake_hub, versions, model, tmp_path, monkeypa
     assert f"dataset '{REPO}' at revision 'main' is not in the local Hugging Face cache" in err
     assert "HF_HUB_OFFLINE" in err
 
+    # a snapshot missing a file (a download cut short): offline says so; online fetches only what is missing
+    snapshot = tmp_path / "hf-hub-cache" / "datasets--casebench-test--emo" / "snapshots" / commits["v1"]
+    [shard] = snapshot.glob("data/test-*.parquet")
+    blob = shard.resolve()
+    shard.unlink()
+    blob.unlink()
+    r = cli("-o", str(tmp_path / "partial.jsonl"), "--dataset", REPO, "--revision", "v1")
+    assert r.returncode == 2 and "is partly in the local Hugging Face cache" in " ".join(r.stderr.split())
+    before = list(fake_hub.downloads)
+    assert _predict(model, tmp_path / "again.jsonl", "--dataset", REPO, "--revision", "v1") == 0
+    assert (tmp_path / "again.jsonl").read_text() == warm.read_text()
+    assert len(fake_hub.downloads) == len(before) + 1 and shard.is_file()
+
 
 def test_the_stand_in_refuses_every_other_host(fake_hub):
     """The guard the other tests rely on: a Hub call to the real endpoint, and a socket to any host but
