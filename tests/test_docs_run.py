@@ -24,6 +24,9 @@ Conventions in the Markdown source (HTML comments, invisible when rendered, visi
 * ``<!-- docs-test: labelstudio -->`` right before a block: the block may start the real Label Studio of
   ``.venv-labelstudio`` with ``casebench labelstudio start``; the test seeds its data folder with an already
   migrated database (seconds instead of minutes) and runs ``casebench labelstudio stop`` at the end.
+* ``<!-- docs-test: chat-server -->`` right before a block: its ``http://localhost:8000/v1`` is a local
+  OpenAI-compatible chat-completions server the test runs (:class:`ChatStandIn`: it names the labels in turn
+  and answers every fifth request with no label, an abstention), standing in for a model server such as vLLM.
 
 Once a document has a leaderboard running (``leaderboard`` or ``serve``), ``http://127.0.0.1:8000`` and the
 example public board ``https://board.example.org`` in its later blocks point at that server, and ``cbt_...``
@@ -34,6 +37,10 @@ check.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import itertools
+import json
 import os
 import re
 import shlex
@@ -46,6 +53,7 @@ from pathlib import Path
 import pytest
 
 from casebench.benchmarks import get_benchmark
+from casebench.testing import local_http_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "leaderboard/README.md",
@@ -55,12 +63,14 @@ DOCUMENTS = ["README.md", "leaderboard/README.md",
 # such as `--db URL`); test_command_fences_are_bash_blocks still checks that none of their fences is a command.
 NO_COMMANDS = ["docs/design.md", "docs/leaderboard-security.md", "docs/performance.md"]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
-DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs\b|before:|leaderboard\b|serve\b|labelstudio\b)\s*(.*?)\s*-->", re.S)
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(needs\b|before:|leaderboard\b|serve\b|labelstudio\b|chat-server\b)"
+                       r"\s*(.*?)\s*-->", re.S)
 RECIPE = re.compile(r"<!--\s*recipe:\s*[\w-]+\s*-->\s*$")
 SERVE = re.compile(r"^\s*casebench\s+leaderboard\s+serve\b")
 PUBLIC_BOARD = ("http://127.0.0.1:8000", "https://board.example.org")
+CHAT_API = "http://localhost:8000/v1"
 # Helpers every document script starts with. docs_serve runs a leaderboard server in the background on a free
-# port (stopping the document's earlier one), waits until it answers and makes the user `docs` with an API token
+# port (stopping the document's earlier one), waits until it answers and makes a user with an API token
 # in the server's data folder (the arguments after the server command: --data-dir/--config, if any).
 PRELUDE = r"""set -eo pipefail
 trap 'echo "@@docs-test-failed $LINENO" >&2' ERR
@@ -89,10 +99,10 @@ docs_serve() {  # docs_serve "STORE OPTIONS" casebench leaderboard serve ARGS...
       "http://127.0.0.1:$DOCS_LB_PORT/" 2>/dev/null && break
     sleep 0.5
   done
-  if [ -z "$DOCS_TOKEN" ] || [ "$store" != "$DOCS_LB_STORE" ]; then  # one user per database
+  if [ -z "$DOCS_TOKEN" ] || [ "$store" != "$DOCS_LB_STORE" ]; then  # a user per database (named by port)
     # shellcheck disable=SC2086
-    DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user docs --token --password-stdin $store \
-      --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+    DOCS_TOKEN=$(echo docs-test-password | casebench leaderboard add-user "docs-$DOCS_LB_PORT" --token \
+      --password-stdin $store --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
     DOCS_LB_STORE=$store
   fi
 }
@@ -115,6 +125,7 @@ class Block:
     leaderboard: str = ""  # boards of the local leaderboard the block talks to
     serve: bool = False    # its `casebench leaderboard serve` line runs in the background
     labelstudio: bool = False  # it may start Label Studio
+    chat_server: bool = False  # its localhost:8000 chat API is a local stand-in
 
 
 def directives(text: str, fence_start: int) -> list[tuple[str, str]]:
@@ -139,7 +150,7 @@ def bash_blocks(document: str) -> list[Block]:
         found = dict(directives(text, m.start()))
         blocks.append(Block(document, len(blocks) + 1, text[:m.start(2)].count("\n") + 1, m.group(2),
                             found.get("needs"), found.get("before:", ""), found.get("leaderboard", ""),
-                            "serve" in found, "labelstudio" in found))
+                            "serve" in found, "labelstudio" in found, "chat-server" in found))
     return blocks
 
 
@@ -178,6 +189,8 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
                                  "put <!-- docs-test: serve --> before its block")
                 assert not cmd.rstrip().endswith("\\"), f"{b.document} line {b.line + i}: one-line serve only"
                 cmd = serve_line(cmd)
+            if b.chat_server:
+                cmd = cmd.replace(CHAT_API, "__DOCS_CHAT_URL__")  # the address itself: it may be in '...'
             if server:
                 for address in PUBLIC_BOARD:
                     cmd = cmd.replace(address, "http://127.0.0.1:$DOCS_LB_PORT")
@@ -187,10 +200,46 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
     return "\n".join(lines) + "\n", where
 
 
+class ChatStandIn(http.server.BaseHTTPRequestHandler):
+    """POST /v1/chat/completions as the OpenAI API answers it: the iemocap4 labels in turn, in a sentence, and
+    every fifth answer without a label (what casebench counts as an abstention)."""
+
+    answers = itertools.count()
+    LABELS = ("angry", "happy", "neutral", "sad")
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        n = next(self.answers)
+        text = "I cannot tell." if n % 5 == 4 else f"The speaker sounds {self.LABELS[n % 4]}."
+        status, payload = (200, {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0,
+                                 "model": body.get("model"), "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}, "logprobs": None}]})
+        if self.path != "/v1/chat/completions":
+            status, payload = 404, {"error": {"message": f"no route {self.path}"}}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
 def run_document(document: str, tmp_path: Path, ls_template: Path | None = None) -> subprocess.CompletedProcess:
     blocks = bash_blocks(document)
     assert blocks, f"{document} has no bash blocks"
+    with contextlib.ExitStack() as stack:
+        chat_url = (stack.enter_context(local_http_server(ChatStandIn)) + "/v1"
+                    if any(b.chat_server and not b.needs for b in blocks) else "")
+        return _run_script(document, blocks, tmp_path, ls_template, chat_url)
+
+
+def _run_script(document: str, blocks: list[Block], tmp_path: Path, ls_template: Path | None,
+                chat_url: str) -> subprocess.CompletedProcess:
     text, where = script(blocks)
+    text = text.replace("__DOCS_CHAT_URL__", chat_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CASEBENCH_", "HF_", "LABEL_STUDIO_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                PYTHONPATH=f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}", HOME=str(tmp_path / "home"),
