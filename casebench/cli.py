@@ -810,9 +810,11 @@ def leaderboard_serve(
     import uvicorn
 
     from casebench.leaderboard.app import make_app
+    from casebench.leaderboard.config import check_port_free
 
     cfg = _lb_config(config, db, data_dir, benchmarks, quota_per_day=quota_per_day, quota_total=quota_total,
                      visibility=visibility)
+    check_port_free(host, port)
     if not cfg.boards:
         from casebench.leaderboard.config import parse_board_arg
 

@@ -104,8 +104,9 @@ DERIVED: dict[str, tuple[str, tuple[str, ...]]] = {"labels": ("aggregate", ("ann
 _BUILT_FROM = b"casebench.built_from"
 
 #: Which command writes each table (named in "table not found" messages).
-PRODUCERS = {"clips": "synth or collect", "transcripts": "transcribe", "annotations": "annotate import",
-             "labels": "aggregate", "splits": "split"}
+PRODUCERS = {"clips": ("synth", "collect"), "transcripts": ("transcribe",),
+             "annotations": ("annotate pull", "annotate import", "annotate import-csv"),
+             "labels": ("aggregate",), "splits": ("split",)}
 
 _COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
     "clips": [
@@ -829,8 +830,9 @@ class Workspace:
         """
         path = self.table_path(name)
         if not path.is_file():
-            raise InputError(Problem("table not found", expected=f"a {name} table, written by "
-                                     f"`casebench {PRODUCERS[name]}`", file=str(path)))
+            run = " or ".join(f"`casebench {c}`" for c in PRODUCERS[name])
+            raise InputError(Problem("table not found", expected=f"the {name} table: run {run} first",
+                                     file=str(path)))
         try:
             raw = pq.read_table(path)
         except (pa.ArrowException, OSError) as e:

@@ -517,3 +517,36 @@ def test_import_csv_names_the_line_of_a_second_rating(env, capsys, tmp_path):
     err = capsys.readouterr().err
     assert rc == 2 and f"{csv_file}:3: id 'clip-0001': field 'rater_id'" in err and "(first on line 2)" in err, err
     assert "annotations.parquet" not in err
+
+
+def test_a_step_run_too_early_names_the_commands_to_run_first(tmp_path, capsys):
+    from casebench.workspace import Workspace
+
+    Workspace.create(tmp_path / "ws", "ws")
+    assert main(["aggregate", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "run `casebench annotate pull` or `casebench annotate import` or `casebench annotate import-csv` first" \
+        in err and "a annotations" not in err, err
+
+
+def test_submit_refuses_a_server_without_a_scheme_at_once(tmp_path, capsys, monkeypatch):
+    """'127.0.0.1:8000' (no http://) was retried for 25 s and then reported as unreachable."""
+    monkeypatch.setenv("CASEBENCH_TOKEN", "cbt_x")
+    rc = main(["submit", str(EXAMPLES / "voice-model.jsonl"), "-b", "casebench-mini", "--server", "127.0.0.1:9",
+               "--model-name", "m"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "expected the leaderboard's URL, http://HOST:PORT" in err, err
+
+
+def test_serve_on_a_port_in_use_is_one_message(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = main(["leaderboard", "serve", "--data-dir", str(tmp_path / "lb"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert f"port {port} on 127.0.0.1 is in use" in err and "--port" in err, err

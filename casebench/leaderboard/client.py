@@ -75,6 +75,8 @@ def submit(path: str | Path, benchmark: str, server: str, *, token: str | None =
     path = Path(path)
     if not path.is_file():
         raise InputError(Problem("file not found", file=str(path), expected="a predictions file (JSON Lines)"))
+    if not server.lower().startswith(("http://", "https://")):  # httpx would retry a bare host:port for 25 s
+        raise ConfigError(f"--server {server!r}: expected the leaderboard's URL, http://HOST:PORT or https://HOST")
     data = {"benchmark": benchmark, "phase": phase or "", "model_name": model_name, "model_revision": model_revision,
             "model_url": model_url, "parameters": "" if parameters is None else str(parameters),
             "trained_on": ",".join(trained_on or []), "description": description}
@@ -87,9 +89,10 @@ def submit(path: str | Path, benchmark: str, server: str, *, token: str | None =
             try:
                 with open(path, "rb") as f:
                     r = client.post("/api/submissions", headers=headers, data=data, files={"file": (path.name, f)})
-            except httpx.TransportError:
+            except httpx.TransportError as e:
                 if attempt == retries:
-                    raise CasebenchError(f"cannot reach the leaderboard at {server} (tried {retries + 1} times)"
+                    raise CasebenchError(f"cannot reach the leaderboard at {server} (tried {retries + 1} times; "
+                                         f"{type(e).__name__}: {e}); is the server running, and is the URL right?"
                                          ) from None
                 time.sleep(min(2 ** attempt, 10))
                 continue

@@ -255,3 +255,27 @@ def parse_board_arg(text: str, **defaults) -> BoardConfig:
     if not sep or phase not in PHASES:
         name, phase = text.strip(), "dev"
     return BoardConfig(benchmark=name, phase=phase, **defaults)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (another server holds it, or the address is not
+    this machine's), before the service starts its scoring processes; uvicorn would log it among INFO lines
+    and exit 3."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host!r}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is in use (another server, or a leaderboard already "
+                                  "running): stop it, or choose another with --port") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}; choose another --host or --port"
+                              ) from None
