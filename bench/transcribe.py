@@ -123,7 +123,7 @@ def run_plain(rows: list[dict], clip_dir: Path, threads: int, model_name: str = 
 
 
 def run_casebench(rows: list[dict], clip_dir: Path, out: Path, threads: int, batch_size: int,
-                  packing: bool = True, model_name: str = "tiny.en") -> dict:
+                  packing: bool = True, model_name: str = "tiny.en", beam_size: int | None = None) -> dict:
     from casebench.transcribe import transcribe
     from casebench.workspace import Workspace
 
@@ -138,7 +138,8 @@ def run_casebench(rows: list[dict], clip_dir: Path, out: Path, threads: int, bat
                       "source": "synth:espeak-ng", "speaker_id": r["voice"]})
     ws.write_table("clips", table)
     w0, c0 = time.perf_counter(), time.process_time()
-    report = transcribe(ws, model=model_name, cpu_threads=threads, batch_size=batch_size, packing=packing)
+    beam = {} if beam_size is None else {"beam_size": beam_size}  # None: casebench's default
+    report = transcribe(ws, model=model_name, cpu_threads=threads, batch_size=batch_size, packing=packing, **beam)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     tr = ws.read_df("transcripts")
     # a failed transcription (null text) is scored as no words, as in the table's own WER
@@ -242,14 +243,14 @@ def main_mix(args: argparse.Namespace) -> None:
           f"(mean {audio_s / len(rows):.1f} s, max {max(r['duration_s'] for r in rows):.1f} s), "
           f"{args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
     summary = {"bench": "transcribe-mix", "n_clips": len(rows), "audio_s": round(audio_s, 1),
-               "threads": args.threads, "batch_size": args.batch_size}
+               "threads": args.threads, "batch_size": args.batch_size, "beam_size": args.beam_size}
     for model_name in args.models.split(","):
         subset = [r for r in rows if r["language"] == "en"] if model_name.endswith(".en") else rows
         res = {}
         if not args.no_plain:
             res["plain"] = run_plain(subset, out / "clips", args.threads, model_name)
         res["casebench"] = run_casebench(subset, out / "clips", out, args.threads, args.batch_size,
-                                         model_name=model_name)
+                                         model_name=model_name, beam_size=args.beam_size)
         print(f"\n{model_name} on {len(subset)} clips")
         print(f"{'run':<12}{'wall s':>8}{'clips/s':>9}{'CPU s':>8}{'WER en %':>10}{'CER zh %':>10}")
         entry = {"n_clips": len(subset)}
@@ -286,6 +287,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1),
                     help="CPU threads of each run")
     ap.add_argument("--batch-size", type=int, default=4, help="casebench: windows decoded together")
+    ap.add_argument("--beam-size", type=int, default=None,
+                    help="casebench's beam size (default: casebench's own; the loop keeps faster-whisper's 5)")
     ap.add_argument("--no-plain", action="store_true", help="skip the plain loop (tuning casebench only)")
     ap.add_argument("--no-pack", action="store_true",
                     help="also run casebench with packing off (batched pipeline alone)")

@@ -618,7 +618,8 @@ def transcribe(
     no_pack: Annotated[bool, typer.Option(
         "--no-pack", help="Decode every clip alone (slower; packing is on by default).")] = False,
     threads: Annotated[int | None, typer.Option(
-        "--threads", min=1, help="CPU threads of the model (default: min(4, CPUs)).")] = None,
+        "--threads", min=1, help="CPU threads of the model (default: min(4, CPUs)); faster-whisper runs "
+                          "one one-thread model copy per thread.")] = None,
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", min=1, help="Ray: number of actors (default: cluster CPUs / --num-cpus).")] = None,
     num_cpus: Annotated[float | None, typer.Option(

@@ -387,6 +387,42 @@ def _Task(cid, d):
     return ClipTask(cid, f"/nowhere/{cid}.wav", d)
 
 
+def test_batches_are_planned_from_the_trimmed_speech(tmp_path):
+    """Clips carrying silence are packed by their trimmed length: 3 clips of 10 s with 4 s of speech each
+    (and a 2-s one) fit one window once trimmed (3 x 4.3 s + 2 s + gaps), two by their table durations."""
+    import soundfile as sf
+
+    from casebench.transcribe import measure_speech, plan_batches
+
+    tasks = []
+    for i in range(3):
+        audio = np.zeros(10 * 16000, np.float32)
+        audio[3 * 16000:7 * 16000] = 0.3 * np.sin(np.arange(4 * 16000) * 0.05)
+        sf.write(tmp_path / f"s{i}.wav", audio, 16000)
+        tasks.append(_Task(f"s{i}", 10.0))
+        tasks[-1].path = str(tmp_path / f"s{i}.wav")
+    tasks.append(_Task("gone", 2.0))  # unreadable: planned by its table duration, reported by run_batch
+    by_table = plan_batches(tasks, ["en"] * 4, PackingConfig(), 1)
+    assert [[[t.clip_id for t in w] for w in b.windows] for b in by_table] == [[["s0", "s1"]], [["s2", "gone"]]]
+    measure_speech(tasks, PackingConfig())
+    assert [t.speech_s for t in tasks] == [pytest.approx(4.3, abs=0.03)] * 3 + [None]
+    batches = plan_batches(tasks, ["en"] * 4, PackingConfig(), 1)
+    assert [[[t.clip_id for t in w] for w in b.windows] for b in batches] == [[["s0", "s1", "s2", "gone"]]]
+    untrimmed = [_Task(t.clip_id, 10.0) for t in tasks[:3]]
+    measure_speech(untrimmed, PackingConfig(trim_db=None))  # trimming off: nothing measured
+    assert [t.speech_s for t in untrimmed] == [None] * 3
+
+
+def test_faster_whisper_threads_become_one_thread_model_copies():
+    from casebench.asr.faster_whisper import FasterWhisperBackend
+
+    assert FasterWhisperBackend(cpu_threads=3).workers == 3
+    assert FasterWhisperBackend(cpu_threads=4, workers=2).workers == 2
+    assert FasterWhisperBackend(cpu_threads=4, device="cuda").workers == 1
+    with pytest.raises(ConfigError, match="workers must be >= 1"):
+        FasterWhisperBackend(workers=-1)
+
+
 # --------------------------------------------------------------------------------------------------
 # Backends registry (no model)
 
@@ -510,6 +546,21 @@ def test_packing_gives_the_same_words_as_one_clip_mode(packed_ws, espeak_clips, 
             diffs += [abs(x[k] - y[k]) for x, y in zip(wa, wb, strict=True) for k in ("start", "end")]
     assert len(diffs) >= 60
     assert np.median(diffs) <= 0.1 and max(diffs) <= 0.6, (np.median(diffs), max(diffs))
+
+
+@pytest.mark.slow
+def test_model_copies_side_by_side_give_the_same_transcripts(packed_ws, espeak_clips, tmp_path):
+    """The default (one one-thread model copy per thread, windows split between them) against one copy of
+    THREADS threads decoding every window of a batch together: the same words."""
+    from casebench.asr.faster_whisper import FasterWhisperBackend
+    from casebench.transcribe import transcribe
+
+    packed, _ = packed_ws
+    one = make_workspace(tmp_path / "one", espeak_clips)
+    transcribe(one, backend=FasterWhisperBackend(cpu_threads=THREADS, workers=1))
+    a = packed.read_df("transcripts").set_index("clip_id")
+    b = one.read_df("transcripts").set_index("clip_id")
+    assert b.text.tolist() == a.loc[b.index].text.tolist()
 
 
 @pytest.mark.slow

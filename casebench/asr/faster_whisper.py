@@ -5,10 +5,18 @@ default, English only; ``base``, multilingual) or a local CTranslate2 Whisper mo
 ``config.json``, ``tokenizer.json``; convert others with ``ct2-transformers-converter``). Other model names
 and hub ids are refused: nothing is downloaded at run time.
 
-Windows of at most 30 s go through faster-whisper's ``BatchedInferencePipeline`` (all windows of a call are
+Windows of at most 30 s go through faster-whisper's ``BatchedInferencePipeline`` (the windows of a call are
 encoded and decoded as one batch, one segment per window, words aligned by cross-attention); longer audio
 goes through ``WhisperModel.transcribe``, which slides window after window. Both use the same beam size and
 temperature and never condition on the previous window's text.
+
+Threads. On CPU, ``cpu_threads`` (default ``min(4, CPUs)``) are spent as ``workers`` model copies
+(CTranslate2 replicas) of ``cpu_threads // workers`` threads each; by default one thread per copy. A call's
+windows are split between the copies and decoded side by side (language detection and long audio too):
+Whisper's decoder runs hundreds of small steps per window, and two threads working on one step spend much
+of their time waiting for each other, more so on a busy machine. On the 30 English clips of
+``bench/transcribe.py --mix 40`` (tiny.en, 2 threads, machine shared, load 6-8), two one-thread copies took
+8.5-9.0 s of CPU against 9.5-9.9 s for one two-thread copy, and 17-26 s of wall time against 25-26 s.
 
 Source: https://github.com/SYSTRAN/faster-whisper (MIT); models: OpenAI Whisper tiny.en and base (MIT)
 converted to CTranslate2, redistributed on PyPI (see :mod:`casebench.asr.models`).
@@ -18,7 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -37,7 +46,7 @@ from casebench.asr.base import (
     file_fingerprint,
 )
 from casebench.asr.models import BUNDLED_MODELS, DEFAULT_MODEL, check_model_dir, model_dir
-from casebench.errors import MissingDependencyError
+from casebench.errors import ConfigError, MissingDependencyError
 
 __all__ = ["FasterWhisperBackend", "check_model_dir", "default_model_dir"]
 
@@ -79,7 +88,8 @@ class FasterWhisperBackend(AsrBackend):
     licence = "MIT (code); the default tiny.en model is OpenAI Whisper, MIT"
 
     def __init__(self, model: str | os.PathLike | None = None, *, options: DecodeOptions = DecodeOptions(),
-                 device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None):
+                 device: str = "cpu", compute_type: str | None = None, cpu_threads: int | None = None,
+                 workers: int | None = None):
         name = DEFAULT_MODEL if model in (None, "") else str(model)
         self.bundled = BUNDLED_MODELS.get(name)
         self.model_dir = model_dir(name) if self.bundled else check_model_dir(name)
@@ -87,6 +97,10 @@ class FasterWhisperBackend(AsrBackend):
         self.device = device
         self.compute_type = compute_type or ("int8" if device == "cpu" else "default")
         self.cpu_threads = int(cpu_threads) if cpu_threads else min(4, os.cpu_count() or 1)
+        if workers is not None and int(workers) < 1:
+            raise ConfigError(f"workers must be >= 1, not {workers}")
+        # one-thread model copies side by side (see the module docstring); one copy on a GPU
+        self.workers = int(workers) if workers else (self.cpu_threads if device == "cpu" else 1)
 
     @cached_property
     def _model(self):
@@ -95,11 +109,27 @@ class FasterWhisperBackend(AsrBackend):
                 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
                 model = WhisperModel(str(self.model_dir), device=self.device, compute_type=self.compute_type,
-                                     cpu_threads=self.cpu_threads, local_files_only=True)
+                                     cpu_threads=max(1, self.cpu_threads // self.workers),
+                                     num_workers=self.workers, local_files_only=True)
         except ImportError as e:
             raise MissingDependencyError(f"faster-whisper is not installed ({e}): pip install faster-whisper "
                                          "(or pip install 'casebench[asr]')") from e
-        return model, BatchedInferencePipeline(model)
+        # one pipeline per copy: a pipeline keeps state between its batches
+        return model, [BatchedInferencePipeline(model) for _ in range(self.workers)]
+
+    def _side_by_side(self, fn: Callable[..., list], items: Sequence[Any], *args: Any) -> list:
+        """``fn(pipeline, part, *args)`` on ``items`` cut into at most ``workers`` runs in order, the runs
+        decoded side by side on the model copies (CTranslate2 releases the GIL); results in item order."""
+        if not items:
+            return []
+        _, pipelines = self._model
+        k = -(-len(items) // len(pipelines))
+        parts = [list(items[i:i + k]) for i in range(0, len(items), k)]
+        if len(parts) == 1:
+            return fn(pipelines[0], parts[0], *args)
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = list(pool.map(lambda j: fn(pipelines[j], parts[j], *args), range(len(parts))))
+        return [x for d in done for x in d]
 
     @cached_property
     def fingerprint(self) -> str:
@@ -154,14 +184,19 @@ class FasterWhisperBackend(AsrBackend):
         feats = [fe(np.asarray(a[:fe.n_samples], dtype=np.float32))[..., :fe.nb_max_frames] for a in audios]
         step = fe.nb_max_frames // 6  # 5 s of frames
         length = [min(fe.nb_max_frames, max(2 * step, -(-f.shape[-1] // step) * step)) for f in feats]
-        out: list[list[tuple[str, float]] | None] = [None] * len(audios)
+        chunks = []  # clips of one length class, 8 at a time (bounds the memory)
         for n in sorted(set(length)):
             idx = [i for i, k in enumerate(length) if k == n]
-            for j in range(0, len(idx), 8):  # 8 clips at a time bounds the memory
-                chunk = idx[j:j + 8]
-                batch = np.stack([pad_or_trim(feats[i], n) for i in chunk])
-                for i, res in zip(chunk, model.model.detect_language(model.encode(batch)), strict=True):
-                    out[i] = [(token[2:-2], float(p)) for token, p in res]
+            chunks += [(n, idx[j:j + 8]) for j in range(0, len(idx), 8)]
+
+        def detect(_pipeline: Any, part: list[tuple[int, list[int]]]) -> list[list[list[tuple[str, float]]]]:
+            return [[[(token[2:-2], float(p)) for token, p in res] for res in model.model.detect_language(
+                model.encode(np.stack([pad_or_trim(feats[i], n) for i in chunk])))] for n, chunk in part]
+
+        out: list[list[tuple[str, float]] | None] = [None] * len(audios)
+        for (_, chunk), found in zip(chunks, self._side_by_side(detect, chunks), strict=True):
+            for i, langs in zip(chunk, found, strict=True):
+                out[i] = langs
         return out  # type: ignore[return-value]
 
     def decode(self, audios: Sequence[np.ndarray], language: str | None) -> list[Decoded]:
@@ -181,15 +216,19 @@ class FasterWhisperBackend(AsrBackend):
         short = [i for i, a in enumerate(audios) if len(a) <= WINDOW_S * SAMPLE_RATE]
         for i, segments in zip(short, self._decode_batch([audios[i] for i in short], lang), strict=True):
             out[i] = Decoded(lang, prob, segments)
-        for i in sorted(set(range(len(audios))) - set(short)):
-            out[i] = Decoded(lang, prob, self._decode_long(audios[i], lang))
+        long = sorted(set(range(len(audios))) - set(short))
+        for i, segments in zip(long, self._side_by_side(self._decode_long, [audios[i] for i in long], lang),
+                               strict=True):
+            out[i] = Decoded(lang, prob, segments)
         return out  # type: ignore[return-value]
 
     def _decode_batch(self, audios: Sequence[np.ndarray], language: str) -> list[tuple[Segment, ...]]:
-        """All windows in one batched pass: concatenated, with ``clip_timestamps`` marking the windows."""
-        if not audios:
-            return []
-        model, pipeline = self._model
+        """The windows split between the model copies, each part in one batched pass."""
+        return self._side_by_side(self._decode_part, audios, language)
+
+    def _decode_part(self, pipeline: Any, audios: Sequence[np.ndarray], language: str) -> list[tuple[Segment, ...]]:
+        """Windows in one batched pass: concatenated, with ``clip_timestamps`` marking the windows."""
+        model = pipeline.model
         starts = np.cumsum([0] + [len(a) for a in audios[:-1]])
         clips = [{"start": s / SAMPLE_RATE, "end": (s + len(a)) / SAMPLE_RATE}
                  for s, a in zip(starts, audios, strict=True)]
@@ -208,13 +247,16 @@ class FasterWhisperBackend(AsrBackend):
             per_window[w].append(_segment(seg, float(offsets[w]), seek_s))
         return [tuple(s) for s in per_window]
 
-    def _decode_long(self, audio: np.ndarray, language: str) -> tuple[Segment, ...]:
-        model, _ = self._model
-        segments, _ = model.transcribe(np.asarray(audio, dtype=np.float32), language=language,
-                                       beam_size=self.options.beam_size, temperature=self.options.temperature,
-                                       word_timestamps=True, condition_on_previous_text=False,
-                                       vad_filter=False, log_progress=False)
-        return tuple(_segment(s, 0.0, 0.0) for s in segments)
+    def _decode_long(self, pipeline: Any, audios: Sequence[np.ndarray], language: str) -> list[tuple[Segment, ...]]:
+        """Audio longer than a window, each slid through window after window."""
+        out = []
+        for audio in audios:
+            segments, _ = pipeline.model.transcribe(
+                np.asarray(audio, dtype=np.float32), language=language, beam_size=self.options.beam_size,
+                temperature=self.options.temperature, word_timestamps=True, condition_on_previous_text=False,
+                vad_filter=False, log_progress=False)
+            out.append(tuple(_segment(s, 0.0, 0.0) for s in segments))
+        return out
 
 
 def _segment(seg: Any, offset: float, word_offset: float) -> Segment:
