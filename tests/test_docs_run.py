@@ -310,6 +310,37 @@ def test_command_fences_are_bash_blocks():
     assert not wrong, "command fences that are not ```bash blocks:\n" + "\n".join(wrong)
 
 
+def test_inline_commands_name_real_commands_and_options():
+    """Commands quoted in the prose (`casebench ...` in backticks) cannot run as they stand (they hold
+    placeholders such as NAME or URL), but their command and option names must exist: a renamed option is
+    found here, not by a reader."""
+    from typer.main import get_command
+
+    from casebench.cli import app
+
+    root = get_command(app)
+    wrong, seen = [], 0
+    documents = ["README.md", "leaderboard/README.md", *(str(p.relative_to(ROOT)) for p in ROOT.glob("docs/*.md"))]
+    for document in documents:
+        prose = FENCE.sub("", (ROOT / document).read_text(encoding="utf-8"))
+        for m in re.finditer(r"`casebench ([^`]+)`", prose):
+            try:
+                args = shlex.split(m.group(1))
+            except ValueError:
+                continue
+            node = root
+            while args and args[0] in getattr(node, "commands", {}):
+                node = node.commands[args.pop(0)]
+            seen += 1
+            if getattr(node, "commands", None) and args and not args[0].startswith("-"):
+                wrong.append(f"{document}: `casebench {m.group(1)}`: no command {args[0]!r}")
+                continue
+            names = {o for p in node.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+            wrong += [f"{document}: `casebench {m.group(1)}`: no option {a.split('=')[0]}" for a in args
+                      if a.startswith("--") and a.split("=")[0] not in names | {"--help"}]
+    assert seen > 50 and not wrong, "\n".join(wrong)
+
+
 def test_serve_lines_run_in_the_background_and_need_the_directive():
     served = Block("d.md", 1, 3, "casebench leaderboard serve --benchmarks casebench-mini --data-dir lb   # note\n"
                    "curl http://127.0.0.1:8000/ -H 'Authorization: Bearer cbt_...'\n", None, "", serve=True)
