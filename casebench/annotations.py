@@ -119,7 +119,12 @@ def levels_for(dimensions: list[str], schema, level: str | None = None, dimensio
     for d in dimensions:
         base = d.split(":")[0]
         spec = _spec(schema, d)
-        if level is not None:
+        if level == "masi" and spec is not None and spec.kind != "emotion":  # label sets: emotions only
+            if dimension is not None:
+                raise ConfigError(f"--level masi compares label sets; dimension {d!r} is a {spec.kind}: use "
+                                  f"--level {KIND_LEVEL.get(spec.kind, 'interval')}")
+            out.update(levels_for([d], schema, None, None, configured))  # its own level, as without --level
+        elif level is not None:
             out[d] = (level, "--level")
         elif base in configured:
             out[d] = (configured[base], "[annotation] levels")

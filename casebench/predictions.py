@@ -242,7 +242,7 @@ def parse_predictions(path: str | os.PathLike, gold: Gold, *, renormalize: bool 
         if allow_missing:
             missing_ids = gold.ids[missing].tolist()
             notes.append(f"{missing.size} of {len(gold)} gold item(s) have no line; they count as wrong "
-                         f"(allow_missing): {shown}{more}")
+                         f"(--allow-missing): {shown}{more}")
         else:
             problems.add(f"{missing.size} of {len(gold)} gold item(s) have no line: {shown}{more}",
                          expected="one line per benchmark item",

@@ -313,7 +313,13 @@ def parse_ratios(text: str | Mapping[str, float] | Sequence[float]) -> dict[str,
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
             if all("=" in p for p in parts):
-                return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+                named = {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+                for name in named:  # 'tset' would be a split no later step looks for
+                    hint = did_you_mean(name, HOLDOUT_SPLITS) if name not in HOLDOUT_SPLITS else None
+                    if hint:
+                        raise ConfigError(f"ratios {text!r}: split name {name!r} ({hint}); baseline, degrade "
+                                          f"and publish look for {', '.join(HOLDOUT_SPLITS)}")
+                return named
             values = [float(p) for p in parts]
         except ValueError:
             raise ConfigError(f"ratios {text!r}; expected e.g. '0.8,0.1,0.1' or 'train=0.8,test=0.2'") from None

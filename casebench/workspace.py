@@ -677,6 +677,10 @@ class Workspace:
         """
         root = Path(root).expanduser().resolve()
         get_taxonomy(taxonomy)  # fail early on an unknown name
+        for option, value in (("--name", name), ("--version", version)):  # both end up in file names and cards
+            if not str(value).strip() or not str(value).isprintable() or any(c in str(value) for c in "/\\"):
+                raise ConfigError(f"{option} {value!r}: expected a non-empty {option[2:]} without '/', '\\' or "
+                                  "control characters (it names the gold and published files)")
         if isinstance(languages, str):
             languages = [languages]
         config_path = root / CONFIG_FILE

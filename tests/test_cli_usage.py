@@ -464,13 +464,18 @@ def test_transcribe_help_states_the_packing_window():
 
 
 def test_no_message_pairs_a_parameter_name_with_its_option():
-    """'exclude_flagged (--exclude-flagged) leaves them out': the option alone is what a user types."""
+    """'exclude_flagged (--exclude-flagged) leaves them out', 'they count as wrong (allow_missing)': the option
+    is what a user types, not the Python parameter behind it (checked in every string literal of the package)."""
+    import ast
     import re
 
-    pattern = re.compile(r"\b[a-z]+_[a-z_]+ \(--[a-z-]+\)")
-    sources = sorted(Path(__file__).parents[1].joinpath("casebench").rglob("*.py"))
-    found = [f"{p.name}:{i}: {line.strip()}" for p in sources
-             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    options = {p.name for cmd in COMMANDS.values() for p in cmd.params
+               if "_" in (p.name or "") and any(o.startswith("--") for o in getattr(p, "opts", []))}
+    pattern = re.compile(r"\b[a-z]+_[a-z_]+ \(--[a-z-]+\)|\((" + "|".join(sorted(options)) + r")\)")
+    found = [f"{path.name}:{node.lineno}: {node.value}"
+             for path in sorted(Path(__file__).parents[1].joinpath("casebench").rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str) and pattern.search(node.value)]
     assert not found, "\n".join(found)
 
 
@@ -550,3 +555,57 @@ def test_serve_on_a_port_in_use_is_one_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert f"port {port} on 127.0.0.1 is in use" in err and "--port" in err, err
+
+
+def test_predict_does_not_resume_another_models_file(tmp_path, capsys):
+    """The --out of model A given again for model B was 'resumed': 0 predicted, every clip 'already done', and
+    B's name written into the sidecar of A's predictions (which submit then uploads under B's name)."""
+    model = tmp_path / "model.py"
+    model.write_text("import json, sys\nfor line in sys.stdin:\n    print(json.dumps({'label': 'angry'}))\n")
+    out = tmp_path / "a.jsonl"
+    a = f"command:{sys.executable} {model}"
+    assert main(["predict", a, "-b", "casebench-audio-mini", "-o", str(out), "--limit", "3", "--no-progress"]) == 0
+    capsys.readouterr()
+    rc = main(["predict", f"{a} --other", "-b", "casebench-audio-mini", "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert f"{out}: 3 prediction(s) of {a}; expected predictions of {a} --other" in err, err
+    assert main(["predict", a, "-b", "casebench-audio-mini", "-o", str(out), "--no-progress"]) == 0  # A resumes
+    assert len(out.read_text().splitlines()) == 96
+    capsys.readouterr()
+    orphan = tmp_path / "orphan.jsonl"
+    orphan.write_text(out.read_text().splitlines()[0] + "\n")  # lines no sidecar vouches for
+    rc = main(["predict", a, "-b", "casebench-audio-mini", "-o", str(orphan), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no orphan.jsonl.meta.json says which model wrote them" in err, err
+
+
+@pytest.mark.parametrize("option, value", [("--name", "my corpus/2"), ("--version", " "), ("--name", "a\tb")])
+def test_init_refuses_a_name_or_version_that_cannot_name_files(option, value, tmp_path, capsys):
+    rc = main(["init", str(tmp_path / "ws"), option, value])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert f"{option} {value!r}" in err and not (tmp_path / "ws").exists(), err
+
+
+def test_split_refuses_a_misspelt_split_name(env, capsys, tmp_path):
+    """'tset' was made a split: every later step then missed 'test' and suggested 'tset'."""
+    ws = tmp_path / "ws"
+    shutil.copytree(env["ws"], ws)
+    rc = main(["split", str(ws), "--ratios", "train=0.5,tset=0.5"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "split name 'tset' (did you mean 'test'?)" in err, err
+
+
+def test_agreement_level_masi_leaves_the_rating_dimensions_at_their_level(env, capsys):
+    """`agreement WS --level masi` (as in the README) failed on the valence ratings with "label '1' is not in
+    the value domain; expected one of [1, 2, 3, 4, 5] (did you mean '1'?)"."""
+    assert main(["agreement", env["ws"], "--level", "masi", "--bootstrap", "0", "--json",
+                 "--report", f"{env['tmp']}/agreement-masi"]) == 0
+    reports = json.loads(capsys.readouterr().out)["dimensions"]
+    assert reports["acoustic_emotion"]["level"] == "masi" and reports["valence"]["level"] == "interval", reports
+    rc = main(["agreement", env["ws"], "--level", "masi", "--dimension", "valence", "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "dimension 'valence' is a rating: use --level interval" in err, err

@@ -169,11 +169,12 @@ def test_unreadable_audio_is_named_and_retried(tmp_path, audio_bench, loudness_s
     cmd = f"command:{sys.executable} {loudness_script}"
     r = cli("predict", cmd, "-b", str(root / audio_bench.name), "-o", str(out))
     assert r.returncode == 2 and bad.name in r.stderr and "a re-run retries" in r.stderr
-    assert len(out.read_text().splitlines()) == 15 and not (tmp_path / "p.jsonl.meta.json").exists()
+    assert len(out.read_text().splitlines()) == 15  # the sidecar says which model, and that the run is unfinished
+    assert json.loads((tmp_path / "p.jsonl.meta.json").read_text())["complete"] is False
     bad.write_bytes(good)
     r = cli("predict", cmd, "-b", str(root / audio_bench.name), "-o", str(out), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["n_predicted"] == 1
-    assert (tmp_path / "p.jsonl.meta.json").exists()
+    assert "complete" not in json.loads((tmp_path / "p.jsonl.meta.json").read_text())
 
 
 # -- resume (unit) -------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ Metadata. At the end of a run ``<out>.meta.json`` records the model (``name``, `
 ``parameters``, ``trained_on``: the shape of :func:`casebench.results.model_info`), the benchmark, the
 source of the audio, the engine and the sha256 of the finished predictions file. ``casebench evaluate``
 and ``casebench submit`` read it (:func:`sidecar_model`) when it matches the file they are given; options
-given on their command line win. A run on a published dataset writes a first sidecar before any line, with
-the dataset's pin (Hub commit, or folder) and ``"complete": false``: a resumed run must read the same data
-(:func:`check_same_dataset`), since a branch may have moved in between.
+given on their command line win. Every run writes a first sidecar before any line, with the model's kind and
+spec, a published dataset's pin (Hub commit, or folder) and ``"complete": false``: a resumed run must run the
+same model (:func:`check_same_model`) on the same data (:func:`check_same_dataset`, since a branch may have
+moved in between).
 
 Engines. ``local`` runs the batches in this process. ``ray`` runs the same batches on Ray Data, as
 :mod:`casebench.transcribe` does: ``from_items`` of the planned batches (clips pickled), ``map_batches``
@@ -193,6 +194,32 @@ def _dataset_text(pin: dict) -> str:
         return (f"Hub dataset {pin['hub']} at commit {str(pin.get('commit'))[:12]} (revision "
                 f"{pin.get('revision') or 'main'})")
     return f"dataset folder {pin.get('path')}"
+
+
+def check_same_model(out: Path, model: Model, *, n_done: int) -> None:
+    """A run that adds to ``out`` must run the model that wrote its lines (recorded in the sidecar before the
+    first line): another model would skip every clip already there and leave one file of two models' answers,
+    described as the second.
+
+    Raises:
+        InputError: naming the file, the model that wrote it and this run's model.
+    """
+    if not n_done:
+        return
+    side = sidecar_path(out)
+    try:
+        before = json.loads(side.read_text("utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        before = None
+    hint = "give another --out, or delete the file (and its sidecar) to start over"
+    if not isinstance(before, dict) or "kind" not in before:
+        raise InputError(Problem(f"{n_done} prediction(s) already, but no {side.name} says which model wrote "
+                                 "them", file=str(out), expected=f"a file that `casebench predict {model.name}` "
+                                 "started", hint=hint))
+    if (before.get("kind"), before.get("spec")) != (model.kind, model.spec):
+        written_by = before.get("name") or f"{before.get('kind')}:{before.get('spec')}"
+        raise InputError(Problem(f"{n_done} prediction(s) of {written_by}", file=str(out),
+                                 expected=f"predictions of {model.name}, the model of this run", hint=hint))
 
 
 def check_same_dataset(out: Path, clips: Clips, *, resuming: bool) -> None:
@@ -380,13 +407,15 @@ def run(model: Model, clips: Clips, out: str | os.PathLike, *, batch_size: int =
                                      f"{stray[:5]}", file=str(out), expected="a predictions file of the same clips",
                                      hint="give another --out, or the same benchmark, split and source as before"))
         check_same_dataset(out, clips, resuming=bool(done_ids))
+        check_same_model(out, model, n_done=len(done_ids))
         pending = [c for c in clips.clips if c.id not in done_ids]
-        if clips.dataset and pending and not (done_ids and sidecar_path(out).is_file()):  # pin it before any line
+        if pending and not (done_ids and sidecar_path(out).is_file()):  # model (and dataset) before any line
             from casebench.workspace import atomic_write_text
 
             atomic_write_text(sidecar_path(out), json.dumps(
-                {"dataset": clips.dataset, "source": clips.source, "complete": False,
-                 "predictions": {"file": out.name, "sha256": None}}, indent=2) + "\n")
+                {"model": {"name": model.name, "kind": model.kind, "spec": model.spec},
+                 **({"dataset": clips.dataset} if clips.dataset else {}), "source": clips.source,
+                 "complete": False, "predictions": {"file": out.name, "sha256": None}}, indent=2) + "\n")
         if limit is not None:
             pending = pending[:limit]
         total = len(pending)
