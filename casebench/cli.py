@@ -115,6 +115,8 @@ def _benchmark(benchmark: str | None, gold: Path | None, taxonomy: str | None):
     from casebench.benchmarks import adhoc_benchmark, get_benchmark
     from casebench.errors import ConfigError
 
+    if gold is not None and benchmark:
+        raise ConfigError(f"--benchmark {benchmark} and --gold {gold} both say what to score against: give one")
     if gold is not None:
         if not taxonomy:
             raise ConfigError("--gold needs --taxonomy (e.g. --taxonomy ekman7): the label list is never "
@@ -1963,7 +1965,24 @@ def _command():
     global _COMMAND
     if _COMMAND is None:
         _COMMAND = typer.main.get_command(app)
+        _hide_flag_types(_COMMAND)
     return _COMMAND
+
+
+def _hide_flag_types(command) -> None:
+    """Typer's help shows a flag as ``--json <bool>``, as if it took a value (``--json true`` is then refused):
+    a flag shows no type."""
+    def untyped(param):
+        if param is not None and getattr(param, "is_flag", False):
+            param.display_type_rich = lambda ctx: None
+        return param
+
+    for param in command.params:
+        untyped(param)
+    help_option = command.get_help_option  # made per context, outside ``params``
+    command.get_help_option = lambda ctx: untyped(help_option(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -609,3 +609,23 @@ def test_agreement_level_masi_leaves_the_rating_dimensions_at_their_level(env, c
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "dimension 'valence' is a rating: use --level interval" in err, err
+
+
+@pytest.mark.parametrize("name", ["", *sorted(COMMANDS)])
+def test_help_shows_no_value_for_a_flag(name, capsys):
+    """Typer printed '--json <bool>' (and '--help <bool>'), as if the flag took a value."""
+    assert main([*name.split(), "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--help" in out and "<bool>" not in out, out
+
+
+@pytest.mark.parametrize("command", ["evaluate", "compare"])
+def test_benchmark_and_gold_together_is_refused(command, env, capsys):
+    """--gold used to win silently over --benchmark."""
+    files = [env["preds"]] * (2 if command == "compare" else 1)
+    gold = get_benchmark("casebench-mini").gold_path
+    rc = main([command, *files, "-b", "casebench-audio-mini", "--gold", str(gold), "--taxonomy", "ekman7",
+               "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "give one" in err, err
