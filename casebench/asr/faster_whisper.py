@@ -16,7 +16,8 @@ windows are split between the copies and decoded side by side (language detectio
 Whisper's decoder runs hundreds of small steps per window, and two threads working on one step spend much
 of their time waiting for each other, more so on a busy machine. On the 30 English clips of
 ``bench/transcribe.py --mix 40`` (tiny.en, 2 threads, machine shared, load 6-8), two one-thread copies took
-8.5-9.0 s of CPU against 9.5-9.9 s for one two-thread copy, and 17-26 s of wall time against 25-26 s.
+8.3-9.0 s of CPU against 9.5-9.9 s for one two-thread copy, and 17-30 s of wall time against 25-26 s
+(docs/performance.md).
 
 Source: https://github.com/SYSTRAN/faster-whisper (MIT); models: OpenAI Whisper tiny.en and base (MIT)
 converted to CTranslate2, redistributed on PyPI (see :mod:`casebench.asr.models`).
