@@ -2016,6 +2016,9 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return 2
         return fail(CasebenchError(usage_message(e)))
+    if rc == 130:  # Ctrl-C: typer turns KeyboardInterrupt into a silent exit code 130
+        err_console.print("interrupted (Ctrl-C); a resumable step (synth, collect, transcribe, degrade, predict) "
+                          "keeps what it finished: run the same command again to go on", highlight=False)
     return rc if isinstance(rc, int) else 0
 
 

@@ -629,3 +629,16 @@ def test_benchmark_and_gold_together_is_refused(command, env, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "give one" in err, err
+
+
+def test_ctrl_c_says_what_happened(capsys, monkeypatch):
+    """Typer turned Ctrl-C into exit code 130 without a word, in the middle of a progress bar."""
+    import casebench.benchmarks
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(casebench.benchmarks, "list_benchmarks", interrupted)
+    assert main(["benchmarks"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted (Ctrl-C)" in err and "run the same command again" in err and "Traceback" not in err, err
