@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from casebench.errors import MissingDependencyError
+from casebench.errors import ConfigError, MissingDependencyError
 
 
 def ray_pool(ray_address: str | None = None, num_cpus: float | None = None,
@@ -28,8 +28,13 @@ def ray_pool(ray_address: str | None = None, num_cpus: float | None = None,
         raise MissingDependencyError(f"--engine ray needs Ray Data ({e}): pip install 'ray[data]' "
                                      "(or pip install 'casebench[scale]')") from e
     if not ray.is_initialized():
-        ray.init(address=ray_address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False)
+        address = ray_address or os.environ.get("RAY_ADDRESS") or None
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ValueError, ConnectionError) as e:  # a malformed or unreachable address
+            where = "--ray-address" if ray_address else "RAY_ADDRESS"
+            raise ConfigError(f"{where} {address!r}: cannot connect to a Ray cluster ({e}); expected e.g. "
+                              "ray://head:10001 or head:6379, or no address for a local Ray") from None
     num_cpus = num_cpus or 1
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))

@@ -642,3 +642,15 @@ def test_ctrl_c_says_what_happened(capsys, monkeypatch):
     assert main(["benchmarks"]) == 130
     err = capsys.readouterr().err
     assert "interrupted (Ctrl-C)" in err and "run the same command again" in err and "Traceback" not in err, err
+
+
+def test_a_malformed_ray_address_is_named(tmp_path, capsys):
+    pytest.importorskip("ray")
+    model = tmp_path / "model.py"
+    model.write_text("import json, sys\nfor line in sys.stdin:\n    print(json.dumps({'label': 'angry'}))\n")
+    rc = main(["predict", f"command:{sys.executable} {model}", "-b", "casebench-audio-mini", "-o",
+               str(tmp_path / "p.jsonl"), "--engine", "ray", "--ray-address", "banana", "--limit", "1",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "--ray-address 'banana': cannot connect to a Ray cluster" in err, err
