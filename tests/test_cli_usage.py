@@ -654,3 +654,18 @@ def test_a_malformed_ray_address_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "--ray-address 'banana': cannot connect to a Ray cluster" in err, err
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[leaderboard]\nworkers = "two"\n', '[leaderboard] workers = \'two\'; expected a whole number'),
+    ("[leaderboard.rate_limit]\nburts = 3\n", "unknown setting 'burts'; expected one of ['burst', 'per_minute']"),
+    ('[[board]]\nbenchmark = "casebench-mini"\nquota_per_day = "ten"\n', "[[board]] #1 quota_per_day = 'ten'"),
+    ("[leaderboard]\nsecure_cookies = 1\n", "secure_cookies = 1; expected true or false"),
+])
+def test_leaderboard_config_values_of_the_wrong_type(toml, message, tmp_path, capsys):
+    """A string where a number belongs failed with a TypeError traceback in the server's start-up."""
+    (tmp_path / "lb.toml").write_text(toml)
+    rc = main(["leaderboard", "serve", "--config", str(tmp_path / "lb.toml"), "--port", "1"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert message in err, err

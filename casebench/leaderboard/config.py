@@ -207,7 +207,10 @@ class LeaderboardConfig:
                 hint = did_you_mean(k, known)
                 raise ConfigError(f"[leaderboard] unknown setting {k!r}; expected one of {sorted(known)}"
                                   + (f" ({hint})" if hint else ""))
-        rl = RateLimit(**top.pop("rate_limit", {}))
+        rate_limit = top.pop("rate_limit", {})
+        _check_settings("[leaderboard.rate_limit]", RateLimit, rate_limit)
+        _check_settings("[leaderboard]", cls, top)
+        rl = RateLimit(**rate_limit)
         boards = []
         board_fields = {f.name for f in fields(BoardConfig)}
         for i, b in enumerate(doc.get("board", [])):
@@ -218,6 +221,7 @@ class LeaderboardConfig:
                                       f"{sorted(board_fields)}" + (f" ({hint})" if hint else ""))
             if "benchmark" not in b:
                 raise ConfigError(f"[[board]] #{i + 1}: 'benchmark' is missing (a built-in name or a spec path)")
+            _check_settings(f"[[board]] #{i + 1}", BoardConfig, b)
             boards.append(BoardConfig(**b))
         return cls(boards=boards, rate_limit=rl, **top)
 
@@ -255,6 +259,27 @@ def parse_board_arg(text: str, **defaults) -> BoardConfig:
     if not sep or phase not in PHASES:
         name, phase = text.strip(), "dev"
     return BoardConfig(benchmark=name, phase=phase, **defaults)
+
+
+def _check_settings(section: str, cls, values: dict) -> None:
+    """ConfigError for a setting of the wrong type or name (``workers = "two"`` failed deep in the server's
+    start-up with a TypeError)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints:
+            known = sorted(hints)
+            hint = did_you_mean(key, known)
+            raise ConfigError(f"{section} unknown setting {key!r}; expected one of {known}"
+                              + (f" ({hint})" if hint else ""))
+        kinds = [t for t in (typing.get_args(hints[key]) or (hints[key],)) if t is not type(None)]
+        accepted = tuple({Path: str, float: (int, float)}.get(t, t) for t in kinds)
+        flat = tuple(x for a in accepted for x in (a if isinstance(a, tuple) else (a,)))
+        if not isinstance(value, flat) or (isinstance(value, bool) and bool not in flat):
+            names = " or ".join("a number" if t is float else "true or false" if t is bool else
+                                "a whole number" if t is int else "a string" for t in kinds)
+            raise ConfigError(f"{section} {key} = {value!r}; expected {names}")
 
 
 def check_port_free(host: str, port: int) -> None:
