@@ -457,8 +457,9 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
         ctx["n_failing_thresholds"] = int((passes == False).sum()) if passes is not None else 0  # noqa: E712
         types = labelled["conflict_type"].dropna().value_counts() if "conflict_type" in labelled else pd.Series()
         ctx["top_conflicts"] = [{"type": k, "n": int(v)} for k, v in types.head(10).items()]
-        heat = conflict_heatmap(labelled, tax, images_dir / "conflict_pairs.png")
-        ctx["heatmap"] = f"{images_dir.name}/{heat.name}"
+        if ctx["kinds"]["conflict"]:  # a corpus without words ratings has no (voice, words) pairs to draw
+            heat = conflict_heatmap(labelled, tax, images_dir / "conflict_pairs.png")
+            ctx["heatmap"] = f"{images_dir.name}/{heat.name}"
         vad = {}
         for d in ("valence", "arousal", "dominance"):
             if d in labelled and labelled[d].notna().any():

@@ -6,10 +6,11 @@
       README.md                 # YAML header the Hub reads (configs, data files per split, features,
                                 #   licence, languages, task categories, size) + the data card body
       croissant.json            # Croissant 1.0 metadata, validated with mlcroissant
-      images/conflict_pairs.png
+      images/conflict_pairs.png # voice x words label pairs (corpora whose voice and words were both rated)
       data/<split>-00000-of-0000N.parquet           # config "default": audio + hard labels + transcript
       distributions/<split>-00000-of-00001.parquet  # config "distributions": soft labels (taxonomy order)
-      annotations/<split>-00000-of-00001.parquet    # config "annotations": the raw per-rater table
+      annotations/<split>-00000-of-00001.parquet    # config "annotations": the raw per-rater table (a
+                                                    #   multi-label rating's weights as JSON in `weights`)
 
 The ``default`` config holds the audio, embedded as the ``datasets`` Audio feature struct
 ``{bytes, path}`` (the workspace file's own bytes, not re-encoded, so they hash to ``clips.sha256``), the
@@ -102,6 +103,8 @@ _DESCRIPTIONS = {
     "lead_time_s": "seconds the rater spent", "created_at": "when the rating was made (UTC)",
     "cancelled": "the rater skipped the task (not a rating)", "ground_truth": "a ground-truth (gold) annotation",
     "annotation_source": "where the rating was imported from",
+    "weights": "a rating holding several emotions: each one's normalised weight as JSON ({label: share}, "
+               "summing to 1; `value` is the strongest); null for a one-label rating",
 }
 
 
@@ -148,7 +151,7 @@ def config_features(config: str, labels: Sequence[str], sample_rate: int | None 
             "dimension": Value("string"), "value": Value("string"), "value_num": Value("float64"),
             "lead_time_s": Value("float64"), "annotation_source": Value("string"),
             "created_at": Value("timestamp[us, tz=UTC]"), "cancelled": Value("bool"),
-            "ground_truth": Value("bool"),
+            "ground_truth": Value("bool"), "weights": Value("string"),
         })
     del datasets
     raise ConfigError(f"unknown config {config!r}; expected one of {list(CONFIGS)}")
@@ -742,7 +745,8 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
                               "dimension": _py(r.get("dimension")), "value": _py(r.get("value")),
                               "value_num": _py(r.get("value_num")), "lead_time_s": _py(r.get("lead_time_s")),
                               "annotation_source": _py(r.get("source")), "created_at": _py(r.get("created_at")),
-                              "cancelled": _py(r.get("cancelled")), "ground_truth": _py(r.get("ground_truth"))}
+                              "cancelled": _py(r.get("cancelled")), "ground_truth": _py(r.get("ground_truth")),
+                              "weights": _py(r.get("meta_weights"))}
                              for r in recs[i:i + 10_000]])
                 shards["annotations"][split] = [p.name for p in w.close()]
                 counts["annotations"][split] = w.rows

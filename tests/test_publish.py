@@ -428,3 +428,34 @@ def test_leaderboard_serve_refuses_a_stale_spec(ws, tmp_path, capsys):
     assert main(["leaderboard", "serve", "--benchmarks", str(spec), "--data-dir", str(tmp_path / "lb")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "benchmark 'tiny' is stale" in err and f"re-run `casebench split {ws.root}`" in err
+
+
+def test_mixed_corpus_publishes_rating_weights_and_no_conflict_figure(ws, tmp_path):
+    """A voice-only, multi-label corpus: each multi-label rating keeps its weights in the annotations config
+    (before, only its strongest label was published: the raters' label sets were lost), and no voice/words
+    pair heatmap is drawn for a corpus without words ratings."""
+    ann = ws.read_df("annotations")
+    ann = ann[ann["dimension"] != "semantic_emotion"].reset_index(drop=True)
+    first = ann.index[ann["dimension"] == "acoustic_emotion"][0]
+    label = ann.at[first, "value"]
+    other = next(x for x in ws.taxonomy.labels if x != label)
+    weights = json.dumps({label: 0.75, other: 0.25})
+    ann["meta_weights"] = None
+    ann.at[first, "meta_weights"] = weights
+    ws.write_table("annotations", ann)
+    labels = ws.read_df("labels")
+    labels["semantic_label"] = None
+    labels["semantic_dist"] = None
+    labels["is_conflict"] = False
+    labels["conflict_type"] = None
+    ws.write_table("labels", labels)
+    out = tmp_path / "pub"
+    pub.publish(ws, out, card=CARD, n_boot=20, validate=False)
+    rows = pd.concat([pq.read_table(p).to_pandas() for p in (out / "annotations").glob("*.parquet")])
+    row = rows[(rows["clip_id"] == ann.at[first, "clip_id"]) & (rows["dimension"] == "acoustic_emotion")
+               & rows["weights"].notna()]
+    assert len(row) == 1 and json.loads(row["weights"].iloc[0]) == {label: 0.75, other: 0.25}
+    assert row["value"].iloc[0] == label and rows["weights"].notna().sum() == 1
+    text = (out / "README.md").read_text()
+    assert "conflict_pairs.png" not in text and not (out / "images" / "conflict_pairs.png").exists()
+    assert "- `weights` (string)" in text
