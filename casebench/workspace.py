@@ -1129,7 +1129,30 @@ def lineage_path(artefact: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".lineage.json")
 
 
+#: Names casebench reads in casebench.toml: a name one typo away from one of these ([anotation],
+#: raters_per_clp) is refused with a did-you-mean instead of being ignored; other names are left alone.
+KNOWN_SETTINGS: dict[str, tuple[str, ...]] = {
+    "": ("project", "annotation", "aggregate", "audit", "card", "collect", "degrade", "import", "split", "synth",
+         "transcribe", "mine_conflicts"),
+    "project": ("name", "version", "licence", "licence_url", "languages", "taxonomy"),
+    "annotation": ("dimensions", "scale", "raters_per_clip", "mixed_emotions", "mixed_weight_max",
+                   "confidence_scale", "vad_widget", "label_studio", "levels", "custom"),
+}
+
+
+def _check_misspelt(config: Mapping[str, Any], where: str) -> None:
+    for section, known in KNOWN_SETTINGS.items():
+        table = config if not section else config.get(section)
+        for key in table if isinstance(table, Mapping) else ():
+            hint = did_you_mean(key, known) if key not in known else None
+            if hint:
+                name = f"[{key}]" if not section else f"[{section}] {key}"
+                raise ConfigError(f"{where}: {name} is not a setting casebench reads ({hint}); a misspelt name "
+                                  "would be ignored")
+
+
 def _check_config(config: Mapping[str, Any], where: str) -> None:
+    _check_misspelt(config, where)
     project = config.get("project")
     if not isinstance(project, Mapping):
         raise ConfigError(f"{where}: no [project] section; expected name, version, languages, taxonomy")

@@ -669,3 +669,21 @@ def test_leaderboard_config_values_of_the_wrong_type(toml, message, tmp_path, ca
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert message in err, err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("raters_per_clip = 3", "raters_per_clp = 3"), "[annotation] raters_per_clp is not a setting casebench reads "
+                                                  "(did you mean 'raters_per_clip'?)"),
+    (("[annotation]", "[anotation]"), "[anotation] is not a setting casebench reads (did you mean 'annotation'?)"),
+])
+def test_a_misspelt_workspace_setting_is_not_ignored(edit, message, tmp_path, capsys):
+    """casebench.toml is edited by hand (the tutorial says where mixed_emotions and raters_per_clip live): a
+    misspelt name used to be ignored and the default used instead."""
+    from casebench.workspace import Workspace
+
+    ws = Workspace.create(tmp_path / "ws", "ws")
+    ws.config_path.write_text(ws.config_path.read_text().replace(*edit))
+    rc = main(["annotate", "config", str(ws.root)])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert message in err, err
