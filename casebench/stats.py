@@ -180,17 +180,20 @@ def percentile_ci(samples: np.ndarray, alpha: float = ALPHA) -> tuple[float, flo
 def paired_p_value(diffs: np.ndarray) -> float:
     """Two-sided bootstrap p-value of a paired difference: twice the smaller tail share at zero.
 
-    The share of resamples on the far side of zero from the observed direction, doubled (Efron &
-    Tibshirani 1993, sec. 16.4 style achieved significance level), clipped to 1.
+    The share of resamples on the far side of zero from the observed direction, counted as (1 + r) / (B + 1)
+    so that B resamples can never give p = 0 (Davison & Hinkley 1997, eq. 4.11; Phipson & Smyth 2010,
+    "permutation p-values should never be zero"), doubled (Efron & Tibshirani 1993, sec. 16.4 style achieved
+    significance level) and clipped to 1. The smallest p-value B resamples can give is 2 / (B + 1).
 
     >>> paired_p_value(np.array([0.1, 0.2, 0.3, -0.1]))
-    0.5
+    0.8
     """
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0:
         return float("nan")
-    return float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    tail = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
+    return float(min(1.0, 2 * (1 + tail) / (d.size + 1)))
 
 
 def mcnemar(a_correct: np.ndarray, b_correct: np.ndarray) -> dict:

@@ -68,7 +68,10 @@ def test_subset_recodes_clusters():
 def test_percentile_ci_and_p_value():
     assert percentile_ci(np.arange(101.0)) == (2.5, 97.5)
     assert all(np.isnan(percentile_ci(np.array([np.nan]))))
-    assert paired_p_value(np.full(100, 0.3)) == 0.0
+    # every resample favours A: p is the floor 2 / (B + 1), never 0 (Phipson & Smyth 2010; Davison & Hinkley
+    # 1997, eq. 4.11); before, 0.0 was printed for a comparison resting on two speaker clusters
+    assert paired_p_value(np.full(100, 0.3)) == pytest.approx(2 / 101)
+    assert paired_p_value(np.array([0.1, 0.2, 0.3, -0.1])) == pytest.approx(2 * 2 / 5)
     assert paired_p_value(np.array([-1.0, 1.0])) == 1.0
 
 
