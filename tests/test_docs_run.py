@@ -117,7 +117,7 @@ docs_labelstudio() {  # a migrated database for `casebench labelstudio start` (t
 @dataclass
 class Block:
     document: str
-    number: int            # 1-based among the document's bash blocks
+    number: int            # 1-based among the document's bash and python blocks
     line: int              # document line of the block's first command
     code: str
     needs: str | None      # why the block is not run
@@ -126,6 +126,7 @@ class Block:
     serve: bool = False    # its `casebench leaderboard serve` line runs in the background
     labelstudio: bool = False  # it may start Label Studio
     chat_server: bool = False  # its localhost:8000 chat API is a local stand-in
+    lang: str = "bash"     # ``python`` blocks run as ``python - <<'EOF'`` in the same script
 
 
 def directives(text: str, fence_start: int) -> list[tuple[str, str]]:
@@ -141,16 +142,17 @@ def directives(text: str, fence_start: int) -> list[tuple[str, str]]:
 
 
 def bash_blocks(document: str) -> list[Block]:
-    """The ```bash blocks of one document with their directives, in order."""
+    """The ```bash (and ```python) blocks of one document with their directives, in order."""
     text = (ROOT / document).read_text(encoding="utf-8")
     blocks = []
     for m in FENCE.finditer(text):
-        if m.group(1) not in ("bash", "sh", "shell"):
+        if m.group(1) not in ("bash", "sh", "shell", "python"):
             continue
         found = dict(directives(text, m.start()))
         blocks.append(Block(document, len(blocks) + 1, text[:m.start(2)].count("\n") + 1, m.group(2),
                             found.get("needs"), found.get("before:", ""), found.get("leaderboard", ""),
-                            "serve" in found, "labelstudio" in found, "chat-server" in found))
+                            "serve" in found, "labelstudio" in found, "chat-server" in found,
+                            "python" if m.group(1) == "python" else "bash"))
     return blocks
 
 
@@ -183,6 +185,12 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
             lines.append(cmd)
             where[len(lines)] = (b, b.line - 1)
         server = server or bool(b.leaderboard) or b.serve
+        if b.lang == "python":  # as the reader runs it: a Python session in the same folder
+            assert "DOCS_PY" not in b.code, f"{b.document} line {b.line}: DOCS_PY ends the here-document"
+            lines.append("python - <<'DOCS_PY'")
+            where[len(lines)] = (b, b.line)
+            lines += [*b.code.splitlines(), "DOCS_PY"]
+            continue
         for i, cmd in enumerate(b.code.splitlines()):
             if SERVE.match(cmd):
                 assert b.serve, (f"{b.document} line {b.line + i}: a `leaderboard serve` line never returns; "
