@@ -45,6 +45,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -471,6 +472,13 @@ def hf_token(token: str | None = None) -> str:
     return found
 
 
+def check_repo_id(repo_id: str) -> None:
+    """ConfigError unless ``repo_id`` is ORG/NAME in the Hub's characters (letters, digits, '-', '_', '.')."""
+    if not isinstance(repo_id, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", repo_id):
+        raise ConfigError(f"--repo-id {repo_id!r}; expected ORG/NAME (letters, digits, '-', '_', '.'), e.g. "
+                          "my-lab/my-corpus")
+
+
 def upload(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
            commit_message: str | None = None) -> dict:
     """Create the dataset repo ``repo_id`` (if missing) and upload ``folder`` to it in one commit.
@@ -479,8 +487,7 @@ def upload(folder: str | os.PathLike, repo_id: str, *, private: bool = False, to
     """
     from huggingface_hub import HfApi
 
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ConfigError(f"repo id {repo_id!r}; expected ORG/NAME")
+    check_repo_id(repo_id)
     api = HfApi(token=hf_token(token))
     repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
@@ -518,8 +525,6 @@ def parse_size(text: str | int) -> int:
     """
     if isinstance(text, int):
         return text
-    import re
-
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?)B?\s*", str(text), flags=re.IGNORECASE)
     if not m:
         raise ConfigError(f"size {text!r}; expected e.g. 500MB, 1GB, 64MiB or a number of bytes")
@@ -613,7 +618,8 @@ def publish(workspace: Any, out_dir: str | os.PathLike, *, repo_id: str | None =
     fields = datacard.card_fields(ws, card, prompt=prompt, with_annotations=with_annotations)
     licence = datacard.hub_licence(fields["licence"], fields.get("licence_url"))
     if repo_id:
-        token = hf_token(token)  # fail before the long part
+        check_repo_id(repo_id)  # fail before the long part
+        token = hf_token(token)
     _require_datasets()
     meta, left_out = published_table(ws)
     tax = ws.taxonomy

@@ -687,3 +687,13 @@ def test_a_misspelt_workspace_setting_is_not_ignored(edit, message, tmp_path, ca
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert message in err, err
+
+
+def test_publish_checks_the_repo_id_before_writing(env, capsys):
+    """A malformed --repo-id was refused only after the whole dataset had been written."""
+    out = Path(env["tmp"]) / "pub-repo-id"
+    rc = main(["publish", env["ws"], str(out), "--repo-id", "not a repo", "--token", "hf_x", "--no-progress",
+               "--no-audio-audit", "--bootstrap", "0", "--allow-leakage", "test", *CARD])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "--repo-id 'not a repo'; expected ORG/NAME" in err and not out.exists(), err
