@@ -140,6 +140,11 @@ def probe(matrix: np.ndarray, labels: np.ndarray, speakers: np.ndarray, classes:
         if len(np.unique(labels[train])) < 2:
             pred[test] = labels[train][0]
             continue
+        if train.sum() <= len(np.unique(labels[train])):  # LDA needs more samples than classes
+            raise InputError(Problem(f"{int(train.sum())} clip(s) of {len(np.unique(labels[train]))} emotions to fit "
+                                     f"on with speaker {str(spk)!r} held out", field="speaker_id",
+                                     expected="more clips than emotions in every leave-one-speaker-out fold "
+                                              "(the probe needs more clips per emotion)"))
         model = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
                               LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
         model.fit(x[train], labels[train])
@@ -301,7 +306,7 @@ def perceive(workspace: Any, *, which: str = "synth", n_boot: int = 1000, seed: 
         source = "design label, else the voice label"
     if not label_of:
         raise InputError(Problem("no clip with a design label (intended_acoustic)", file=str(ws.table_path("clips")),
-                                 expected="synthesized clips (casebench synth), or which='all' with a labels table"))
+                                 expected="synthesized clips (casebench synth), or --clips all with a labels table"))
     ids = sorted(label_of)
     spk_of = clips.set_index("clip_id")["speaker_id"].astype(str)
     speakers = np.asarray([spk_of[c] for c in ids])

@@ -697,3 +697,18 @@ def test_publish_checks_the_repo_id_before_writing(env, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "--repo-id 'not a repo'; expected ORG/NAME" in err and not out.exists(), err
+
+
+def test_perceive_on_too_few_clips_says_so(env, capsys, tmp_path):
+    """An imported corpus with a handful of clips per speaker: sklearn's 'The number of samples must be more
+    than the number of classes' came out as a traceback."""
+    ws = tmp_path / "rav-ws"
+    assert main(["import-corpus", "ravdess", env["ravdess"], "--out", str(ws), "--no-progress"]) == 0
+    capsys.readouterr()
+    rc = main(["perceive", str(ws), "--clips", "all", "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "more clips than emotions in every leave-one-speaker-out fold" in err and "np.str_" not in err, err
+    rc = main(["perceive", str(ws), "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--clips all with a labels table" in err and "which=" not in err, err
