@@ -18,28 +18,20 @@ import platform
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from casebench.predict import predict
+from casebench.testing import JsonApiHandler
 
 
 def serve(latency: float) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonApiHandler):
         def do_POST(self):  # noqa: N802 - the http.server API
-            self.rfile.read(int(self.headers["Content-Length"]))
+            self.read_json()
             time.sleep(latency)
-            body = json.dumps({"object": "chat.completion", "model": "stand-in", "choices": [
+            self.send(200, {"object": "chat.completion", "model": "stand-in", "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "Neutral."}, "finish_reason": "stop"}]})
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import http.server
 import io
+import json
 import os
 import random
 import wave
@@ -432,12 +434,33 @@ if __name__ == "__main__":  # python -m casebench.testing mixed-example DIR  (th
 
 
 
+class JsonApiHandler(http.server.BaseHTTPRequestHandler):
+    """Base of the remote-API stand-ins the tests serve with :func:`local_http_server`: ``read_json()`` reads a
+    request's JSON body, ``send(code, body)`` answers with a dict/list (as JSON) or bytes, a content type and
+    extra headers; nothing is logged to the test output."""
+
+    def read_json(self):
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def send(self, code: int, body, content_type: str = "application/json", headers: dict | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
 @contextlib.contextmanager
 def local_http_server(handler: type) -> Iterator[str]:
     """Serve ``handler`` (an ``http.server.BaseHTTPRequestHandler`` class) on 127.0.0.1 and a free port, in a
     daemon thread, for tests of clients of remote APIs (chat completions, speech); yields the base URL
     ``http://127.0.0.1:PORT`` and shuts the server down afterwards."""
-    import http.server
     import threading
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -38,9 +38,7 @@ check.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import itertools
-import json
 import os
 import re
 import shlex
@@ -53,7 +51,7 @@ from pathlib import Path
 import pytest
 
 from casebench.benchmarks import get_benchmark
-from casebench.testing import local_http_server
+from casebench.testing import JsonApiHandler, local_http_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ["README.md", "leaderboard/README.md",
@@ -208,7 +206,7 @@ def script(blocks: list[Block]) -> tuple[str, dict[int, tuple[Block, int]]]:
     return "\n".join(lines) + "\n", where
 
 
-class ChatStandIn(http.server.BaseHTTPRequestHandler):
+class ChatStandIn(JsonApiHandler):
     """POST /v1/chat/completions as the OpenAI API answers it: the iemocap4 labels in turn, in a sentence, and
     every fifth answer without a label (what casebench counts as an abstention)."""
 
@@ -216,7 +214,7 @@ class ChatStandIn(http.server.BaseHTTPRequestHandler):
     LABELS = ("angry", "happy", "neutral", "sad")
 
     def do_POST(self):  # noqa: N802 - the http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         n = next(self.answers)
         text = "I cannot tell." if n % 5 == 4 else f"The speaker sounds {self.LABELS[n % 4]}."
         status, payload = (200, {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0,
@@ -224,15 +222,7 @@ class ChatStandIn(http.server.BaseHTTPRequestHandler):
                                  "message": {"role": "assistant", "content": text}, "logprobs": None}]})
         if self.path != "/v1/chat/completions":
             status, payload = 404, {"error": {"message": f"no route {self.path}"}}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.send(status, payload)
 
 
 def run_document(document: str, tmp_path: Path, ls_template: Path | None = None) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ against a local OpenAI-compatible chat server (errors included); the ratings sou
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
 
@@ -17,7 +16,7 @@ from casebench.corpora.testing import make_crema_d, make_emis, make_iemocap, mak
 from casebench.errors import ConfigError, InputError
 from casebench.mine import conflict_tag, mine_conflicts, tag_clips
 from casebench.taxonomy import get_taxonomy, list_taxonomies
-from casebench.testing import local_http_server
+from casebench.testing import JsonApiHandler, local_http_server
 from casebench.text_emotion import WordsLabel, lexicon_for, lexicon_label
 from casebench.workspace import Workspace
 
@@ -131,14 +130,11 @@ def test_tag_core():
 # ----- llm: a local OpenAI-compatible chat server
 
 
-class _Chat(http.server.BaseHTTPRequestHandler):
+class _Chat(JsonApiHandler):
     requests: list = []
 
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.requests.append(body)
         if body["model"] == "down":
             code, out = 503, {"error": {"message": "overloaded"}}
@@ -149,12 +145,7 @@ class _Chat(http.server.BaseHTTPRequestHandler):
                        else "neutral")
             content = f'Here you go: {{"emotion": "{emotion}", "confidence": 0.9}}'
             code, out = 200, {"choices": [{"message": {"role": "assistant", "content": content}}]}
-        data = json.dumps(out).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send(code, out)
 
 
 @pytest.fixture()

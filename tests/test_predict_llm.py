@@ -12,7 +12,7 @@ import io
 import json
 import math
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import pytest
 from casebench.benchmarks import get_benchmark
 from casebench.errors import ConfigError
 from casebench.predict.chat import AnswerReader, ChatClient, ChatSettings, RateLimiter, chat_settings, retry_after_s
+from casebench.testing import JsonApiHandler
 
 BENCH = "casebench-audio-mini"
 
@@ -45,9 +46,9 @@ class ChatServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonApiHandler):
             def do_POST(self):  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 with server.lock:
                     n = len(server.requests)
                     server.requests.append(body)
@@ -56,17 +57,7 @@ class ChatServer:
                     status, headers, payload = 404, {}, {"error": {"message": f"no route {self.path}"}}
                 else:
                     status, headers, payload = server.answer(body, n)
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
+                self.send(status, payload, headers=headers)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"

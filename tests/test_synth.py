@@ -3,7 +3,6 @@ written by the test, an OpenAI-compatible server run by the test), resuming afte
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import math
@@ -40,7 +39,7 @@ from casebench.synth.texts import (
     read_csv_bank,
 )
 from casebench.taxonomy import get_taxonomy
-from casebench.testing import local_http_server
+from casebench.testing import JsonApiHandler, local_http_server
 from casebench.workspace import Workspace
 
 EKMAN = list(get_taxonomy("ekman7").labels)
@@ -317,24 +316,14 @@ def _wav_bytes(freq: float, seconds: float = 1.2, sr: int = 24000) -> bytes:
     return buf.getvalue()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(JsonApiHandler):
     requests: list = []
 
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         if body.get("model") == "broken":
-            return self._send(500, b'{"error": "model crashed"}', "application/json")
+            return self.send(500, {"error": "model crashed"})
         if self.path == "/v1/chat/completions":
             prompt = body["messages"][-1]["content"]
             emotion = re.search(r"emotion '(\w+)'", prompt).group(1)
@@ -344,13 +333,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                                     for i in range(n)]
             lines.append(f"- the {emotion} TEST sentence {k}-0 is here")  # a duplicate
             answer = {"choices": [{"message": {"role": "assistant", "content": "\n".join(lines)}}]}
-            return self._send(200, json.dumps(answer).encode(), "application/json")
+            return self.send(200, answer)
         if self.path == "/v1/audio/speech":
             if body.get("response_format") != "wav" or not body.get("input"):
-                return self._send(400, b'{"error": "bad request"}', "application/json")
+                return self.send(400, {"error": "bad request"})
             freq = 300.0 if "angry" in body["instructions"] else 140.0
-            return self._send(200, _wav_bytes(freq), "audio/wav")
-        return self._send(404, b"{}", "application/json")
+            return self.send(200, _wav_bytes(freq), "audio/wav")
+        return self.send(404, {})
 
 
 @pytest.fixture(scope="module")

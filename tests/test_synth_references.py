@@ -5,7 +5,6 @@ docs/reference-synthesis.md run against stand-in scripts that take the real tool
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import json
 import re
@@ -25,7 +24,7 @@ from casebench.errors import ConfigError, InputError
 from casebench.splits import holdout_splits, split
 from casebench.synth import synth
 from casebench.synth.references import choose_speakers, reference_pool
-from casebench.testing import local_http_server, write_tts_standins
+from casebench.testing import JsonApiHandler, local_http_server, write_tts_standins
 from casebench.workspace import Workspace
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "reference-synthesis.md"
@@ -172,14 +171,11 @@ def test_docs_recipes_run_against_stand_ins(crema_ws, tools, tmp_path, monkeypat
 # ----- the instruction-following API recipe and --tts-body, against a local OpenAI-style server
 
 
-class _Speech(http.server.BaseHTTPRequestHandler):
+class _Speech(JsonApiHandler):
     requests: list = []
 
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.read_json()
         self.requests.append(body)
         if self.path != "/v1/audio/speech":
             code, out, ctype = 404, b'{"error": {"message": "not found"}}', "application/json"
@@ -191,11 +187,7 @@ class _Speech(http.server.BaseHTTPRequestHandler):
             f0 = 260.0 if "angry" in body.get("instructions", "") else 150.0
             sf.write(buf, 0.3 * np.sin(2 * np.pi * f0 * t), 24000, format="WAV", subtype="PCM_16")
             code, out, ctype = 200, buf.getvalue(), "audio/wav"
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        self.send(code, out, ctype)
 
 
 @pytest.fixture()
