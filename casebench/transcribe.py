@@ -432,8 +432,9 @@ def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
     """The language each clip is decoded in (None: the detected one) and notes on the choices made.
 
     ``language`` wins; else an English-only model decodes everything as ``en`` (:func:`refuse_english_only`
-    has already refused non-English clips); else ``clips.language`` when it names one language Whisper
-    knows; else (none, several: code-switched, unknown) the detected language.
+    has already refused non-English clips); else ``clips.language`` when it names one language the model
+    knows (:meth:`AsrBackend.languages`: Whisper base has no ``yue``); else (none, several: code-switched,
+    unknown) the detected language.
     """
     if language is not None:
         return [language] * len(clip_langs), []
@@ -448,8 +449,8 @@ def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
         unknown.update(c for c in codes if c not in known)
         out.append(codes[0] if len(codes) == 1 and codes[0] in known else None)
     if unknown:
-        notes.append(f"clips.language {dict(unknown)} is not a Whisper language; those clips' language was "
-                     "detected instead")
+        notes.append(f"clips.language {dict(unknown)} is not a language of this model (Whisper before "
+                     "large-v3 has no yue token); those clips' language was detected instead")
     if None in out:
         notes.append(f"{out.count(None)} clip(s) without one usable clips.language (none, unknown, or several "
                      "for code-switched clips) were decoded in their detected language")

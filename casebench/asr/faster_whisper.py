@@ -137,7 +137,12 @@ class FasterWhisperBackend(AsrBackend):
         return bool(self._model[0].model.is_multilingual)
 
     def languages(self) -> frozenset[str]:
-        return frozenset(self._model[0].supported_languages)
+        # faster-whisper lists the 100 codes of large-v3 for every multilingual model, but Whisper up to
+        # large-v2 (base included) has 99 language tokens and no <|yue|>: told "yue", base writes "... ..."
+        # where decoding in its detected zh gives Chinese. Only the codes whose token the vocabulary holds.
+        model = self._model[0]
+        tokenizer = model.hf_tokenizer
+        return frozenset(c for c in model.supported_languages if tokenizer.token_to_id(f"<|{c}|>") is not None)
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "faster_whisper": _version("faster-whisper"),

@@ -116,7 +116,10 @@ class OpenAIWhisperBackend(AsrBackend):
     def languages(self) -> frozenset[str]:
         from whisper.tokenizer import LANGUAGES
 
-        return frozenset(("en",) if not self.multilingual else LANGUAGES)
+        if not self.multilingual:
+            return frozenset(("en",))
+        # LANGUAGES is in token order with yue (large-v3's 100th) last; earlier models have 99 tokens
+        return frozenset(tuple(LANGUAGES)[:getattr(self._model, "num_languages", len(LANGUAGES))])
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "openai_whisper": _version("openai-whisper"),
