@@ -14,6 +14,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -146,3 +147,11 @@ def file_fingerprint(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
             f.seek(max(chunk, size - chunk))
             h.update(f.read(chunk))
     return h.hexdigest()[:16]
+
+
+def package_version(dist: str) -> str:
+    """The installed version of distribution ``dist`` (recorded with every transcription), or "unknown"."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"

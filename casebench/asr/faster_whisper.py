@@ -29,7 +29,6 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from casebench.asr.base import (
     Segment,
     Word,
     file_fingerprint,
+    package_version,
 )
 from casebench.asr.models import BUNDLED_MODELS, DEFAULT_MODEL, check_model_dir, model_dir
 from casebench.errors import ConfigError, MissingDependencyError
@@ -58,12 +58,6 @@ def default_model_dir() -> Path:
     (see :mod:`casebench.asr.models`). MissingDependencyError naming the package when it is not installed."""
     return model_dir(DEFAULT_MODEL)
 
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class FasterWhisperBackend(AsrBackend):
@@ -124,13 +118,13 @@ class FasterWhisperBackend(AsrBackend):
     @property
     def model_name(self) -> str:
         if self.bundled:
-            versions = ", ".join(f"{d} {_version(d)}" for d, _ in self.bundled.packages)
+            versions = ", ".join(f"{d} {package_version(d)}" for d, _ in self.bundled.packages)
             return f"{self.bundled.name} ({versions})"
         return self.model_dir.name
 
     @property
     def model_id(self) -> str:
-        return f"faster-whisper {_version('faster-whisper')}: {self.model_name} @{self.fingerprint}"
+        return f"faster-whisper {package_version('faster-whisper')}: {self.model_name} @{self.fingerprint}"
 
     @property
     def multilingual(self) -> bool:
@@ -145,8 +139,8 @@ class FasterWhisperBackend(AsrBackend):
         return frozenset(c for c in model.supported_languages if tokenizer.token_to_id(f"<|{c}|>") is not None)
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": self.name, "faster_whisper": _version("faster-whisper"),
-                "ctranslate2": _version("ctranslate2"), "model": self.model_name,
+        return {"backend": self.name, "faster_whisper": package_version("faster-whisper"),
+                "ctranslate2": package_version("ctranslate2"), "model": self.model_name,
                 "model_fingerprint": self.fingerprint, "device": self.device,
                 "compute_type": self.compute_type, **self.options.to_dict()}
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from casebench.asr.base import AsrBackend, Decoded, DecodeOptions, Segment, Word, file_fingerprint
+from casebench.asr.base import AsrBackend, Decoded, DecodeOptions, Segment, Word, file_fingerprint, package_version
 from casebench.errors import ConfigError, MissingDependencyError, did_you_mean
 
 INSTALL_HINT = "pip install openai-whisper torch"
@@ -68,12 +67,6 @@ def resolve_checkpoint(model: str | os.PathLike) -> Path:
     return cached
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
 
 class OpenAIWhisperBackend(AsrBackend):
     """Whisper via the openai-whisper package (see the module docstring)."""
@@ -107,7 +100,7 @@ class OpenAIWhisperBackend(AsrBackend):
 
     @property
     def model_id(self) -> str:
-        return f"openai-whisper {_version('openai-whisper')}: {self.model_name} @{self.fingerprint}"
+        return f"openai-whisper {package_version('openai-whisper')}: {self.model_name} @{self.fingerprint}"
 
     @property
     def multilingual(self) -> bool:
@@ -122,8 +115,8 @@ class OpenAIWhisperBackend(AsrBackend):
         return frozenset(tuple(LANGUAGES)[:getattr(self._model, "num_languages", len(LANGUAGES))])
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": self.name, "openai_whisper": _version("openai-whisper"),
-                "torch": _version("torch"), "model": self.model_name, "model_fingerprint": self.fingerprint,
+        return {"backend": self.name, "openai_whisper": package_version("openai-whisper"),
+                "torch": package_version("torch"), "model": self.model_name, "model_fingerprint": self.fingerprint,
                 "device": self.device, "fp16": self.fp16, **self.options.to_dict()}
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
