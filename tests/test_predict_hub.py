@@ -299,3 +299,22 @@ def test_a_probe_fits_on_the_hub_datasets_train_split(fake_hub, versions, tmp_pa
     assert meta["model"]["trained_on"] == [REPO]
     assert meta["model"]["notes"][0].startswith(f"probe fitted on {int((splits['split'] == 'train').sum())} clip(s)")
     assert meta["dataset"] == {"hub": REPO, "revision": "v1", "commit": commits["v1"]}
+
+
+def test_hub_download_bar_shows_after_transformers_turned_it_off(fake_hub, versions, model, tmp_path, monkeypatch,
+                                                                capsys):
+    """Loading an hf: model calls transformers' disable_progress_bar, which turns the Hub's bars off for the
+    whole process: the dataset download then drew no bar although progress was asked for (and this file's
+    first test failed whenever tests/test_predict.py ran before it)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    _publish_two_versions(fake_hub, versions, monkeypatch)
+    disable_progress_bars()  # what transformers.utils.logging.disable_progress_bar() does
+    try:
+        capsys.readouterr()
+        assert _predict(model, tmp_path / "p.jsonl", "--dataset", REPO, "--revision", "v1", progress=True) == 0
+        assert "Fetching 4 files" in capsys.readouterr().err
+        assert are_progress_bars_disabled()  # the state it found is restored
+    finally:
+        enable_progress_bars()

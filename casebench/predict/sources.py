@@ -267,11 +267,14 @@ def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
     what = f"dataset {repo_id!r} at revision {revision or 'main'!r}"
     token_hint = ("if it is private or gated, set HF_TOKEN (or run `hf auth login`) with a token that can read it; "
                   "otherwise check the id (ORG/NAME as on huggingface.co/datasets)")
-    quiet = not _HUB_PROGRESS.get()
-    if quiet:
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-        quiet = not are_progress_bars_disabled()  # restore only what was on
+    # the bars as asked for this block, whatever an earlier import left (transformers' disable_progress_bar,
+    # called when an hf: model is loaded, turns the Hub's bars off process-wide); HF_HUB_DISABLE_PROGRESS_BARS wins
+    was_off = are_progress_bars_disabled()
+    if _HUB_PROGRESS.get() and was_off and not os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS"):
+        enable_progress_bars()
+    elif not _HUB_PROGRESS.get():
         disable_progress_bars()
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
@@ -300,8 +303,8 @@ def fetch_hub_dataset(repo_id: str, revision: str | None) -> Path:
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot fetch {what} from the Hugging Face Hub: {str(e).splitlines()[0]}") from None
     finally:
-        if quiet:
-            enable_progress_bars()
+        if was_off != are_progress_bars_disabled():
+            (disable_progress_bars if was_off else enable_progress_bars)()
 
 
 def dataset_clips(path_or_id: str | os.PathLike, *, revision: str | None = None, split: str = "test",
