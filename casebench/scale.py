@@ -8,7 +8,9 @@ asks for it, so ``casebench --help`` never imports it.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Any
 
 from casebench.errors import ConfigError, MissingDependencyError
@@ -35,6 +37,11 @@ def ray_pool(ray_address: str | None = None, num_cpus: float | None = None,
             where = "--ray-address" if ray_address else "RAY_ADDRESS"
             raise ConfigError(f"{where} {address!r}: cannot connect to a Ray cluster ({e}); expected e.g. "
                               "ray://head:10001 or head:6379, or no address for a local Ray") from None
+    # the step draws its own progress: Ray Data's INFO lines ("Dataset ... execution finished") and its hint that
+    # a small run cannot use every actor would only interleave with it on stderr (warnings and errors still show)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled": by us
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
     num_cpus = num_cpus or 1
     if concurrency is None:
         concurrency = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
