@@ -1827,7 +1827,7 @@ def perceive_cmd(
     if as_json:
         _print_json(report)
         return
-    colour = {"caricature": "red", "near chance": "red", "plausible": "green"}[report["verdict"]]
+    colour = {"plausible": "green"}.get(report["verdict"], "red")
     console.print(f"[bold {colour}]{report['verdict']}[/]: {summary_line(report).split(': ', 1)[1]}")
     for reason in report["reasons"]:
         console.print(f"  - {reason}")

@@ -23,7 +23,11 @@ The verdict (:func:`verdict`, the rule documented in docs/reference-synthesis.md
   :data:`ETA2_CARICATURE` (0.8). Acted human speech has η² of mean pitch well below that: pitch overlaps
   between emotions within a speaker;
 - ``near chance`` when the full probe is not above chance by that test;
-- ``plausible`` otherwise.
+- ``plausible`` otherwise;
+- ``untestable`` first, when at least :data:`UNTESTABLE_SHARE` of the clips cannot be recognised by a
+  leave-one-speaker-out probe whatever they sound like: their emotion is voiced by no other speaker, or their
+  speaker voices one emotion only (per-speaker z-scores leave nothing). Reference-prompted synthesis from a
+  corpus whose speakers hold few emotions confounds speaker and emotion that way.
 
 The module also holds the demo's simulated **listener** (:class:`Listener`): a rater who hears four cues of
 the clip relative to the speaker's other clips (mean pitch, pitch range, loudness, rate of loudness peaks) with
@@ -65,6 +69,8 @@ ETA2_CARICATURE = 0.8
 #: Above chance means p < ALPHA and at least MARGIN above the majority-class rate.
 ALPHA = 0.05
 MARGIN = 0.1
+#: At least this share of clips unrecognisable by design (see :func:`probe`) makes the verdict ``untestable``.
+UNTESTABLE_SHARE = 0.5
 REPORT = "perception.json"
 
 #: Prototype cue patterns (z-scores within a speaker: pitch, pitch range, loudness, rate).
@@ -150,6 +156,11 @@ def probe(matrix: np.ndarray, labels: np.ndarray, speakers: np.ndarray, classes:
         model.fit(x[train], labels[train])
         pred[test] = model.predict(x[test])
     correct = (pred == labels).astype(float)
+    # clips the design leaves no way to recognise: an emotion no other speaker voices (absent from the fit),
+    # or a speaker voicing one emotion only (per-speaker z-scores take away all it has)
+    emotions_of = {spk: set(labels[speakers == spk]) for spk in groups}
+    unseen = np.array([len(emotions_of[s]) < 2 or not any(lab in e for o, e in emotions_of.items() if o != s)
+                       for s, lab in zip(speakers, labels, strict=True)])
     present = [c for c in classes if (labels == c).any()]
     recall = {c: float(correct[labels == c].mean()) for c in present}
     chance = max(float((labels == c).mean()) for c in present)
@@ -168,18 +179,27 @@ def probe(matrix: np.ndarray, labels: np.ndarray, speakers: np.ndarray, classes:
             "uar": {"value": round(float(np.mean(list(recall.values()))), 4),
                     "ci": [round(v, 4) for v in percentile_ci(uar_s)], "n_clusters": int(len(groups))},
             "recall": {c: round(v, 4) for c, v in recall.items()}, "chance": round(chance, 4),
-            "p_value": p_value, "n_features": int(matrix.shape[1])}
+            "p_value": p_value, "n_features": int(matrix.shape[1]), "n_unrecognisable": int(unseen.sum())}
 
 
-def verdict(*, full: float, two_dial: float, chance: float, p_value: float, eta2: float | None
-            ) -> tuple[str, list[str]]:
-    """The perception verdict and its reasons (see the module docstring for the rule)."""
-    reasons = []
+def verdict(*, full: float, two_dial: float, chance: float, p_value: float, eta2: float | None,
+            unrecognisable: float = 0.0) -> tuple[str, list[str]]:
+    """The perception verdict and its reasons (see the module docstring for the rule); ``unrecognisable`` is
+    the share of clips the probe cannot recognise by design (``n_unrecognisable`` of :func:`probe`)."""
+    if unrecognisable >= UNTESTABLE_SHARE:
+        return "untestable", [f"{unrecognisable:.0%} of the clips have an emotion that no other speaker voices, or "
+                              "a speaker who voices one emotion only: a leave-one-speaker-out probe cannot recognise "
+                              "them (speaker and emotion are confounded), whatever the voices sound like; give "
+                              "every speaker several emotions, each voiced by several speakers (e.g. more "
+                              "reference speakers)"]
+    caveat = [f"{unrecognisable:.0%} of the clips cannot be recognised by design (an emotion no other speaker "
+              "voices, or a speaker voicing one emotion only): the accuracy understates the voices"
+              ] if unrecognisable > 0 else []
     above = p_value < ALPHA and full >= chance + MARGIN
     if not above:
-        reasons.append(f"the acoustic probe's accuracy {full:.2f} is not above chance ({chance:.2f}; p = "
-                       f"{p_value:.2g}): the voice emotion is not recognisable from the audio")
-        return "near chance", reasons
+        return "near chance", [f"the acoustic probe's accuracy {full:.2f} is not above chance ({chance:.2f}; p = "
+                               f"{p_value:.2g}): the voice emotion is not recognisable from the audio"] + caveat
+    reasons = []
     if full > 0 and two_dial >= TWO_DIAL_SHARE * full:
         reasons.append(f"mean pitch and loudness alone reach {two_dial:.2f}, {two_dial / full:.0%} of the full "
                        f"probe's {full:.2f} (>= {TWO_DIAL_SHARE:.0%})")
@@ -188,9 +208,9 @@ def verdict(*, full: float, two_dial: float, chance: float, p_value: float, eta2
                        f"(median eta^2 >= {ETA2_CARICATURE})")
     if reasons:
         return "caricature", reasons + ["the emotions are presets on a few dials, not emotional speech: a model "
-                                        "that recognises them has learnt the preset"]
+                                        "that recognises them has learnt the preset"] + caveat
     return "plausible", [f"recognisable ({full:.2f} against chance {chance:.2f}) and not from pitch and loudness "
-                         f"alone ({two_dial:.2f})"]
+                         f"alone ({two_dial:.2f})"] + caveat
 
 
 def rater_agreement(annotations, design: Mapping[str, str], speakers: Mapping[str, str], *, n_boot: int = 1000,
@@ -327,7 +347,8 @@ def perceive(workspace: Any, *, which: str = "synth", n_boot: int = 1000, seed: 
         raters = rater_agreement(ws.read_df("annotations"), {c: label_of[c] for c in ids},
                                  spk_of.to_dict(), n_boot=n_boot, seed=seed)
     name, reasons = verdict(full=full["accuracy"]["value"], two_dial=two["accuracy"]["value"],
-                            chance=full["chance"], p_value=full["p_value"], eta2=eta_median)
+                            chance=full["chance"], p_value=full["p_value"], eta2=eta_median,
+                            unrecognisable=full["n_unrecognisable"] / max(1, full["accuracy"]["n"]))
     report = {
         "workspace": str(ws.root), "step": "perceive", "which": which, "labels": source,
         "n_clips": int(ok.sum()), "n_speakers": int(len(np.unique(speakers))),

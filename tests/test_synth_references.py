@@ -242,3 +242,29 @@ def test_reference_split_keeps_to_one_split_of_the_reference_corpus(tmp_path):
     assert all(split_of[r.clip_id] == "train" for r in pool.references)
     with pytest.raises(InputError, match="no split 'dev'"):
         reference_pool(ref, split="dev")
+
+
+def test_perceive_on_a_speaker_emotion_confound_says_untestable(crema_ws, tools, tmp_path, capsys):
+    """The tree's four speakers hold one or two emotions each, so every voice emotion of the clips comes from
+    one speaker (sad from two): a leave-one-speaker-out probe cannot recognise them whatever the TTS does.
+    `perceive` said "near chance: the voice emotion is not recognisable" (blaming the voices); now it says
+    untestable, names the confound, and the card carries the warning."""
+    ws = Workspace.create(tmp_path / "conflict", "conflict", taxonomy="ekman7")
+    synth(ws, backend="command", reference_from=crema_ws.root, emotions=["angry", "happy", "neutral", "sad"],
+          per_cell=1, backend_options={"command": _recipe("f5-tts").split("--tts-cmd ", 1)[1].strip("'")})
+    assert main(["perceive", str(ws.root), "--bootstrap", "50"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("untestable:") and "speaker and emotion are confounded" in out
+    report = json.loads((ws.reports_dir / "perception.json").read_text())
+    # angry, happy (1001 only) and neutral (1002 only) cannot be learnt from the other speakers, nor the sad
+    # clip of 1064 (its only emotion: the per-speaker z-scores leave nothing); 1002's sad clips can
+    sad_1064 = int((ws.read_df("clips").query("intended_acoustic == 'sad'")["speaker_id"] == "crema-d:1064").sum())
+    assert report["verdict"] == "untestable" and report["probe"]["n_unrecognisable"] == 12 + sad_1064 == 13
+    from casebench.datacard import card_context, render_card
+
+    counts = {"order": [], "rows": {}, "configs": {}, "views": {}, "test_in_no_view": 0}
+    ctx = card_context(ws, ws.read_df("clips"), fields={"licence": "CC0-1.0"}, split_counts=counts,
+                       audit_report=None, allow_leakage=None, hide_test_labels=False, hidden_splits=[],
+                       annotations=None, transcripts=None, images_dir=tmp_path / "img", repo_id=None, configs={},
+                       n_boot=20)
+    assert "Warning: the perception check could not test the voices" in render_card(ctx)
