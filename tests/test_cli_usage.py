@@ -665,7 +665,7 @@ def test_a_malformed_ray_address_is_named(tmp_path, capsys):
 def test_leaderboard_config_values_of_the_wrong_type(toml, message, tmp_path, capsys):
     """A string where a number belongs failed with a TypeError traceback in the server's start-up."""
     (tmp_path / "lb.toml").write_text(toml)
-    rc = main(["leaderboard", "serve", "--config", str(tmp_path / "lb.toml"), "--port", "1"])
+    rc = main(["leaderboard", "serve", "--config", str(tmp_path / "lb.toml")])
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert message in err, err
@@ -712,3 +712,22 @@ def test_perceive_on_too_few_clips_says_so(env, capsys, tmp_path):
     rc = main(["perceive", str(ws), "--bootstrap", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "--clips all with a labels table" in err and "which=" not in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["leaderboard", "worker", "--db", "banana"], "--db 'banana': Could not parse"),
+    (["leaderboard", "serve", "--db", "postgresql+psycopg://u:secret@127.0.0.1:9/db", "--port", "{port}"],
+     "cannot open the leaderboard database postgresql+psycopg://u:***@127.0.0.1:9/db: connection failed"),
+])
+def test_a_bad_or_unreachable_database_url_is_one_message(args, message, capsys):
+    """sqlalchemy's ArgumentError and OperationalError (server down) came out as tracebacks."""
+    import socket
+
+    pytest.importorskip("psycopg")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    rc = main([a.format(port=port) for a in args])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert message in err and "secret" not in err, err

@@ -52,6 +52,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from casebench.errors import ConfigError
+
 STATUSES = ("queued", "running", "done", "failed")
 
 __all__ = ["Base", "BoardDef", "Comparison", "Database", "LadderState", "Phase", "STATUSES", "Submission", "Token",
@@ -188,10 +190,32 @@ class Phase(Base):
     revealed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
 
 
+def _safe_url(url: str) -> str:
+    """``url`` with its password hidden (as written when it does not parse)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given (it has no parsable password)
+        return url
+
+
 class Database:
     """An engine and sessions: :meth:`read` for reads, :meth:`write` for a serialised write transaction."""
 
     def __init__(self, url: str, echo: bool = False):
+        from sqlalchemy import exc
+
+        try:
+            self._open(url, echo)
+        except (exc.ArgumentError, exc.NoSuchModuleError) as e:  # not a URL, or a database kind not installed
+            raise ConfigError(f"--db {_safe_url(url)!r}: {str(e).splitlines()[0]}; expected sqlite:///PATH or "
+                              "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE") from None
+        except exc.OperationalError as e:  # the server is down, refuses the login, or the file cannot be opened
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            raise ConfigError(f"cannot open the leaderboard database {_safe_url(url)}: {reason}") from None
+
+    def _open(self, url: str, echo: bool) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
