@@ -43,7 +43,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from casebench.errors import ConfigError, InputError, Problem
@@ -119,6 +119,28 @@ def _texts(ws) -> tuple[dict[str, str], str]:
     if len(texts) > n_before:
         where.append("clips.text_prompt")
     return texts, " + ".join(where) or "none"
+
+
+def _not_english(ws, ids: Sequence[str]) -> dict[str, str]:
+    """clip_id -> its language, for the clips whose language is known and does not include English: the
+    transcript's (``transcripts.language``, what it was decoded in), else ``clips.language``, else the
+    workspace's single language."""
+    from casebench.asr.quality import declared_languages
+
+    lang: dict[str, str] = {}
+    project = [str(x) for x in ws.config.get("project", {}).get("languages", []) or []]
+    if len(project) == 1:
+        lang = dict.fromkeys(ids, project[0])
+    clips = ws.read_df("clips")
+    if "language" in clips.columns:
+        lang.update({str(c): str(v) for c, v in zip(clips["clip_id"], clips["language"], strict=True)
+                     if isinstance(v, str) and v.strip()})
+    if ws.has_table("transcripts"):
+        tx = ws.read_df("transcripts")
+        if "language" in tx.columns:
+            lang.update({str(c): str(v) for c, v, t in zip(tx["clip_id"], tx["language"], tx["text"], strict=True)
+                         if isinstance(v, str) and v.strip() and isinstance(t, str) and t.strip()})
+    return {c: lang[c] for c in ids if c in lang and "en" not in declared_languages(lang[c])}
 
 
 def _llm_words(ws, spec: str, texts: Mapping[str, str], labels, *, api_key, progress: bool
@@ -226,8 +248,14 @@ def mine_conflicts(workspace: Any, *, text_emotion: str = "lexicon", min_confide
                          f"(e.g. {', '.join(missing[:3])})")
         if kind == "lexicon":
             lex = lexicon_for(tax.name)
-            words = {c: lexicon_label(lex, texts[c]) for c in voice if c in texts}
+            foreign = _not_english(ws, [c for c in voice if c in texts])
+            words = {c: (WordsLabel(None, 0.0, f"not English ({foreign[c]}): the lexicon reads English only")
+                         if c in foreign else lexicon_label(lex, texts[c])) for c in voice if c in texts}
             source = describe(kind, rest, {"lexicon": lex.source})
+            if foreign:
+                notes.append(f"{len(foreign)} clip(s) are not in English ({dict(Counter(foreign.values()))}): the "
+                             "lexicon reads English only, so they are undetermined; label their words with "
+                             "--text-emotion llm:MODEL@URL or ratings")
         else:
             words, failures = _llm_words(ws, rest, {c: texts[c] for c in voice if c in texts}, tax.labels,
                                          api_key=api_key, progress=progress)

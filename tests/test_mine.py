@@ -71,6 +71,24 @@ def test_conflict_tags_from_known_transcripts(iemocap_ws):
     assert pd.isna(labels.loc["iemocap-Ses02M_script01_2_M004", "is_conflict"])
 
 
+def test_the_english_lexicon_leaves_other_languages_undetermined(iemocap_ws):
+    """The lexicon found no English word in a Mandarin transcript and called its words neutral: a happy voice
+    over Chinese words about anything was tagged "voice-only emotion" (decided, not a conflict)."""
+    cid = "iemocap-Ses02M_script01_2_M003"
+    clips = iemocap_ws.read_df("clips")
+    clips["language"] = ["zh" if c == cid else "en" for c in clips["clip_id"]]
+    iemocap_ws.write_table("clips", clips)
+    tx = iemocap_ws.read_df("transcripts")
+    tx.loc[tx["clip_id"] == cid, "text"] = "我的奶奶去世了，我在葬礼上哭了"  # sad words under a happy voice
+    iemocap_ws.write_table("transcripts", tx)
+    report = mine_conflicts(iemocap_ws, text_emotion="lexicon")
+    row = iemocap_ws.read_df("labels").set_index("clip_id").loc[cid]
+    assert row.meta_conflict_tag == "undetermined" and pd.isna(row.is_conflict)
+    assert row.meta_words_evidence.startswith("not English (zh)")
+    assert any("1 clip(s) are not in English ({'zh': 1})" in n and "llm:MODEL@URL" in n for n in report["notes"])
+    assert report["tags"]["conflict"] == 2  # the English clips are tagged as before
+
+
 @pytest.mark.parametrize("corpus, make", [("crema-d", make_crema_d), ("ravdess", make_ravdess)])
 def test_fixed_sentence_corpora_are_voice_only_not_conflict(tmp_path, corpus, make):
     assert CORPORA[corpus].FIXED_SENTENCES
