@@ -431,7 +431,9 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
         row = {"clip_id": clip, "acoustic_label": al, "semantic_label": sl,
                "acoustic_dist": a["dist"] if a else None, "semantic_dist": s["dist"] if s else None,
                "n_raters": a["n"] if a else 0, "agreement": a["agreement"] if a else None,
-               "is_conflict": conflict, "conflict_type": f"{al}-voice/{sl}-words" if conflict else None,
+               # without both labels conflict is undefined (null), not "no conflict": a voice-only mixed corpus
+               "is_conflict": conflict if al is not None and sl is not None else None,
+               "conflict_type": f"{al}-voice/{sl}-words" if conflict else None,
                "method": method_name, "passes_thresholds": passes,
                "meta_semantic_agreement": s["agreement"] if s else None,
                "meta_semantic_n_raters": s["n"] if s else 0,
@@ -461,8 +463,8 @@ def aggregate_labels(annotations: pd.DataFrame, taxonomy: str | Taxonomy, *, met
                   "passing": int(sum(r["passes_thresholds"] for r in rows)),
                   # conflict and congruent need both channels rated; a voice-only (or words-only) corpus,
                   # such as an EM2LDL-style mixed-emotion corpus, has neither
-                  "conflict": int(sum(r["is_conflict"] for r in rows)) if conflict_defined else None,
-                  "congruent": int(sum(r["passes_thresholds"] and not r["is_conflict"] for r in rows))
+                  "conflict": int(sum(r["is_conflict"] is True for r in rows)) if conflict_defined else None,
+                  "congruent": int(sum(r["passes_thresholds"] and r["is_conflict"] is False for r in rows))
                   if conflict_defined else None,
                   "failing": int(sum(not r["passes_thresholds"] for r in rows)),
                   "failures_by_reason": dict(sorted(failures.items()))},

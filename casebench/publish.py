@@ -89,7 +89,8 @@ _DESCRIPTIONS = {
     "session": "recording session, when known",
     "acoustic_label": "emotion of the voice (aggregated rating of listeners who did not see the words)",
     "semantic_label": "emotion of the words (aggregated rating of readers who did not hear the audio)",
-    "is_conflict": "acoustic and semantic labels differ, both confident by the aggregation thresholds",
+    "is_conflict": "acoustic and semantic labels differ, both confident by the aggregation thresholds (null "
+                   "where undefined: no words label, as in a voice-only corpus)",
     "conflict_type": "'<acoustic>-voice/<semantic>-words' for conflict clips",
     "valence": "mean valence rating", "arousal": "mean arousal rating", "dominance": "mean dominance rating",
     "n_raters": "raters behind the acoustic label", "agreement": "share of raters agreeing with the acoustic label",

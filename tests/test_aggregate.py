@@ -261,13 +261,16 @@ def test_voice_only_ratings_have_no_conflict_or_congruent_counts(tmp_path, capsy
     assert (clips["passing"], clips["conflict"], clips["congruent"]) == (1, None, None)
     assert result.report["conflict_defined"] is False and result.report["channels_rated"] == ["acoustic"]
     assert result.report["multi_label_ratings"] == 1
-    assert not result.labels["is_conflict"].any()
+    # conflict is undefined without a words label: null, not False (which the published dataset and a
+    # consumer's `~is_conflict` filter read as "congruent")
+    assert result.labels["is_conflict"].isna().all() and result.labels["conflict_type"].isna().all()
     ws = make_workspace(tmp_path, n_clips=4, with_annotations=True)
     ann = ws.read_df("annotations")
     ws.write_table("annotations", ann[ann["dimension"] != "semantic_emotion"])
     assert main(["aggregate", str(ws.root)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert " congruent)" not in out and "(no conflict tags: only acoustic emotion ratings)" in out
+    assert ws.read_df("labels")["is_conflict"].isna().all()
     # the schema asks for more raters than the clips have: counted and named
     ws.set_section("annotation", {**ws.section("annotation"), "raters_per_clip": 20})
     report = aggregate(ws).report
