@@ -169,6 +169,11 @@ def evaluate(
     from casebench.evaluate import evaluate as run
     from casebench.results import model_info, save
 
+    if out is not None and out.exists() and predictions.exists() and out.samefile(predictions):
+        from casebench.errors import ConfigError
+
+        raise ConfigError(f"--out {out} is the predictions file: the results would overwrite it; give --out "
+                          "another file (e.g. results.json)")
     bench = _benchmark(benchmark, gold, taxonomy)
     if train is not None:
         import dataclasses

@@ -731,3 +731,13 @@ def test_a_bad_or_unreachable_database_url_is_one_message(args, message, capsys)
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert message in err and "secret" not in err, err
+
+
+def test_evaluate_out_never_overwrites_the_predictions(tmp_path, capsys):
+    preds = tmp_path / "preds.jsonl"
+    shutil.copy(EXAMPLES / "voice-model.jsonl", preds)
+    before = preds.read_bytes()
+    rc = main(["evaluate", str(preds), "-b", "casebench-mini", "--bootstrap", "0", "--out", str(preds)])
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "the results would overwrite it" in err and preds.read_bytes() == before, err
