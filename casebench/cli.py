@@ -340,6 +340,11 @@ def benchmarks_show(
         from casebench.workspace import atomic_write_bytes
 
         data = prediction_template(bench, kinds=task, split=split)
+        if template.is_file() and template.stat().st_size and template.read_bytes() != data:
+            from casebench.errors import ConfigError  # a filled-in template, or another file: never clobbered
+
+            raise ConfigError(f"--template {template} exists and is not this template (filled in already?); give "
+                              "another file name, or delete it first")
         atomic_write_bytes(template, data)
         n_lines = data.count(b"\n")
         err_console.print(f"template: {template} ({n_lines} line(s); fill in the null values, then: "

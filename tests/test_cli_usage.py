@@ -741,3 +741,16 @@ def test_evaluate_out_never_overwrites_the_predictions(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "the results would overwrite it" in err and preds.read_bytes() == before, err
+
+
+def test_template_never_overwrites_a_filled_in_file(tmp_path, capsys):
+    """Running the documented `benchmarks show ... --template preds.jsonl` again replaced the filled-in file."""
+    preds = tmp_path / "preds.jsonl"
+    args = ["benchmarks", "show", "casebench-mini", "--template", str(preds), "--task", "categorical"]
+    assert main(args) == 0 and main(args) == 0  # the same template again: nothing lost
+    shutil.copy(EXAMPLES / "voice-model.jsonl", preds)
+    filled = preds.read_bytes()
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert_one_clean_message(rc, err)
+    assert "exists and is not this template" in err and preds.read_bytes() == filled, err
