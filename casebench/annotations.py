@@ -104,11 +104,12 @@ DIMENSION_LEVELS = {"confidence": "ordinal"}
 
 
 def levels_for(dimensions: list[str], schema, level: str | None = None, dimension: str | None = None,
-               configured: dict | None = None) -> dict[str, tuple]:
+               configured: dict | None = None, label_sets: frozenset[str] = frozenset()) -> dict[str, tuple]:
     """dimension -> (level, where the level came from). A level is never defaulted silently: it comes from
     ``level`` (the caller), ``[annotation] levels`` (``configured``), :data:`DIMENSION_LEVELS`, or the
     annotation schema's kind of the dimension (categories nominal, mixed-emotion categories masi, ratings
-    interval); else ConfigError."""
+    interval); else masi for a dimension in ``label_sets`` (its values hold ``a;b`` label sets, the only level
+    that compares them); else ConfigError."""
     if dimension is not None:
         if dimension not in dimensions:
             raise ConfigError(f"no ratings for dimension {dimension!r}; the ratings have {sorted(dimensions)}"
@@ -123,7 +124,7 @@ def levels_for(dimensions: list[str], schema, level: str | None = None, dimensio
             if dimension is not None:
                 raise ConfigError(f"--level masi compares label sets; dimension {d!r} is a {spec.kind}: use "
                                   f"--level {KIND_LEVEL.get(spec.kind, 'interval')}")
-            out.update(levels_for([d], schema, None, None, configured))  # its own level, as without --level
+            out.update(levels_for([d], schema, None, None, configured, label_sets))  # its own level
         elif level is not None:
             out[d] = (level, "--level")
         elif base in configured:
@@ -134,10 +135,12 @@ def levels_for(dimensions: list[str], schema, level: str | None = None, dimensio
             out[d] = ("masi", "annotation schema (mixed emotions: label sets)")
         elif spec is not None and spec.kind in KIND_LEVEL:
             out[d] = (KIND_LEVEL[spec.kind], f"annotation schema ({spec.kind})")
+        elif d in label_sets:
+            out[d] = ("masi", "values hold label sets ('a;b')")
         else:
             raise ConfigError(f"dimension {d!r}: no level of measurement known; pass --level "
-                              "nominal|ordinal|interval|ratio (and --dimension to pick one dimension), or set "
-                              "[annotation] levels in casebench.toml")
+                              "nominal|ordinal|interval|ratio, or masi for label sets ('a;b' values) (and "
+                              "--dimension to pick one dimension), or set [annotation] levels in casebench.toml")
     return out
 
 
@@ -151,15 +154,19 @@ def agreement_reports(df, schema, *, level: str | None = None, dimension: str | 
     from casebench.errors import CasebenchError
 
     dims = sorted(df["dimension"].dropna().astype(str).unique())
+    from casebench.annotation_schema import LABEL_SEPARATOR
+
+    sets = df["value"].astype(str).str.contains(LABEL_SEPARATOR, regex=False) if "value" in df else None
+    label_sets = frozenset(df.loc[sets, "dimension"].astype(str)) if sets is not None else frozenset()
     if collect_errors:
         levels, failed = {}, {}
         for d in dims if dimension is None else [dimension]:
             try:
-                levels.update(levels_for(dims, schema, level, d, configured))
+                levels.update(levels_for(dims, schema, level, d, configured, label_sets))
             except CasebenchError as e:
                 failed[d] = {"error": str(e).splitlines()[0]}
     else:
-        levels, failed = levels_for(dims, schema, level, dimension, configured), {}
+        levels, failed = levels_for(dims, schema, level, dimension, configured, label_sets), {}
     reports = {}
     for d, (lvl, why) in levels.items():
         part = df[df["dimension"] == d]

@@ -118,3 +118,11 @@ def test_masi_agreement_on_a_long_csv_with_weighted_values(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)["dimensions"]["acoustic_emotion"]
     assert rep["level"] == "masi" and rep["n_raters"] == 6 and rep["n_units"] == 12
     assert 0 < rep["krippendorff_alpha"]["value"] < 1 and all(":" not in v for v in rep["value_domain"])
+    # without --level: label-set values can only be compared as sets, so masi (the message listed only
+    # nominal|ordinal|interval|ratio, none of which fits 'a;b' values)
+    assert main(["agreement", info["ratings_csv"], "--dimension", "acoustic_emotion", "--bootstrap", "50",
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["dimensions"]["acoustic_emotion"]
+    assert again["level"] == "masi" and again["krippendorff_alpha"] == rep["krippendorff_alpha"]
+    assert main(["agreement", info["ratings_csv"], "--dimension", "valence"]) == 2
+    assert "or masi for label sets" in capsys.readouterr().err
