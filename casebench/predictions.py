@@ -441,6 +441,8 @@ def _json_problem(raw: bytes, e: orjson.JSONDecodeError) -> tuple[str, str]:
         expected += "; not a JSON array"
     elif raw.startswith(_BOM):
         expected += "; a byte-order mark inside the file (concatenated files?)"
+    elif re.match(r"[\w\"'.:/-]+\s*[,;\t]", stripped):
+        expected += "; this looks like CSV or TSV: write one JSON object per line (JSON Lines)"
     return found, expected
 
 

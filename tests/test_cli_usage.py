@@ -754,3 +754,11 @@ def test_template_never_overwrites_a_filled_in_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_clean_message(rc, err)
     assert "exists and is not this template" in err and preds.read_bytes() == filled, err
+
+
+def test_a_csv_predictions_file_is_called_csv(tmp_path, capsys):
+    preds = tmp_path / "preds.csv"
+    preds.write_text("id,label\nmini-0000,angry\n")
+    assert main(["evaluate", str(preds), "-b", "casebench-mini", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert f"{preds}:1:" in err and f"{preds}:2:" in err and err.count("this looks like CSV or TSV") == 2, err
