@@ -1114,9 +1114,12 @@ def downstream_stale(ws: Workspace) -> list[str]:
     except (OSError, ValueError):
         return []
     out = []
+    here = ws.root.resolve()
     for a in known:
         if not Path(a.get("path", "")).exists():
             continue
+        if a.get("workspace") and Path(a["workspace"]).resolve() != here:
+            continue  # built from another workspace (this one is a copy of it): this one's tables did not feed it
         problems = stale_problems(ws, a.get("tables") or {}, step=a.get("step"), command=a.get("command"),
                                   what=f"{a['what']} {a['path']}")
         out += [f"{a['what']} {a['path']} is now stale: {problems[-1]}"] if problems else []

@@ -385,6 +385,13 @@ def test_a_stale_gold_is_refused_naming_the_step_to_rerun(ws, tmp_path, capsys):
                for w in report["warnings"])
     assert any(w.startswith(f"gold {gold} is now stale") for w in report["warnings"])
     assert any(w.startswith(f"published folder {tmp_path / 'pub'} is now stale") for w in report["warnings"])
+    # a copy of the workspace (a curator trying another aggregation on it) did not build that gold: re-aggregating
+    # the copy said the original's gold and folder were stale and to re-publish the original
+    import shutil
+
+    copy = Workspace.open(shutil.copytree(ws.root, tmp_path / "copy"))
+    warnings = _reaggregate(copy, sorted(copy.read_df("annotations")["rater_id"].unique())[1]).report["warnings"]
+    assert warnings and not any("is now stale" in w for w in warnings), warnings
 
     assert main(evaluate) == 2
     err = capsys.readouterr().err.replace("\n", " ")
