@@ -251,9 +251,11 @@ def _agreement(annotations: pd.DataFrame, ws: Any, n_boot: int, seed: int) -> tu
             rows.append({"dimension": dim, "level": rep.get("level"), "error": rep["error"]})
             continue
         levels[dim] = rep["level"]
+        per_class = [{"label": label, "n_chosen": c.get("n_chosen", 0), "text": _coef(c)}
+                     for label, c in (rep.get("per_class_alpha") or {}).items() if c.get("n_chosen")]
         rows.append({"dimension": dim, "level": rep["level"], "n_units": rep["n_units"], "n_raters": rep["n_raters"],
-                     "n_ratings": rep["n_ratings"], **{k: rep[k] for k in ("krippendorff_alpha", "fleiss_kappa",
-                                                                          "gwet_ac1")}})
+                     "n_ratings": rep["n_ratings"], "per_class": per_class,
+                     **{k: rep[k] for k in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1")}})
     return rows, levels
 
 

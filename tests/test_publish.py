@@ -456,6 +456,7 @@ def test_mixed_corpus_publishes_rating_weights_and_no_conflict_figure(ws, tmp_pa
     labels["is_conflict"] = False
     labels["conflict_type"] = None
     ws.write_table("labels", labels)
+    ws.set_section("annotation", {**ws.section("annotation"), "mixed_emotions": True})
     out = tmp_path / "pub"
     pub.publish(ws, out, card=CARD, n_boot=20, validate=False)
     rows = pd.concat([pq.read_table(p).to_pandas() for p in (out / "annotations").glob("*.parquet")])
@@ -466,3 +467,13 @@ def test_mixed_corpus_publishes_rating_weights_and_no_conflict_figure(ws, tmp_pa
     text = (out / "README.md").read_text()
     assert "conflict_pairs.png" not in text and not (out / "images" / "conflict_pairs.png").exists()
     assert "- `weights` (string)" in text
+    # the card promised "a binary α per class" and showed none: now a table of the classes chosen
+    assert "| acoustic_emotion | masi |" in text and "| class | ratings choosing it | binary α |" in text
+    from casebench.agreement import agreement_report
+    from casebench.annotation_schema import label_set_of
+
+    emo = ann[ann["dimension"] == "acoustic_emotion"]
+    sets = emo.assign(value=[label_set_of(v, w) for v, w in zip(emo["value"], emo["meta_weights"], strict=True)])
+    rep = agreement_report(sets[["clip_id", "rater_id", "dimension", "value"]], level="masi", n_boot=0,
+                           value_domain=list(ws.taxonomy.labels))["per_class_alpha"][other]
+    assert f"| {other} | {rep['n_chosen']} | {rep['value']:.3f} [" in text
