@@ -429,7 +429,9 @@ def _json_problem(raw: bytes, e: orjson.JSONDecodeError) -> tuple[str, str]:
     found = f"invalid JSON: {msg} at column {e.pos + 1}" + (f" near {near!r}" if near else "")
     stripped = text.strip()
     expected = _ONE_OBJECT
-    if "\x00" in text:
+    if text[257:262] == "ustar":  # a tar header (a .tar.gz of the predictions): its name field, then the magic
+        expected += "; this is a tar archive: give the .jsonl (or .jsonl.gz) file itself"
+    elif "\x00" in text:
         expected += "; NUL bytes suggest UTF-16: save the file as UTF-8"
     elif stripped.startswith("{'") or ": '" in stripped:
         expected += "; JSON strings need double quotes"

@@ -762,3 +762,15 @@ def test_a_csv_predictions_file_is_called_csv(tmp_path, capsys):
     assert main(["evaluate", str(preds), "-b", "casebench-mini", "--bootstrap", "0"]) == 2
     err = capsys.readouterr().err
     assert f"{preds}:1:" in err and f"{preds}:2:" in err and err.count("this looks like CSV or TSV") == 2, err
+
+
+def test_a_tar_gz_of_the_predictions_is_called_a_tar_archive(tmp_path, capsys):
+    """It was said to hold NUL bytes that 'suggest UTF-16'."""
+    import tarfile
+
+    archive = tmp_path / "preds.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(EXAMPLES / "voice-model.jsonl", arcname="preds.jsonl")
+    assert main(["evaluate", str(archive), "-b", "casebench-mini", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "this is a tar archive" in err and "UTF-16" not in err, err
