@@ -1242,6 +1242,8 @@ def annotate_import_csv(
     console.print(f"{summary['rows']} rating row(s): [green]{summary['added']} added[/], {summary['updated']} "
                   f"updated, {summary['unchanged']} unchanged; cancelled {summary['cancelled']}, ground truth "
                   f"{summary['ground_truth']}; {summary['multi_label']} with several labels (weights kept)")
+    for w in summary["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
 
 
 @annotate_app.command("config")

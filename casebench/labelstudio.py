@@ -280,6 +280,7 @@ class ImportSummary:
     updated: int = 0     # rows that replaced a changed row with the same key
     unchanged: int = 0   # rows already in the table as they are
     multi_label: int = 0  # emotion rows holding several labels (weights in meta_weights)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -913,7 +914,31 @@ def import_csv(ws: Workspace, path: str | os.PathLike, *, mapping: Mapping[str, 
     summary.cancelled = sum(r["cancelled"] for r in rows)
     summary.ground_truth = sum(r["ground_truth"] for r in rows)
     summary.multi_label = sum(r["meta_weights"] is not None for r in rows)
-    return merge_annotations(ws, rows, summary=summary)
+    summary = merge_annotations(ws, rows, summary=summary)
+    repeats = _repeats_of_other_sources(ws, rows)
+    if repeats:
+        summary.warnings.append(
+            f"{sum(repeats.values())} rating(s) repeat a clip, rater and dimension already rated from another "
+            f"source ({', '.join(f'{s}: {n}' for s, n in sorted(repeats.items()))}): both are kept, aggregate uses "
+            "the latest and agreement refuses the repeats. To replace an earlier file's ratings, import with "
+            "--source naming its source (e.g. --source " + sorted(repeats)[0] + ")")
+    return summary
+
+
+def _repeats_of_other_sources(ws: Workspace, rows: Sequence[Mapping]) -> Counter:
+    """Other source -> how many of ``rows`` (not cancelled) repeat one of its (clip, rater, dimension) ratings."""
+    new = {(r["clip_id"], r["rater_id"], r["dimension"]): r.get("source") for r in rows if not r.get("cancelled")}
+    if not new:
+        return Counter()
+    table = ws.read_df("annotations")
+    live = ~table["cancelled"].fillna(False).astype(bool) if "cancelled" in table else True
+    out: Counter = Counter()
+    for clip, rater, dim, src in table.loc[live, ["clip_id", "rater_id", "dimension", "source"]].itertuples(
+            index=False):
+        mine = new.get((clip, rater, dim), src)
+        if mine != src:
+            out[str(src)] += 1
+    return out
 
 
 def _recorded_kinds(ws: Workspace) -> dict[int, str]:

@@ -333,6 +333,28 @@ def test_import_csv_keeps_multi_label_values_and_weight_columns(tmp_path, capsys
         assert f"bad.csv:{line}" in err and what in err
 
 
+def test_import_csv_warns_when_a_corrected_file_repeats_an_earlier_ones_ratings(tmp_path, capsys):
+    """A curator fixes ratings.csv and imports it as ratings-v2.csv: every rating was added a second time (the
+    source, csv:<file name>, is part of the key) with no word; aggregate then kept the latest and agreement
+    refused 'rated this clip 2 times'. Now the import says so and how to replace the earlier file's ratings."""
+    ws = make_workspace(tmp_path, n_clips=2)
+    first, second = tmp_path / "ratings.csv", tmp_path / "ratings-v2.csv"
+    first.write_text("clip_id,rater_id,dimension,value\nclip-0000,r1,acoustic_emotion,sad\n"
+                     "clip-0001,r1,acoustic_emotion,happy\n")
+    second.write_text("clip_id,rater_id,dimension,value\nclip-0000,r1,acoustic_emotion,angry\n"
+                      "clip-0001,r2,acoustic_emotion,happy\n")
+    assert L.import_csv(ws, first).warnings == []
+    assert main(["annotate", "import-csv", str(ws.root), str(second)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("warning: 1 rating(s) repeat a clip, rater and dimension already rated from another source "
+            "(csv:ratings.csv: 1)") in out and "--source csv:ratings.csv" in out
+    # the advice works: the same file imported under the earlier source replaces its ratings
+    again = L.import_csv(ws, second, source="csv:ratings.csv")
+    df = ws.read_df("annotations")
+    live = df[df["source"] == "csv:ratings.csv"].set_index(["clip_id", "rater_id"])
+    assert live.loc[("clip-0000", "r1"), "value"] == "angry" and again.updated == 1
+
+
 def test_semantic_tasks_take_the_prompt_where_transcription_failed(tmp_path):
     """A transcripts row with a null text (a transcription that failed the quality checks) falls back to the
     clip's text_prompt, and a clip with neither is named; never a NaN in the task JSON (issue 15)."""
