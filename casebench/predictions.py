@@ -290,6 +290,9 @@ def _read(path: Path, src: str, notes: list[str]) -> tuple[bytes, bytes]:
         if data.startswith(magic):
             raise InputError(Problem(f"the file is {kind}", file=src,
                                      expected="JSON Lines in UTF-8, optionally gzip-compressed"))
+    if data[257:262] == b"ustar":  # a tar header's magic (a .tar.gz of the predictions file)
+        raise InputError(Problem("the file is a tar archive", file=src,
+                                 expected="the JSON Lines file itself (optionally gzip-compressed, not tarred)"))
     return raw, data
 
 
@@ -429,9 +432,7 @@ def _json_problem(raw: bytes, e: orjson.JSONDecodeError) -> tuple[str, str]:
     found = f"invalid JSON: {msg} at column {e.pos + 1}" + (f" near {near!r}" if near else "")
     stripped = text.strip()
     expected = _ONE_OBJECT
-    if text[257:262] == "ustar":  # a tar header (a .tar.gz of the predictions): its name field, then the magic
-        expected += "; this is a tar archive: give the .jsonl (or .jsonl.gz) file itself"
-    elif "\x00" in text:
+    if "\x00" in text:
         expected += "; NUL bytes suggest UTF-16: save the file as UTF-8"
     elif stripped.startswith("{'") or ": '" in stripped:
         expected += "; JSON strings need double quotes"

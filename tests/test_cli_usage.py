@@ -773,4 +773,5 @@ def test_a_tar_gz_of_the_predictions_is_called_a_tar_archive(tmp_path, capsys):
         tar.add(EXAMPLES / "voice-model.jsonl", arcname="preds.jsonl")
     assert main(["evaluate", str(archive), "-b", "casebench-mini", "--bootstrap", "0"]) == 2
     err = capsys.readouterr().err
-    assert "this is a tar archive" in err and "UTF-16" not in err, err
+    assert_one_clean_message(2, err)
+    assert f"{archive}: the file is a tar archive" in err and "UTF-16" not in err, err
