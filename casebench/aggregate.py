@@ -703,8 +703,16 @@ def aggregate(ws: Workspace, *, method: Method | None = None, tie: TieRule | Non
     schema = annotation_schema(ws)
     result.report["annotation_schema"] = schema.describe()
     lab = result.labels
-    if len(lab) and "n_raters" in lab:
-        short = lab.loc[lab["n_raters"].fillna(0) < schema.raters_per_clip, "clip_id"].astype(str).tolist()
+    if len(lab):
+        # raters of the clip on any dimension (n_raters counts the voice label's only: 0 in a corpus rated on
+        # valence and arousal alone, which made every clip "short")
+        live = annotations[~annotations["cancelled"].fillna(False).astype(bool)] if "cancelled" in annotations \
+            else annotations
+        per_clip = live.groupby("clip_id")["rater_id"].nunique()
+        n = lab["clip_id"].map(per_clip).fillna(0)
+        if "n_raters" in lab:
+            n = np.maximum(n, lab["n_raters"].fillna(0))
+        short = lab.loc[n < schema.raters_per_clip, "clip_id"].astype(str).tolist()
         result.report["clips"]["below_raters_per_clip"] = len(short)
         result.report["clips"]["below_raters_per_clip_ids"] = short[:50]
     if write:

@@ -1303,10 +1303,14 @@ def aggregate_cmd(
         return
     c = r["clips"]
     split_by = (f"{c['conflict']} conflict, {c['congruent']} congruent" if r["conflict_defined"] else
-                f"no conflict tags: only {' and '.join(r['channels_rated']) or 'no'} emotion ratings")
-    console.print(f"{c['rated']} clip(s) rated by {r['method']}: [green]{c['passing']} pass the thresholds[/] "
-                  f"({split_by}), [yellow]{c['failing']} fail[/], {c['without_ratings']} without ratings"
-                  + (f"; {r['multi_label_ratings']} multi-label ratings" if r["multi_label_ratings"] else ""))
+                f"no conflict tags: only {' and '.join(r['channels_rated'])} emotion ratings")
+    if not r["channels_rated"]:  # valence / arousal / dominance only: no labels to threshold
+        console.print(f"{c['rated']} clip(s) rated: no emotion ratings, so no labels, thresholds or conflict tags; "
+                      f"the dimensional ratings are averaged per clip; {c['without_ratings']} without ratings")
+    else:
+        console.print(f"{c['rated']} clip(s) rated by {r['method']}: [green]{c['passing']} pass the thresholds[/] "
+                      f"({split_by}), [yellow]{c['failing']} fail[/], {c['without_ratings']} without ratings"
+                      + (f"; {r['multi_label_ratings']} multi-label ratings" if r["multi_label_ratings"] else ""))
     if c.get("below_raters_per_clip"):
         console.print(f"[yellow]{c['below_raters_per_clip']} clip(s) have fewer raters than the schema's "
                       f"raters_per_clip = {r['annotation_schema']['raters_per_clip']}[/] (listed in the report)")

@@ -462,13 +462,13 @@ def card_context(ws: Any, meta: pd.DataFrame, *, fields: Mapping[str, Any], spli
         if ctx["kinds"]["conflict"]:  # a corpus without words ratings has no (voice, words) pairs to draw
             heat = conflict_heatmap(labelled, tax, images_dir / "conflict_pairs.png")
             ctx["heatmap"] = f"{images_dir.name}/{heat.name}"
-        vad = {}
-        for d in ("valence", "arousal", "dominance"):
-            if d in labelled and labelled[d].notna().any():
-                vad[d] = {"mean": _fmt(float(labelled[d].mean()), 2), "sd": _fmt(float(labelled[d].std()), 2)}
-        ctx["vad"] = vad
     else:
         ctx["label_table"] = None
+    vad = {}  # a corpus rated on valence / arousal alone has these and no label
+    for d in ("valence", "arousal", "dominance"):
+        if d in labelled and labelled[d].notna().any():
+            vad[d] = {"mean": _fmt(float(labelled[d].mean()), 2), "sd": _fmt(float(labelled[d].std()), 2)}
+    ctx["vad"] = vad
     # splits and audit
     ctx["split_config"] = ws.section("split")
     ctx["split_counts"] = split_counts

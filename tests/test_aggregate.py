@@ -401,3 +401,30 @@ def test_mace_shows_progress_that_reaches_the_end(capfd, monkeypatch):
     aggregate_labels(df, "ekman7", method="mace", progress=True)
     err = capfd.readouterr().err
     assert "MACE acoustic" in err and "MACE semantic" in err and err.count("9/9") == 2, err
+
+
+def test_a_corpus_rated_on_dimensions_only(tmp_path, capsys):
+    """Valence / arousal / dominance ratings and no emotion: every clip was reported as having fewer raters
+    than raters_per_clip (the count was the voice label's raters: 0), "0 pass the thresholds ... 48 fail
+    (no conflict tags: only no emotion ratings)", and the card said "No labels are published"."""
+    from casebench.datacard import card_context, render_card
+
+    ws = make_workspace(tmp_path, n_clips=4, with_annotations=True)
+    ann = ws.read_df("annotations")
+    ws.write_table("annotations", ann[ann["dimension"].isin(["valence", "arousal", "dominance"])])
+    assert main(["aggregate", str(ws.root)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "4 clip(s) rated: no emotion ratings, so no labels, thresholds or conflict tags" in out
+    assert "fewer raters" not in out and "only no emotion" not in out and "fail" not in out
+    report = json.loads((ws.reports_dir / "aggregate.json").read_text())
+    assert report["clips"]["below_raters_per_clip"] == 0  # 3 raters per clip, as the schema asks
+    labels = ws.read_df("labels")
+    assert labels["acoustic_label"].isna().all() and labels["valence"].notna().all()
+    counts = {"order": [], "rows": {}, "configs": {}, "views": {}, "test_in_no_view": 0}
+    ctx = card_context(ws, ws.read_df("clips").merge(labels, on="clip_id"), fields={"licence": "CC0-1.0"},
+                       split_counts=counts, audit_report=None, allow_leakage=None, hide_test_labels=False,
+                       hidden_splits=[], annotations=None, transcripts=None, images_dir=tmp_path / "img",
+                       repo_id=None, configs={}, n_boot=0)
+    text = render_card(ctx)
+    mean = labels["valence"].mean()
+    assert "No labels are published" not in text and f"valence {mean:.2f} ± " in text
