@@ -436,8 +436,9 @@ def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
 
     ``language`` wins; else an English-only model decodes everything as ``en`` (:func:`refuse_english_only`
     has already refused non-English clips); else ``clips.language`` when it names one language the model
-    knows (:meth:`AsrBackend.languages`: Whisper base has no ``yue``); else (none, several: code-switched,
-    unknown) the detected language.
+    knows (:meth:`AsrBackend.languages`), a Cantonese (``yue``) clip as ``zh`` on a model without ``yue``
+    (Whisper before large-v3 was trained with Cantonese labelled Chinese; detection can wander to ja or ko on
+    a short clip); else (none, several: code-switched, unknown) the detected language.
     """
     if language is not None:
         return [language] * len(clip_langs), []
@@ -447,13 +448,19 @@ def _clip_languages(clip_langs: Sequence[str | None], language: str | None,
     known = asr.languages()
     out: list[str | None] = []
     unknown: Counter = Counter()
+    as_zh = 0
     for value in clip_langs:
         codes = declared_languages(value)
+        if codes == ["yue"] and "yue" not in known and "zh" in known:
+            codes, as_zh = ["zh"], as_zh + 1
         unknown.update(c for c in codes if c not in known)
         out.append(codes[0] if len(codes) == 1 and codes[0] in known else None)
+    if as_zh:
+        notes.append(f"{as_zh} Cantonese (yue) clip(s) were decoded as zh: this model has no yue token (Whisper "
+                     "before large-v3 writes Cantonese as Chinese)")
     if unknown:
-        notes.append(f"clips.language {dict(unknown)} is not a language of this model (Whisper before "
-                     "large-v3 has no yue token); those clips' language was detected instead")
+        notes.append(f"clips.language {dict(unknown)} is not a language of this model; those clips' language "
+                     "was detected instead")
     if None in out:
         notes.append(f"{out.count(None)} clip(s) without one usable clips.language (none, unknown, or several "
                      "for code-switched clips) were decoded in their detected language")

@@ -684,8 +684,8 @@ def test_base_detects_mandarin_and_english(whisper_base, tmp_path):
     assert (zh_lang, en_lang) == ("zh", "en") and zh_p > 0.5 and en_p > 0.5
     from casebench.transcribe import _clip_languages
 
-    decode_in, notes = _clip_languages(["yue", "zh"], None, whisper_base)
-    assert decode_in == [None, "zh"] and "no yue token" in notes[0]  # Cantonese clips: their detected language
+    decode_in, notes = _clip_languages(["yue", "zh", "yue+en"], None, whisper_base)
+    assert decode_in == ["zh", "zh", None] and "1 Cantonese (yue) clip(s) were decoded as zh" in notes[0]
     from casebench.transcribe import _check_language
 
     with pytest.raises(ConfigError, match="no Cantonese token: pass --language zh"):
