@@ -547,8 +547,12 @@ def synth(
     console.print(f"report: {summary['report']}")
     ref = summary.get("reference")
     if ref:
-        console.print(f"references: {ref['counts'].get('references')} takes of {len(ref['speakers'])} speaker(s) "
-                      f"from {ref['name']}; each clip's reference id is in meta_reference_clip")
+        used = ref.get("clips") or {}
+        n_takes = len({c["reference_clip"] for c in used.values()})
+        n_speakers = len({c["speaker"] for c in used.values()})
+        console.print(f"references: {n_takes} take(s) of {n_speakers} speaker(s) voice these clips (the reference "
+                      f"corpus {ref['name']} at {ref['workspace']} has {ref['counts'].get('references')} usable "
+                      "takes); each clip's reference id is in meta_reference_clip")
     if summary.get("n_missing"):
         cells = sorted({m["cell"] for m in summary["missing"]})
         console.print(f"[yellow]missing:[/] {summary['n_missing']} planned clip(s) in {len(cells)} cell(s) no "

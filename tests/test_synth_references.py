@@ -166,6 +166,18 @@ def test_docs_recipes_run_against_stand_ins(crema_ws, tools, tmp_path, monkeypat
     assert [c["tool"] for c in calls].count("xtts") == 9
     x = calls[-1]["argv"]
     assert x[x.index("--language_idx") + 1] == "en" and x[x.index("--speaker_wav") + 1].endswith(".wav")
+    # the report names the reference workspace (a relative --reference-from was recorded as "." : the
+    # pathlib.Path's .root) and the console counts the takes that voice the clips, not the whole pool
+    capsys.readouterr()
+    assert main(["init", "c2", "--taxonomy", "ekman7"]) == 0
+    assert main(["synth", "c2", "--reference-from", "crema-ws", "--reference-speakers", "2", "--per-cell", "1",
+                 "--emotions", "angry,sad", "--backend", "command", "--no-progress",
+                 "--tts-cmd", _recipe("f5-tts").split("--tts-cmd ", 1)[1].strip("'")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    ref = json.loads((tmp_path / "c2" / "reports" / "synth.json").read_text())["reference"]
+    assert ref["workspace"] == str((tmp_path / "crema-ws").resolve())
+    used = {c["reference_clip"] for c in ref["clips"].values()}
+    assert f"references: {len(used)} take(s) of 2 speaker(s) voice these clips" in out and len(used) < 7
 
 
 # ----- the instruction-following API recipe and --tts-body, against a local OpenAI-style server

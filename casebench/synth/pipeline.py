@@ -290,7 +290,9 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
         "clips_table": str(ws.table_path("clips")) if table is not None else None,
         "report": str(ws.reports_dir / REPORT_NAME),
         "elapsed_s": round(time.monotonic() - started, 3),
-        **({"reference": {"workspace": str(Path(getattr(reference_from, "root", reference_from))),
+        # (a pathlib.Path has a .root too: "" or "/", which was recorded as the reference workspace)
+        **({"reference": {"workspace": str((reference_from.root if isinstance(reference_from, Workspace)
+                                            else Path(reference_from)).resolve()),
                           "name": pool.name, "split": reference_split, "counts": pool.counts, "notes": pool.notes,
                           "speakers": voices,
                           "clips": {cid: {"reference_clip": r.clip_id, "speaker": r.speaker, "emotion": r.emotion}
