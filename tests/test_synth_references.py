@@ -176,6 +176,7 @@ def test_docs_recipes_run_against_stand_ins(crema_ws, tools, tmp_path, monkeypat
     out = " ".join(capsys.readouterr().out.split())
     ref = json.loads((tmp_path / "c2" / "reports" / "synth.json").read_text())["reference"]
     assert ref["workspace"] == str((tmp_path / "crema-ws").resolve())
+    assert Workspace.open(tmp_path / "c2").section("synth")["reference_from"] == ref["workspace"]
     used = {c["reference_clip"] for c in ref["clips"].values()}
     assert f"references: {len(used)} take(s) of 2 speaker(s) voice these clips" in out and len(used) < 7
 

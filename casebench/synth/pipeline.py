@@ -233,7 +233,8 @@ def synth(workspace: Workspace | str | os.PathLike, *, backend: str | Backend = 
                              "per_cell": per_cell, "congruent": congruent, "counts": config["counts"],
                              "texts": config["texts"]["source"], "seed": seed, "target_lufs": target_lufs,
                              "format": fmt, "config_hash": journal.config_hash,
-                             **({"reference_from": str(Path(getattr(reference_from, "root", reference_from))),
+                             **({"reference_from": str((reference_from.root if isinstance(reference_from, Workspace)
+                                                        else Path(reference_from)).resolve()),
                                  "reference_split": reference_split} if pool is not None else {})})
     done = journal.done_ids()
     todo = [c for c in plan if c.clip_id not in done]
