@@ -1723,8 +1723,9 @@ def import_corpus_cmd(
 def benchmark_from_cmd(
     workspaces: Annotated[list[Path], typer.Argument(help="Imported workspaces, one per corpus.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for gold.csv and the spec YAML.")],
-    taxonomy: Annotated[str, typer.Option("--taxonomy", help="Benchmark taxonomy every corpus maps into.")
-                        ] = "ekman7",
+    taxonomy: Annotated[str | None, typer.Option(
+        "--taxonomy", help="Benchmark taxonomy every corpus maps into (default: the workspaces' own when they share "
+                           "one, else ekman7).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Benchmark name (default xc-<corpora>).")] = None,
     version: Annotated[str, typer.Option("--version", help="Benchmark version.")] = "1.0",
     split: Annotated[str | None, typer.Option(

@@ -52,6 +52,8 @@ DIMENSIONS = ("valence", "arousal", "dominance")
 RESERVED_SPLITS = ("all", "conflict", "congruent")
 #: The scale dimensional gold is rescaled to when the corpora's scales differ.
 COMMON_VAD_SCALE = (1.0, 5.0)
+#: The benchmark taxonomy of workspaces that do not share one (``--taxonomy`` picks another).
+DEFAULT_TAXONOMY = "ekman7"
 
 
 def _value(v: Any) -> Any:
@@ -174,7 +176,7 @@ def _harmonise_vad(rows: list[dict], infos: dict[str, dict], notes: list[str]) -
     return COMMON_VAD_SCALE
 
 
-def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLike, *, taxonomy: str = "ekman7",
+def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLike, *, taxonomy: str | None = None,
                    name: str | None = None, version: str = "1.0", split: str | None = None,
                    description: str | None = None, overwrite: bool = False) -> dict:
     """Build a cross-corpus benchmark (``gold.csv`` + ``<name>.yaml`` in ``out``) from imported workspaces.
@@ -183,7 +185,8 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
         workspaces: workspace folders; each one's name is its corpus name (as ``import-corpus`` sets it) and
             must be unique.
         out: the folder to write (new or empty unless ``overwrite``).
-        taxonomy: the benchmark taxonomy every corpus is mapped into.
+        taxonomy: the benchmark taxonomy every corpus is mapped into; default the workspaces' own when they
+            share one (a plutchik32 corpus stays plutchik32), else ``ekman7``.
         name, version, description: of the benchmark (name default: ``xc-<corpora>``).
         split: take only the clips of this split of each workspace (e.g. ``test`` of the official partitions);
             default every labelled clip.
@@ -206,8 +209,11 @@ def benchmark_from(workspaces: Sequence[str | os.PathLike], out: str | os.PathLi
 
     if not workspaces:
         raise ConfigError("benchmark-from needs at least one workspace")
-    target = get_taxonomy(taxonomy)
     opened = [Workspace.open(w) for w in workspaces]
+    if taxonomy is None:
+        own = {ws.taxonomy.name for ws in opened}
+        taxonomy = own.pop() if len(own) == 1 else DEFAULT_TAXONOMY
+    target = get_taxonomy(taxonomy)
     names = [ws.name for ws in opened]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -194,3 +194,17 @@ def test_spec_records_its_workspaces_and_a_reaggregated_corpus_makes_it_stale(wo
     assert f"re-run `casebench benchmark-from {ws.root} --out {tmp_path / 'b'}" in str(info.value)
     res = evaluate(preds, bench, n_boot=0, allow_stale=True)
     assert res["staleness"]["problems"] and res["warnings"][-1].startswith("stale (--allow-stale):")
+
+
+def test_one_workspace_keeps_its_own_taxonomy_by_default(workspaces, tmp_path_factory, tmp_path):
+    """`benchmark-from` on a plutchik32 mixed-emotion corpus (the curators' tutorial's section 7 on its
+    section 8 corpus) mapped it into ekman7 unless told otherwise: its own predictions were then refused
+    ("unknown label 'terror'") and items were dropped. Without --taxonomy the workspaces' shared taxonomy is
+    kept; corpora of different taxonomies still meet in ekman7."""
+    from casebench.testing import make_workspace
+
+    ws = make_workspace(tmp_path_factory.mktemp("p32"), n_clips=6, taxonomy="plutchik32", with_annotations=True)
+    built = benchmark_from([ws.root], tmp_path / "own")
+    assert get_benchmark(built["spec"]).taxonomy.name == "plutchik32" and built["n_items"] == 6
+    mixed = benchmark_from([workspaces["crema-d"], workspaces["msp-podcast"]], tmp_path / "two")
+    assert get_benchmark(mixed["spec"]).taxonomy.name == "ekman7"
