@@ -552,8 +552,9 @@ def _train_folds(frame: pd.DataFrame, n_folds: int, seed: int, what: str,
 
     (_, fold, problems), _ = _best_of(tries, seed + 1, attempt)
     frame.loc[train, "fold"] = fold.astype("int32")
-    problems = [Problem(p.found.replace("fold_name", "train fold"), expected=p.expected, field="fold", hint=p.hint)
-                for p in problems]
+    problems = [Problem(p.found.replace("fold_name", "train fold"), expected=p.expected.replace("fold_name",
+                                                                                              "train fold"),
+                        field="fold", hint=p.hint) for p in problems]
     return problems, stratify
 
 

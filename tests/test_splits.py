@@ -108,6 +108,12 @@ def test_missing_class_names_class_and_split():
         splits.holdout_splits(clips, seed=0)
     problems = [str(p) for p in e.value.problems]
     assert any("class 'fear' has no clip in split" in p and "only 1 speaker(s) (spk03)" in p for p in problems)
+    # the same with folds: the message speaks of train folds (it said "in every fold_name", a column name)
+    with pytest.raises(InputError) as e:
+        splits.holdout_splits(clips, seed=0, n_folds=3, require_all_classes=True)
+    folds = [str(p) for p in e.value.problems if "fold" in str(p)]
+    assert folds and all("fold_name" not in p for p in folds), folds
+    assert any("every class of the corpus in every train fold" in p for p in folds)
     res = splits.holdout_splits(clips, seed=0, require_all_classes=False)
     assert any("'fear'" in w for w in res.summary["warnings"])
 
