@@ -99,11 +99,19 @@ def eta_squared(values: np.ndarray, labels: np.ndarray) -> float:
 
 
 def within_voice_eta2(values: np.ndarray, labels: np.ndarray, speakers: np.ndarray) -> dict[str, float]:
-    """Per speaker (with at least two labels), :func:`eta_squared` of ``values`` by ``labels``."""
+    """Per speaker with at least two labels and more clips than labels, :func:`eta_squared` of ``values`` by
+    ``labels``. With one clip per label there is no variance within a label to compare against: η² is 1 by
+    construction, whatever the voice does, so such a speaker is left out.
+
+    >>> within_voice_eta2(np.array([1.0, 2.0, 3.0, 4.0]), np.array(["a", "b", "a", "b"]), np.array(["s"] * 4))
+    {'s': 0.2}
+    >>> within_voice_eta2(np.array([1.0, 2.0]), np.array(["a", "b"]), np.array(["s", "s"]))
+    {}
+    """
     out = {}
     for spk in np.unique(speakers):
         m = speakers == spk
-        if len(np.unique(labels[m])) >= 2:
+        if 2 <= len(np.unique(labels[m])) < int(m.sum()):
             out[str(spk)] = round(eta_squared(values[m], labels[m]), 4)
     return out
 
@@ -343,9 +351,9 @@ def perceive(workspace: Any, *, which: str = "synth", n_boot: int = 1000, seed: 
     eta = within_voice_eta2(matrix[:, table.names.index(PITCH)], labels, speakers)
     eta_median = float(np.nanmedian(list(eta.values()))) if eta else None
     raters = None
-    if ws.has_table("annotations"):
-        raters = rater_agreement(ws.read_df("annotations"), {c: label_of[c] for c in ids},
-                                 spk_of.to_dict(), n_boot=n_boot, seed=seed)
+    designed = {c: label_of[c] for c in ids if design is not None and isinstance(design.get(c), str)}
+    if ws.has_table("annotations") and designed:  # against a voice label the raters made themselves: circular
+        raters = rater_agreement(ws.read_df("annotations"), designed, spk_of.to_dict(), n_boot=n_boot, seed=seed)
     name, reasons = verdict(full=full["accuracy"]["value"], two_dial=two["accuracy"]["value"],
                             chance=full["chance"], p_value=full["p_value"], eta2=eta_median,
                             unrecognisable=full["n_unrecognisable"] / max(1, full["accuracy"]["n"]))

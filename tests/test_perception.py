@@ -188,3 +188,26 @@ def test_perceive_says_near_chance_when_the_voice_carries_nothing(tmp_path):
     report = perceive(ws, n_boot=100)
     assert report["verdict"] == "near chance", report["probe"]
     assert report["n_clips"] == 27 and report["probe"]["chance"] == round(9 / 27, 4)
+
+
+def test_voice_labels_from_ratings_one_clip_per_emotion_per_speaker(tmp_path):
+    """`perceive --clips all` on a rated corpus where each speaker voices each emotion once (the mixed-emotion
+    example): the within-voice η² of mean pitch was 1.00 by construction (one clip per emotion leaves no
+    within-emotion variance), so the verdict was "caricature" whatever the voices did; and the raters were
+    scored against the voice label aggregated from their own ratings ("100% by majority"). Now such speakers
+    give no η², and raters are scored against design labels only."""
+    from casebench.aggregate import aggregate
+    from casebench.collect import collect
+    from casebench.labelstudio import import_csv
+    from casebench.testing import write_mixed_example
+
+    info = write_mixed_example(tmp_path / "ex", n_clips=24, n_raters=3)
+    ws = Workspace.create(tmp_path / "ws", "mixed", taxonomy="plutchik32", languages=["en", "zh", "yue"])
+    collect(ws, info["manifest"])
+    import_csv(ws, info["ratings_csv"])
+    aggregate(ws)
+    clips = ws.read_df("clips").merge(ws.read_df("labels"), on="clip_id")
+    assert clips.groupby(["speaker_id", "acoustic_label"]).size().max() == 1  # one clip per emotion per voice
+    report = perceive(ws, which="all", n_boot=20)
+    assert report["pitch_eta2"] == {"median": None, "per_speaker": {}}
+    assert report["raters"] is None and not any("eta^2" in r for r in report["reasons"])
