@@ -69,6 +69,7 @@ import pandas as pd
 
 from casebench import resources
 from casebench.errors import ConfigError, InputError, MissingDependencyError, Problem, did_you_mean, unknown_name
+from casebench.scoring import LDL_SMOOTHING, smooth_distribution  # noqa: F401 (LDL_SMOOTHING: the one value)
 from casebench.taxonomy import Taxonomy, get_taxonomy
 
 #: The fixed fusion weight of the text probabilities when there is nothing to tune it on.
@@ -80,9 +81,6 @@ LABEL_SOURCES = ("auto", "labels", "intended")
 #: What the trained systems fit: ``label`` (the hard labels), ``distribution`` (the label distributions:
 #: label-distribution learning, as EM2LDL's baselines), or ``auto`` (distribution for a mixed-emotion corpus).
 TARGETS = ("auto", "label", "distribution")
-#: Distribution targets: predictions are mixed with this much of the uniform distribution, so that a class the
-#: model gives (almost) nothing does not cost an unbounded KL divergence on a clip whose raters chose it.
-LDL_SMOOTHING = 1e-3
 #: The shipped lexicon (see its header for what it is and how it was written).
 LEXICON_FILE = "emotion_words_en.yaml"
 
@@ -542,7 +540,7 @@ class SoftLabelLogistic:
 
 def _ldl_smooth(p: np.ndarray) -> np.ndarray:
     """Mix with :data:`LDL_SMOOTHING` of the uniform distribution (distribution targets)."""
-    return (1.0 - LDL_SMOOTHING) * p + LDL_SMOOTHING / p.shape[1]
+    return smooth_distribution(p)
 
 
 def _fit_vad(corpus: Corpus, train: Sequence[str], x, make_prep, fitted: Fitted) -> dict:

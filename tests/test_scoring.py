@@ -334,3 +334,24 @@ def test_warnings_name_ad_hoc_splits_plainly(tmp_path):
     res = evaluate(path, adhoc_benchmark(tmp_path / "gold.csv", "ekman7"), n_boot=50)
     assert "split 'a': 95% intervals rest on" in " ".join(res["warnings"])
     assert not [w for w in res["warnings"] if "np.str_" in w]
+
+
+def test_the_train_prior_has_the_models_floor():
+    """The train mean gave a class no train rater chose exactly 0, and KL clips a prediction at 1e-12: a test
+    clip where 1 rater in 20 chose it cost the constant 0.05·ln(0.05/1e-12) = 1.23 nats against 0.37 for an
+    LDL baseline with the 1e-3 floor, so "beats the constant" could come from the floor alone. The constant now
+    gets the models' floor (casebench.scoring.LDL_SMOOTHING)."""
+    from casebench.benchmarks import Gold
+    from casebench.metrics.distribution import kl
+    from casebench.scoring import LDL_SMOOTHING, prior_from_gold
+    from casebench.taxonomy import get_taxonomy
+
+    tax = get_taxonomy("ekman7")
+    train = np.tile([0.5, 0.5, 0, 0, 0, 0, 0], (4, 1))
+    prior = prior_from_gold(Gold(ids=np.array(list("abcd")), taxonomy=tax, distribution=train))
+    assert prior.distribution.sum() == pytest.approx(1) and prior.distribution.min() == LDL_SMOOTHING / 7
+    test = np.array([[0.475, 0.475, 0.05, 0, 0, 0, 0]])
+    model = (1 - LDL_SMOOTHING) * np.array([[0.5, 0.5, 0, 0, 0, 0, 0]]) + LDL_SMOOTHING / 7   # same shape, floored
+    assert float(kl(test, prior.distribution[None])[0]) == pytest.approx(float(kl(test, model)[0]))
+    raw = float(kl(test, np.array([[0.5, 0.5, 0, 0, 0, 0, 0]]))[0])   # what the constant was charged before
+    assert raw - float(kl(test, model)[0]) > 0.8
