@@ -520,8 +520,9 @@ LDL_SMOOTHING = 1e-3
 def smooth_distribution(p: np.ndarray) -> np.ndarray:
     """Mix ``p`` (..., K) with :data:`LDL_SMOOTHING` of the uniform distribution.
 
-    >>> smooth_distribution(np.array([1.0, 0.0])).tolist()
-    [0.9995, 0.0005]
+    >>> q = smooth_distribution(np.array([1.0, 0.0]))
+    >>> np.round(q, 12).tolist(), round(float(q.sum()), 12)
+    ([0.9995, 0.0005], 1.0)
     """
     p = np.asarray(p, dtype=float)
     return (1.0 - LDL_SMOOTHING) * p + LDL_SMOOTHING / p.shape[-1]
