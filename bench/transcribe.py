@@ -69,6 +69,15 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def _cached(manifest: Path, clip_dir: Path) -> list[dict] | None:
+    """The rows of a manifest made by an earlier run, when every clip it lists is still there."""
+    if manifest.exists():
+        rows = json.loads(manifest.read_text())
+        if all((clip_dir / r["file"]).exists() for r in rows):
+            return rows
+    return None
+
+
 def make_clips(out: Path, n: int, seed: int = 0) -> list[dict]:
     """Synthesise (or reuse) ``n`` clips with espeak-ng, resampled to 16 kHz mono WAV; their manifest."""
     import soundfile as sf
@@ -76,10 +85,8 @@ def make_clips(out: Path, n: int, seed: int = 0) -> list[dict]:
 
     clip_dir = out / "clips"
     manifest = out / f"clips-{n}-{seed}.json"
-    if manifest.exists():
-        rows = json.loads(manifest.read_text())
-        if all((clip_dir / r["file"]).exists() for r in rows):
-            return rows
+    if (rows := _cached(manifest, clip_dir)) is not None:
+        return rows
     clip_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
     rows = []
@@ -175,10 +182,8 @@ def make_mix(out: Path, n: int, seed: int = 0) -> list[dict]:
 
     clip_dir = out / "clips"
     manifest = out / f"mix-{n}-{seed}.json"
-    if manifest.exists():
-        rows = json.loads(manifest.read_text())
-        if all((clip_dir / r["file"]).exists() for r in rows):
-            return rows
+    if (rows := _cached(manifest, clip_dir)) is not None:
+        return rows
     clip_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 2)
     english = sentences(5 * n, seed + 3)

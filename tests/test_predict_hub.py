@@ -131,9 +131,9 @@ def test_predict_at_a_revision_records_it_and_reuses_the_cache(fake_hub, version
     assert len(downloads) == len(set(downloads))  # across both versions, no file body fetched twice
 
 
-def test_a_benchmark_spec_reads_its_hub_dataset_and_evaluate_scores_it(fake_hub, versions, model, tmp_path,
-                                                                        monkeypatch, capsys):
-    commits = _publish_two_versions(fake_hub, versions, monkeypatch)
+def _v1_spec(versions, tmp_path):
+    """(workspace, labels by clip, test ids, spec path) of a benchmark whose gold is v1's test labels and whose
+    audio is the Hub dataset at revision v1."""
     ws = versions["v1"]["workspace"]
     labels = ws.read_df("labels").set_index("clip_id")
     ids = versions["v1"]["test_ids"]
@@ -142,6 +142,13 @@ def test_a_benchmark_spec_reads_its_hub_dataset_and_evaluate_scores_it(fake_hub,
     spec = tmp_path / "bench.yaml"
     spec.write_text(f"name: hubbench\nversion: '1'\ntaxonomy: {ws.taxonomy.name}\ngold: gold.csv\n"
                     f"dataset: {{hub: {REPO}, revision: v1}}\ntasks: [{{kind: categorical}}]\n")
+    return ws, labels, ids, spec
+
+
+def test_a_benchmark_spec_reads_its_hub_dataset_and_evaluate_scores_it(fake_hub, versions, model, tmp_path,
+                                                                        monkeypatch, capsys):
+    commits = _publish_two_versions(fake_hub, versions, monkeypatch)
+    ws, labels, ids, spec = _v1_spec(versions, tmp_path)
     out = tmp_path / "p.jsonl"
     assert main(["predict", model, "-b", str(spec), "-o", str(out), "--no-progress"]) == 0
     assert _ids(out) == ids
@@ -283,14 +290,7 @@ def test_a_probe_fits_on_the_hub_datasets_train_split(fake_hub, versions, tmp_pa
     """probe:whisper-tiny.en (the bundled encoder) on a spec whose audio is a Hub dataset: fitted on the
     dataset's train split and labels, it records the dataset (not its cache folder) as its training corpus."""
     commits = _publish_two_versions(fake_hub, versions, monkeypatch)
-    ws = versions["v1"]["workspace"]
-    labels = ws.read_df("labels").set_index("clip_id")
-    ids = versions["v1"]["test_ids"]
-    (tmp_path / "gold.csv").write_text("id,acoustic_label\n" + "".join(
-        f"{i},{labels.loc[i, 'acoustic_label']}\n" for i in ids))
-    spec = tmp_path / "bench.yaml"
-    spec.write_text(f"name: hubbench\nversion: '1'\ntaxonomy: {ws.taxonomy.name}\ngold: gold.csv\n"
-                    f"dataset: {{hub: {REPO}, revision: v1}}\ntasks: [{{kind: categorical}}]\n")
+    ws, labels, ids, spec = _v1_spec(versions, tmp_path)
     out = tmp_path / "probe.jsonl"
     assert main(["predict", "probe:whisper-tiny.en", "-b", str(spec), "-o", str(out), "--no-progress"]) == 0
     assert _ids(out) == ids
